@@ -1,0 +1,77 @@
+"""`consentcam`: the owner's and the daemon's command line.
+
+Global options come before the subcommand: ``consentcam --state-dir DIR --config FILE clips list``.
+Exit codes: 0 success, 1 generic failure, 2 usage error, 3 state directory problem, 4 wrong
+passphrase, 5 not found, 6 integrity failure, 7 storage full, 8 protocol refusal, 78 config error,
+130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import os
+import sys
+from collections.abc import Sequence
+
+from edge import __version__
+from edge.cli.common import Context
+from edge.config import resolve_paths
+from edge.errors import ConsentcamError
+from edge.logs import setup_logging
+from edge.state import StateDir
+
+# Each module adds its subcommands through register(subparsers). One module per area.
+COMMAND_MODULES = [
+    "edge.cli.setup_cmd",
+    "edge.cli.audit_cmd",
+]
+
+log = logging.getLogger("consentcam")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="consentcam",
+        description="Home camera daemon: encrypted motion clips, released only with the owner's consent.",
+    )
+    parser.add_argument("--version", action="version", version=f"consentcam {__version__}")
+    parser.add_argument(
+        "--config",
+        metavar="FILE",
+        help="config file (default: $CONSENTCAM_CONFIG or /etc/consentcam/config.yaml)",
+    )
+    parser.add_argument(
+        "--state-dir",
+        metavar="DIR",
+        help="state directory (default: $CONSENTCAM_STATE_DIR or /var/lib/consentcam)",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging on stderr")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    setup_logging("debug" if args.verbose else "info")
+    config_path, state_path = resolve_paths(args.config, args.state_dir)
+    explicit = bool(args.config or os.environ.get("CONSENTCAM_CONFIG"))
+    ctx = Context(args=args, config_path=config_path, config_explicit=explicit, state=StateDir(state_path))
+    try:
+        return int(args.handler(ctx) or 0)
+    except ConsentcamError as exc:
+        print(f"consentcam: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("consentcam: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

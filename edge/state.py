@@ -1,0 +1,100 @@
+"""Where everything lives inside the state directory, and the file-permission rules for it.
+
+Directories are 0700 and files 0600: the state directory holds the device key and the
+passphrase-protected owner key, and nothing in it is for other users.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from edge.errors import StateError
+
+DIR_MODE = 0o700
+FILE_MODE = 0o600
+
+
+@dataclass(frozen=True)
+class StateDir:
+    root: Path
+
+    @property
+    def keys(self) -> Path:
+        return self.root / "keys"
+
+    @property
+    def owner_recipient(self) -> Path:
+        return self.keys / "owner.pub"
+
+    @property
+    def owner_identity(self) -> Path:
+        """The owner's age identity, encrypted with the owner's passphrase (age scrypt)."""
+        return self.keys / "owner.key.age"
+
+    @property
+    def device_key(self) -> Path:
+        return self.keys / "device.key"
+
+    @property
+    def device_info(self) -> Path:
+        return self.root / "device.json"
+
+    @property
+    def vault(self) -> Path:
+        return self.root / "vault"
+
+    @property
+    def trust_store(self) -> Path:
+        return self.root / "trust.json"
+
+    @property
+    def requests(self) -> Path:
+        return self.root / "requests"
+
+    @property
+    def audit(self) -> Path:
+        return self.root / "audit"
+
+    @property
+    def runtime(self) -> Path:
+        """Small runtime facts the daemon shares with `consentcam status` (never footage)."""
+        return self.root / "run"
+
+    def require_initialised(self) -> None:
+        if not self.device_info.exists():
+            raise StateError(f"{self.root}: not a consentcam state directory (run 'consentcam init' first)")
+
+    def ensure_dir(self, path: Path) -> Path:
+        path.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
+        return path
+
+
+def write_private(path: Path, data: bytes, *, mode: int = FILE_MODE) -> None:
+    """Atomically replace ``path`` with ``data``: temp file in the same directory, fsync, rename."""
+    path.parent.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        os.fchmod(fd, mode)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    fsync_dir(path.parent)
+
+
+def fsync_dir(path: Path) -> None:
+    """Make a rename or create durable: fsync the directory entry."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
