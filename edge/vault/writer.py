@@ -1,0 +1,160 @@
+"""ClipWriter: encrypt a clip while it is recorded, one short age segment at a time.
+
+Plaintext exists only in ``self._buf`` (RAM, at most one segment: segment_max_bytes). A segment
+is sealed when the recorder signals a good cut point (``boundary()``) and segment_seconds have
+passed, when the buffer reaches segment_max_bytes, or, as a safety net for a recorder that never
+calls ``boundary()``, when twice segment_seconds have passed. So kill -9 loses at most the segment
+being buffered. Nothing here can decrypt: the writer only has the owner's public recipient.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pyrage
+
+from edge.errors import ConsentcamError
+from edge.vault.records import STATUS_COMPLETE, STATUS_RECOVERED, ClipRecord
+from edge.vault.seal import SegmentInfo, segment_name
+
+if TYPE_CHECKING:
+    from edge.vault.vault import Vault
+
+log = logging.getLogger("consentcam.vault")
+
+
+class WriterClosedError(ConsentcamError):
+    """write/close after close() or abort(): a programming error in the caller."""
+
+
+class ClipWriter:
+    def __init__(self, vault: Vault, clip_id: str, directory: Path, lock_fd: int, *, camera: str, start: float,
+                 container: str, codec: str, clock_synced: bool) -> None:
+        self._vault = vault
+        self.clip_id = clip_id
+        self.directory = directory
+        self._lock_fd: int | None = lock_fd
+        self.camera = camera
+        self.start = start
+        self.container = container
+        self.codec = codec
+        self.clock_synced = clock_synced
+        self._cap = max(1, vault.storage.segment_max_bytes)
+        self._seconds = vault.storage.segment_seconds
+        self._buf = bytearray()
+        self._segments: list[SegmentInfo] = []
+        self._dropped = 0
+        self._dropped_bytes = 0
+        self._motion = 0.0
+        self._began = time.monotonic()
+        self._seg_started = self._began
+        self._closed = False
+
+    # -- recorder API -----------------------------------------------------------------------
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        """Add plaintext container bytes. Seals full segments as the buffer fills."""
+        self._check_open()
+        if not data:
+            return
+        self._buf += data
+        while len(self._buf) >= self._cap:
+            chunk = bytes(self._buf[: self._cap])
+            del self._buf[: self._cap]
+            self._seal_segment(chunk)
+        if self._buf and time.monotonic() - self._seg_started >= 2 * self._seconds:
+            self._flush()
+
+    def boundary(self) -> None:
+        """A good cut point (e.g. just before a keyframe): rotate if segment_seconds have passed."""
+        self._check_open()
+        if self._buf and time.monotonic() - self._seg_started >= self._seconds:
+            self._flush()
+
+    def note_motion(self, score: float) -> None:
+        self._motion = max(self._motion, float(score))
+
+    def close(self, end: float, extra: dict[str, Any] | None = None) -> ClipRecord:
+        """Seal the last segment, sign the clip's seal, index it. Returns the finished record."""
+        self._check_open()
+        self._flush()
+        self._closed = True
+        try:
+            return self._vault._finish_clip(self, STATUS_COMPLETE, end, dict(extra or {}))
+        finally:
+            self._release_lock()
+
+    def abort(self) -> None:
+        """Drop what is buffered; completed segments stay, sealed as a "recovered" clip."""
+        if self._closed:
+            return
+        self._closed = True
+        self._buf = bytearray()
+        try:
+            if self._segments:
+                end = self.start + (time.monotonic() - self._began)
+                self._vault._finish_clip(self, STATUS_RECOVERED, end, {})
+            else:
+                self._vault._discard_clip(self.clip_id, self.directory)
+        finally:
+            self._release_lock()
+
+    def __enter__(self) -> ClipWriter:
+        return self
+
+    def __exit__(self, exc_type: Any, *_: Any) -> None:
+        if exc_type is not None:
+            self.abort()
+
+    # -- state for the vault ----------------------------------------------------------------
+
+    @property
+    def segments(self) -> list[SegmentInfo]:
+        return list(self._segments)
+
+    @property
+    def dropped_segments(self) -> int:
+        return self._dropped
+
+    @property
+    def motion_score(self) -> float:
+        return self._motion
+
+    @property
+    def buffered(self) -> int:
+        """Plaintext bytes in RAM, not yet on disk."""
+        return len(self._buf)
+
+    # -- internals ----------------------------------------------------------------------------
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise WriterClosedError(f"clip {self.clip_id} is already closed")
+
+    def _flush(self) -> None:
+        if self._buf:
+            chunk = bytes(self._buf)
+            self._buf = bytearray()
+            self._seal_segment(chunk)
+
+    def _seal_segment(self, plain: bytes) -> None:
+        name = segment_name(len(self._segments))
+        ciphertext = pyrage.encrypt(plain, [self._vault.recipient])
+        info = SegmentInfo(name, len(ciphertext), hashlib.sha256(ciphertext).hexdigest(), len(plain))
+        del plain
+        if self._vault._store_segment(self.directory, name, ciphertext, exclude=self.clip_id):
+            self._segments.append(info)
+        else:
+            self._dropped += 1
+            self._dropped_bytes += info.plaintext_size
+        self._seg_started = time.monotonic()
+
+    def _release_lock(self) -> None:
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)  # closing the descriptor releases the flock
+            self._lock_fd = None
