@@ -26,6 +26,7 @@ from edge.state import StateDir
 COMMAND_MODULES = [
     "edge.cli.setup_cmd",
     "edge.cli.audit_cmd",
+    "edge.cli.daemon_cmd",
 ]
 
 log = logging.getLogger("consentcam")
