@@ -27,6 +27,7 @@ COMMAND_MODULES = [
     "edge.cli.setup_cmd",
     "edge.cli.audit_cmd",
     "edge.cli.daemon_cmd",
+    "edge.cli.clips_cmd",
 ]
 
 log = logging.getLogger("consentcam")
