@@ -80,6 +80,9 @@ class MotionConfig:
     min_duration: float = _duration(0.3, max=10.0, help="motion must persist this long to start an event")
     zones: tuple[Polygon, ...] = _polygons("only motion inside these polygons counts (empty: all)")
     ignore: tuple[Polygon, ...] = _polygons("motion inside these polygons never counts")
+    work_width: int = _num(160, min=64, max=640, help="detector working width in pixels (cost vs detail)")
+    learn_time: float = _duration(3.0, min=0.2, max=60.0, help="background learning time constant")
+    settle_time: float = _duration(0.7, max=10.0, help="detection rests this long after a global change")
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,71 @@
+"""Software H.264 encoder (PyAV libx264) for sources that give raw frames (opencv, synthetic).
+
+ultrafast + zerolatency: no B-frames and no lookahead, so each frame's packet comes out at once
+(pre-roll and clip boundaries stay exact) and the CPU cost stays low. Keyframes come at a fixed
+interval (scenecut off) so clips and vault segments can always cut within keyframe_interval.
+"""
+
+from __future__ import annotations
+
+import fractions
+import logging
+
+import av
+import cv2
+import numpy as np
+
+from edge.capture.frames import PTS_HZ, EncodedPacket
+from edge.errors import ConsentcamError
+
+log = logging.getLogger("consentcam.capture")
+
+
+class EncoderError(ConsentcamError):
+    pass
+
+
+class H264Encoder:
+    def __init__(self, width: int, height: int, fps: float, *, bitrate: int = 2_000_000,
+                 keyframe_interval: float = 1.0, privacy_mask: np.ndarray | None = None) -> None:
+        # x264 needs even dimensions for 4:2:0.
+        self.width, self.height = width - width % 2, height - height % 2
+        self.fps = fps
+        self.gop = max(1, round(keyframe_interval * fps))
+        # Privacy mask: uint8 HxW, 255 where the picture must be black; applied before encoding.
+        if privacy_mask is not None and privacy_mask.shape != (self.height, self.width):
+            privacy_mask = cv2.resize(privacy_mask, (self.width, self.height), interpolation=cv2.INTER_NEAREST)
+        self._keep = None if privacy_mask is None or not privacy_mask.any() else cv2.bitwise_not(privacy_mask)
+        try:
+            ctx = av.CodecContext.create("libx264", "w")
+        except (av.FFmpegError, ValueError) as exc:  # pragma: no cover - depends on the FFmpeg build
+            raise EncoderError(f"no libx264 encoder in this PyAV build: {exc}") from exc
+        ctx.width, ctx.height = self.width, self.height
+        ctx.pix_fmt = "yuv420p"
+        ctx.time_base = fractions.Fraction(1, PTS_HZ)
+        ctx.framerate = fractions.Fraction(round(fps * 1000), 1000)
+        ctx.bit_rate = bitrate
+        ctx.gop_size = self.gop
+        ctx.options = {"preset": "ultrafast", "tune": "zerolatency", "scenecut": "0",
+                       "keyint_min": str(self.gop), "repeat-headers": "1"}
+        ctx.open()
+        self._ctx = ctx
+        self._count = 0
+
+    def encode(self, bgr: np.ndarray, time: float, pts: int | None = None) -> list[EncodedPacket]:
+        """Encode one BGR frame (resized to the main size, privacy mask applied)."""
+        if bgr.shape[1] != self.width or bgr.shape[0] != self.height:
+            bgr = cv2.resize(bgr, (self.width, self.height), interpolation=cv2.INTER_AREA)
+        if self._keep is not None:
+            bgr = cv2.bitwise_and(bgr, bgr, mask=self._keep)
+        frame = av.VideoFrame.from_ndarray(bgr, format="bgr24")
+        frame.pts = pts if pts is not None else round(self._count * PTS_HZ / self.fps)
+        frame.time_base = self._ctx.time_base
+        self._count += 1
+        return [self._packet(p, time) for p in self._ctx.encode(frame)]
+
+    def flush(self, time: float) -> list[EncodedPacket]:
+        return [self._packet(p, time) for p in self._ctx.encode(None)]
+
+    @staticmethod
+    def _packet(p: av.Packet, time: float) -> EncodedPacket:
+        return EncodedPacket(pts=int(p.pts), keyframe=bool(p.is_keyframe), data=bytes(p), time=time)

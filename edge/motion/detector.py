@@ -1,0 +1,176 @@
+"""Motion detection on the small greyscale (Y) frame, robust to what fools frame differencing.
+
+Per frame, all in float32 numpy/cv2 on a small working copy (default 160 px wide):
+
+1. Structure, not brightness. A band-pass (difference of two box blurs) removes the brightness
+   level and any smooth illumination gradient (clouds, a porch light, a headlight sweep, the IR
+   offset); dividing by the local band-pass energy plus a noise floor removes the gain (exposure
+   steps, the IR contrast jump). What is left, Z, describes edges and texture, which only
+   change when something in the scene moves.
+2. Noise-adaptive. The noise floor follows a robust global estimate of the frame-to-frame noise
+   (median absolute change), so night noise does not turn flat areas into random structure.
+3. Change against a background. D = |Z - Zbg|, Zbg a running average that learns slowly where
+   things move and faster elsewhere; a pixel changed when D exceeds the sensitivity threshold.
+4. Cells, not pixels. Changed pixels are counted per cell (4x4 working pixels). A cell is
+   active when its changed fraction beats a threshold raised by that cell's flicker memory
+   (how much its changed fraction keeps jumping up and down: swaying leaves, rain, water).
+   Rain streaks and noise never fill a cell; foliage keeps toggling and raises its own bar.
+5. Objects. Zones/ignore masks (rasterised once) clear cells; connected active cells form
+   objects; objects smaller than min_area are dropped. score = moving area / watched area.
+6. Sudden global change (IR switch, exposure jump, lights, camera bumped): when more than
+   half of the watched cells change at once, the background is re-seeded and detection rests
+   for settle_time. A subject that keeps moving shows up again right after.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+from edge.capture.masks import rasterise
+from edge.config import MotionConfig
+
+log = logging.getLogger("consentcam.motion")
+
+CELL = 4  # working pixels per cell side
+GLOBAL_CHANGE = 0.5  # fraction of watched cells that means "the whole picture changed"
+WARMUP = 2.0  # seconds of learning after start (or a change of frame size) before detecting
+
+
+@dataclass
+class MotionResult:
+    score: float  # moving area as a fraction of the watched area (0..1)
+    active: bool  # at least one object of at least min_area
+    boxes: list[tuple[float, float, float, float]] = field(default_factory=list)  # x, y, w, h normalised
+    settling: bool = False  # background re-seeded after a global change; detection resting
+    global_change: bool = False  # this frame triggered a re-seed
+
+
+class MotionDetector:
+    def __init__(self, config: MotionConfig, fps: float, frame_size: tuple[int, int] | None = None) -> None:
+        self.config = config
+        self.fps = max(float(fps), 1.0)
+        s = float(config.sensitivity)
+        # Sensitivity 0..1 moves the per-pixel structure threshold and the per-cell fill fraction.
+        self.pixel_threshold = 0.75 - 0.5 * s
+        self.cell_threshold = 0.40 - 0.25 * s
+        self.flicker_gain = 3.0
+        self._a_bg = 1.0 / (self.fps * max(config.learn_time, 0.1))
+        self._a_bg_fg = self._a_bg / 10.0
+        self._a_flicker_up = 1.0 / (self.fps * 1.0)
+        self._a_flicker_down = 1.0 / (self.fps * 10.0)
+        self._settle_frames = round(config.settle_time * self.fps)
+        self._size: tuple[int, int] | None = None
+        self._zbg: np.ndarray | None = None
+        self.frames = 0
+        self.reseeds = 0
+        if frame_size is not None:
+            self._setup(*frame_size)
+
+    # -- setup ------------------------------------------------------------------------------------
+
+    def _setup(self, width: int, height: int) -> None:
+        ww = min(width, int(self.config.work_width))
+        ww -= ww % CELL
+        wh = round(height * ww / width)
+        wh -= wh % CELL
+        self._size = (width, height)
+        self._work = (ww, wh)
+        self._cells = (ww // CELL, wh // CELL)
+        cw, ch = self._cells
+        allowed = np.full((wh, ww), 255, np.uint8)
+        if self.config.zones:
+            allowed = rasterise(self.config.zones, ww, wh)
+        if self.config.ignore:
+            allowed[rasterise(self.config.ignore, ww, wh) > 0] = 0
+        # A cell counts when most of it is watched.
+        self._allowed = cv2.resize(allowed.astype(np.float32) / 255.0, (cw, ch), interpolation=cv2.INTER_AREA) > 0.5
+        self._watched_cells = max(int(self._allowed.sum()), 1)
+        self._min_cells = max(1, round(self.config.min_area * cw * ch))
+        self._flicker = np.zeros((ch, cw), np.float32)
+        self._prev_frac = np.zeros((ch, cw), np.float32)
+        self._prev_h: np.ndarray | None = None
+        self._prev_over = np.zeros((wh, ww), bool)
+        self._zbg = None
+        # Start-up: learn the background and where things flicker before judging anything.
+        self._settle = round(WARMUP * self.fps)
+
+    # -- per frame ----------------------------------------------------------------------------------
+
+    def process(self, luma: np.ndarray) -> MotionResult:
+        h0, w0 = luma.shape[:2]
+        if self._size != (w0, h0):
+            self._setup(w0, h0)
+        self.frames += 1
+        ww, wh = self._work
+        small = luma if (w0, h0) == (ww, wh) else cv2.resize(luma, (ww, wh), interpolation=cv2.INTER_AREA)
+        img = small.astype(np.float32)
+        # 1. band-pass: fine structure minus the smooth part (kills level and linear illumination ramps)
+        band = cv2.blur(img, (3, 3)) - cv2.blur(img, (9, 9))
+        energy = cv2.sqrt(cv2.blur(band * band, (7, 7)))
+        # 2. noise floor from the median frame-to-frame change of the band-pass image
+        noise = 1.0
+        if self._prev_h is not None:
+            noise = float(np.median(np.abs(band[::2, ::2] - self._prev_h[::2, ::2]))) + 0.5
+        self._prev_h = band
+        z = band / (energy + 2.5 * noise)
+        if self._zbg is None:
+            self._zbg = z.copy()
+            return MotionResult(0.0, False)
+        # 3. change against the background structure
+        diff = cv2.absdiff(z, self._zbg)
+        # a pixel must stay changed in two consecutive frames: rain streaks and noise do not
+        over = diff > self.pixel_threshold
+        changed = (over & self._prev_over).astype(np.float32)
+        self._prev_over = over
+        # 4. per cell: changed fraction, flicker memory
+        frac = cv2.resize(changed, self._cells, interpolation=cv2.INTER_AREA)
+        jump = np.abs(frac - self._prev_frac)
+        self._prev_frac = frac
+        rate = np.where(jump > self._flicker, self._a_flicker_up, self._a_flicker_down).astype(np.float32)
+        self._flicker += rate * (jump - self._flicker)
+        active = (frac > self.cell_threshold + self.flicker_gain * self._flicker) & self._allowed
+        n_active = int(active.sum())
+        # 6. sudden global change: re-seed, rest a moment
+        if (frac > self.cell_threshold)[self._allowed].sum() > GLOBAL_CHANGE * self._watched_cells:
+            self._zbg = z.copy()
+            self._flicker[:] = 0
+            self._prev_frac[:] = 0
+            self._settle = self._settle_frames
+            self.reseeds += 1
+            log.debug("global change: background re-seeded (frame %d)", self.frames)
+            return MotionResult(0.0, False, settling=True, global_change=True)
+        # background learns: slowly where something moves, faster elsewhere
+        fg = cv2.resize(active.astype(np.uint8), (ww, wh), interpolation=cv2.INTER_NEAREST)
+        alpha = np.where(fg > 0, self._a_bg_fg, self._a_bg).astype(np.float32)
+        if self._settle > 0:
+            self._settle -= 1
+            alpha[:] = 0.5  # follow the new picture quickly while settling
+            self._zbg += alpha * (z - self._zbg)
+            return MotionResult(0.0, False, settling=True)
+        self._zbg += alpha * (z - self._zbg)
+        if n_active < self._min_cells:
+            return MotionResult(0.0, False)
+        return self._objects(active)
+
+    def _objects(self, active: np.ndarray) -> MotionResult:
+        # 5. objects: connected groups of active cells (8-connected, one-cell gaps bridged)
+        grid = cv2.dilate(active.astype(np.uint8), np.ones((3, 3), np.uint8))
+        grid &= self._allowed.astype(np.uint8)
+        n, labels, stats, _ = cv2.connectedComponentsWithStats(grid, connectivity=8)
+        cw, ch = self._cells
+        boxes: list[tuple[float, float, float, float]] = []
+        moving = 0
+        for k in range(1, n):
+            cells = int(np.count_nonzero(active[labels == k]))
+            if cells < self._min_cells:
+                continue
+            x, y, w, h, _area = (int(v) for v in stats[k])
+            moving += cells
+            boxes.append((x / cw, y / ch, w / cw, h / ch))
+        if not boxes:
+            return MotionResult(0.0, False)
+        return MotionResult(moving / self._watched_cells, True, boxes)

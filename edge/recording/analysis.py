@@ -1,0 +1,68 @@
+"""The live detector and event state machine run over a sequence of frames (files, synthetic scenes).
+
+Used by `consentcam detect`, the tests and bench/motion.py, so that offline numbers measure exactly
+what the daemon does live.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from edge.config import MotionConfig, RecordingConfig
+from edge.motion.detector import MotionDetector
+from edge.recording.events import Ended, EventMachine, Started
+
+
+@dataclass
+class DetectedEvent:
+    start: float  # first motion (seconds, in the frames' time base)
+    end: float  # last motion
+    peak: float
+    onset: float  # when the state machine confirmed it (start + about min_duration)
+
+    def to_dict(self) -> dict:
+        return {"start": round(self.start, 3), "end": round(self.end, 3), "peak": round(self.peak, 4),
+                "onset": round(self.onset, 3)}
+
+
+@dataclass
+class AnalysisResult:
+    frames: int = 0
+    events: list[DetectedEvent] = field(default_factory=list)
+    reseeds: int = 0
+    active_frames: int = 0
+
+
+def analyse(frames: Iterable[tuple[float, np.ndarray]], fps: float, motion: MotionConfig,
+            recording: RecordingConfig) -> AnalysisResult:
+    """Frames are (time, luma). Events are reported without pre/post-roll."""
+    detector = MotionDetector(motion, fps)
+    machine = EventMachine(min_duration=motion.min_duration, post_roll=recording.post_roll,
+                           merge_gap=recording.merge_gap)
+    result = AnalysisResult()
+    peak = 0.0
+    onset = 0.0
+    last_t = 0.0
+    for t, luma in frames:
+        last_t = t
+        r = detector.process(luma)
+        result.frames += 1
+        result.active_frames += r.active
+        if machine.phase.value != "idle" or r.active:
+            peak = max(peak, r.score) if machine.in_event or machine.phase.value == "pending" else r.score
+        for tr in machine.update(t, r.active):
+            if isinstance(tr, Started):
+                onset = tr.at
+            elif isinstance(tr, Ended):
+                result.events.append(DetectedEvent(tr.start, tr.motion_end, peak, onset))
+                peak = 0.0
+        if machine.phase.value == "idle":
+            peak = 0.0
+    for tr in machine.finish(last_t):
+        if isinstance(tr, Ended):
+            result.events.append(DetectedEvent(tr.start, tr.motion_end, peak, onset))
+    result.reseeds = detector.reseeds
+    return result
