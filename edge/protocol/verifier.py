@@ -245,6 +245,13 @@ class Verifier:
         self.flush_suppressed()
         self._audit("request.refused", reason=exc.reason, detail=exc.detail[:200], digest=digest, size=size)
 
+    def refuse_oversized(self, digest: str, size: int) -> Outcome:
+        """A payload the intake would not even queue (see ConsentService): audited like the others."""
+        exc = ProtocolError("oversized", f"message of {size} bytes")
+        with self._lock:
+            self._refused_unauthenticated(exc, digest, size, None)
+        return Outcome("refused", "oversized", None, digest)
+
     def flush_suppressed(self) -> None:
         """Write one summary entry for refusals that were over the audit budget (if any)."""
         if self._budget.suppressed and self.audit is not None:
