@@ -1,9 +1,393 @@
-"""`consentcam demo` (being built)."""
+"""`consentcam demo`: the whole story on one machine, with nothing set up by hand.
+
+1. a temporary work dir and a private mosquitto on a free loopback port;
+2. a throwaway device (`consentcam init` with a generated passphrase file) and `consentcam run`
+   as a real subprocess on the synthetic camera, played faster than real time, until a few clips
+   are recorded;
+3. a demo investigator (`consentcam-investigator keygen`), trusted by the owner (`trust add`),
+   sends a signed request for the recorded window; the owner looks (`requests list/show`) and
+   approves; the daemon publishes the release;
+4. `consentcam-investigator receive` fetches and verifies it; the decrypted clips, the
+   verification report and a contact sheet (frames from the received clips) go to the output dir.
+
+Every child runs in its own session so Ctrl-C reaches only this process, which then stops them
+in order (SIGTERM, wait, SIGKILL) in a finally block: nothing is left running.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from edge import clock
 from edge.errors import ConsentcamError
+
+DEMO_FPS = 10
+DEMO_SPEED = 4.0  # synthetic scene played 4x faster than real time
+CLIP_WAIT_LIMIT = 75.0  # seconds to wait for the clips
+RELEASE_WAIT_LIMIT = 40.0
+TERM_GRACE = 10.0
+INVESTIGATOR = "demo-investigator"
+
+
+class DemoError(ConsentcamError):
+    exit_code = 1
+
+
+@dataclass
+class Step:
+    name: str
+    seconds: float
+    detail: str = ""
+
+
+@dataclass
+class Demo:
+    out: Path
+    work: Path
+    want_clips: int
+    as_json: bool
+    procs: list[tuple[str, subprocess.Popen]] = field(default_factory=list)
+    steps: list[Step] = field(default_factory=list)
+    port: int = 0
+    summary: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        from rich.console import Console
+
+        self.console = Console(stderr=True, highlight=False)
+        self.state = self.work / "device-state"
+        self.config = self.work / "config.yaml"
+        self.passphrase = self.work / "owner-passphrase"
+        self.inv_dir = self.work / "investigator"
+        self.logs = self.work / "logs"
+        self.logs.mkdir(parents=True, exist_ok=True)
+
+    # -- output ---------------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def step(self, title: str) -> Iterator[Step]:
+        started = time.monotonic()
+        record = Step(title, 0.0)
+        with self.console.status(f"[bold]{title}[/bold] ..."):
+            yield record
+        record.seconds = round(time.monotonic() - started, 2)
+        self.steps.append(record)
+        detail = f" [dim]{record.detail}[/dim]" if record.detail else ""
+        self.console.print(f"[green]✓[/green] {title} [dim]({record.seconds:.1f} s)[/dim]{detail}")
+
+    def show(self, title: str, text: str) -> None:
+        """The owner's view, printed as the CLI printed it."""
+        from rich.panel import Panel
+
+        self.console.print(Panel(text.rstrip() or "(no output)", title=title, expand=False))
+
+    # -- processes ------------------------------------------------------------------------------
+
+    def cli(self, *args: str, prog: str = "consentcam", timeout: float = 60, check: bool = True,
+            state: bool = True) -> subprocess.CompletedProcess[str]:
+        cmd = _entry(prog)
+        if prog == "consentcam" and state:
+            cmd += ["--state-dir", str(self.state), "--config", str(self.config)]
+        cmd += list(args)
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=_child_env(),
+                              start_new_session=True)
+        if check and proc.returncode != 0:
+            what = " ".join([prog, *args])
+            raise DemoError(f"`{what}` failed (exit {proc.returncode}): {_last_line(proc.stderr)}")
+        return proc
+
+    def spawn(self, name: str, cmd: Sequence[str]) -> subprocess.Popen:
+        log = open(self.logs / f"{name}.log", "ab")  # noqa: SIM115 - closed with the process
+        proc = subprocess.Popen(list(cmd), stdout=log, stderr=subprocess.STDOUT, env=_child_env(),
+                                start_new_session=True)
+        log.close()  # the child holds its own copy
+        self.procs.append((name, proc))
+        return proc
+
+    def stop_all(self) -> None:
+        """SIGTERM, wait, SIGKILL: newest first (daemon before broker)."""
+        for name, proc in reversed(self.procs):
+            _stop_process(proc, TERM_GRACE if name == "daemon" else 5.0)
+        self.procs.clear()
+
+    def alive(self, name: str) -> subprocess.Popen:
+        for n, proc in self.procs:
+            if n == name:
+                if proc.poll() is not None:
+                    raise DemoError(f"the {name} exited early (exit {proc.returncode}); its log: "
+                                    f"{_tail(self.logs / f'{name}.log')}")
+                return proc
+        raise DemoError(f"the {name} is not running")
+
+    # -- the story ------------------------------------------------------------------------------
+
+    def run(self) -> dict[str, Any]:
+        t0 = time.monotonic()
+        self.console.print(f"[bold]consentcam demo[/bold]: work dir {self.work}, output {self.out}")
+        with self.step("Starting a private MQTT broker") as s:
+            self.start_broker()
+            s.detail = f"mosquitto on 127.0.0.1:{self.port}"
+        with self.step("Creating a throwaway device (owner key behind a generated passphrase)") as s:
+            self.init_device()
+            s.detail = f"device {self.device_id}"
+        window_start = clock.now() - 60.0
+        with self.step(f"Recording on the synthetic camera until {self.want_clips} clips are sealed") as s:
+            self.start_daemon()
+            clips = self.wait_for_clips()
+            s.detail = f"{len(clips)} clips, {sum(c.size for c in clips)} encrypted bytes"
+        self.summary["clips_recorded"] = [c.id for c in clips]
+        self.protocol_round(window_start, clips)
+        with self.step("Drawing a contact sheet from the received clips") as s:
+            sheet = make_contact_sheet(sorted(self.out.glob("clips/*.ts")), self.out / "contact-sheet.png")
+            s.detail = f"{sheet['frames']} frames from {sheet['clips']} clips"
+        self.summary["contact_sheet"] = str(self.out / "contact-sheet.png")
+        self.summary["seconds"] = round(time.monotonic() - t0, 1)
+        self.summary["steps"] = [s.__dict__ for s in self.steps]
+        self.summary["out"] = str(self.out)
+        return self.summary
+
+    def start_broker(self) -> None:
+        exe = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+        if not Path(exe).exists():
+            raise DemoError("mosquitto is not installed: run scripts/bootstrap.sh (or apt-get install mosquitto)")
+        broker_dir = self.work / "broker"
+        broker_dir.mkdir()
+        self.port = _free_port()
+        conf = broker_dir / "mosquitto.conf"
+        conf.write_text("\n".join([
+            "per_listener_settings false", "persistence false", f"listener {self.port} 127.0.0.1",
+            "allow_anonymous true", "max_packet_size 1048576", "",
+        ]))
+        self.spawn("broker", [exe, "-c", str(conf)])
+        _wait_port(self.port, 10.0)
+        self.alive("broker")
+
+    def init_device(self) -> None:
+        self.passphrase.write_text(secrets.token_urlsafe(24) + "\n")
+        self.passphrase.chmod(0o600)
+        self.config.write_text(demo_config(self.port))
+        self.cli("init", "--passphrase-file", str(self.passphrase))
+        info = json.loads(self.cli("keys", "show", "--json").stdout)
+        self.device_id = info["device_id"]
+        self.summary["device_id"] = self.device_id
+
+    def start_daemon(self) -> None:
+        cmd = [*_entry("consentcam"), "--state-dir", str(self.state), "--config", str(self.config),
+               "run", "--synthetic-speed", str(DEMO_SPEED)]
+        self.spawn("daemon", cmd)
+
+    def wait_for_clips(self) -> list[Any]:
+        deadline = time.monotonic() + CLIP_WAIT_LIMIT
+        clips: list[Any] = []
+        while time.monotonic() < deadline:
+            self.alive("daemon")
+            clips = [c for c in _list_clips(self.state, self.config) if c.status == "complete"]
+            if len(clips) >= self.want_clips:
+                return clips
+            time.sleep(0.5)
+        raise DemoError(f"only {len(clips)} clips after {CLIP_WAIT_LIMIT:.0f} s; daemon log: "
+                        f"{_tail(self.logs / 'daemon.log')}")
+
+    def protocol_round(self, window_start: float, clips: list[Any]) -> None:
+        raise DemoError("the request/release part of the demo is not wired yet")
+
+
+def demo_config(port: int) -> str:
+    return f"""# consentcam demo device: synthetic camera, private broker, short clips.
+device:
+  name: demo-front-door
+camera:
+  source: synthetic
+  width: 640
+  height: 480
+  fps: {DEMO_FPS}
+  detect_width: 320
+  detect_height: 240
+  bitrate: 800000
+  keyframe_interval: 1s
+recording:
+  pre_roll: 1s
+  post_roll: 1s
+  merge_gap: 1s
+  max_clip: 30s
+storage:
+  segment_seconds: 1s
+mqtt:
+  enabled: true
+  host: 127.0.0.1
+  port: {port}
+  keepalive: 10
+clock:
+  mode: synchronized
+log:
+  level: info
+"""
+
+
+# -- contact sheet -------------------------------------------------------------------------------
+
+def make_contact_sheet(clips: Sequence[Path], out: Path, *, per_clip: int = 4, thumb: tuple[int, int] = (320, 240),
+                       max_clips: int = 8) -> dict[str, int]:
+    """A PNG grid: one row per clip, `per_clip` frames spread over it, labelled with the clip id."""
+    import av
+    import cv2
+    import numpy as np
+
+    rows = []
+    used = 0
+    for path in list(clips)[:max_clips]:
+        frames = _sample_frames(av, path, per_clip)
+        if not frames:
+            continue
+        tiles = []
+        for i, (t, img) in enumerate(frames):
+            tile = cv2.resize(img, thumb, interpolation=cv2.INTER_AREA)
+            label = f"{path.stem[-14:]} +{t:.1f}s" if i == 0 else f"+{t:.1f}s"
+            cv2.rectangle(tile, (0, 0), (thumb[0], 22), (0, 0, 0), -1)
+            cv2.putText(tile, label, (6, 16), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 255, 255), 1, cv2.LINE_AA)
+            tiles.append(tile)
+        while len(tiles) < per_clip:
+            tiles.append(np.zeros((thumb[1], thumb[0], 3), np.uint8))
+        rows.append(np.hstack(tiles))
+        used += len(frames)
+    if not rows:
+        raise DemoError("no decodable frames in the received clips")
+    sheet = np.vstack(rows)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if not cv2.imwrite(str(out), sheet):
+        raise DemoError(f"{out}: could not write the contact sheet")
+    return {"clips": len(rows), "frames": used}
+
+
+def _sample_frames(av: Any, path: Path, count: int) -> list[tuple[float, Any]]:
+    decoded = []
+    try:
+        with av.open(str(path)) as container:
+            for frame in container.decode(video=0):
+                decoded.append(frame)
+    except av.FFmpegError:
+        pass  # keep what decoded: a recovered clip may end mid-packet
+    if not decoded:
+        return []
+    picks = sorted({round(i * (len(decoded) - 1) / max(count - 1, 1)) for i in range(count)})
+    t0 = decoded[0].time or 0.0
+    return [((decoded[i].time or 0.0) - t0, decoded[i].to_ndarray(format="bgr24")) for i in picks]
+
+
+# -- helpers ---------------------------------------------------------------------------------------
+
+def _entry(prog: str) -> list[str]:
+    module = {"consentcam": "edge.cli.main", "consentcam-investigator": "edge.investigator.cli"}[prog]
+    return [sys.executable, "-c", f"import sys; from {module} import main; sys.exit(main())"]
+
+
+def _child_env() -> dict[str, str]:
+    env = dict(os.environ)
+    for key in ("CONSENTCAM_CONFIG", "CONSENTCAM_STATE_DIR", "NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID"):
+        env.pop(key, None)
+    env["COLUMNS"] = "160"
+    return env
+
+
+def _list_clips(state: Path, config: Path) -> list[Any]:
+    from edge.config import load_config
+    from edge.keys import load_device_key
+    from edge.state import StateDir
+    from edge.vault import Vault
+
+    sd = StateDir(state)
+    vault = Vault.open(sd, load_config(config).storage, None, load_device_key(sd), None, recover=False)
+    try:
+        return list(vault.list_clips())
+    finally:
+        vault.close()
+
+
+def _stop_process(proc: subprocess.Popen, grace: float) -> None:
+    if proc.poll() is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(grace)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            proc.kill()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(5.0)
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _wait_port(port: int, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise DemoError(f"the private broker did not start listening on 127.0.0.1:{port} within {timeout:.0f} s")
+
+
+def _last_line(text: str) -> str:
+    lines = [ln for ln in text.strip().splitlines() if ln.strip()]
+    return lines[-1] if lines else "(no message)"
+
+
+def _tail(path: Path, lines: int = 5) -> str:
+    try:
+        return " | ".join(path.read_text(errors="replace").strip().splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+def _raise_interrupt(_signum: int, _frame: Any) -> None:
+    raise KeyboardInterrupt
 
 
 def run_demo(*, out: str | None, clips: int, as_json: bool, keep_work: bool) -> int:
-    raise ConsentcamError("the demo is not finished yet")
+    if not 1 <= clips <= 10:
+        raise DemoError(f"--clips {clips}: choose between 1 and 10")
+    out_dir = Path(out) if out else Path.cwd() / f"demo-output-{time.strftime('%Y%m%d-%H%M%S')}"
+    if out_dir.exists() and any(out_dir.iterdir()):
+        raise DemoError(f"{out_dir}: output folder exists and is not empty; choose another with --out")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix="consentcam-demo-"))
+    work.chmod(0o700)
+    # SIGTERM (e.g. from a supervisor) cleans up exactly like Ctrl-C.
+    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+    demo = Demo(out_dir.resolve(), work, clips, as_json)
+    try:
+        summary = demo.run()
+    finally:
+        demo.stop_all()
+        signal.signal(signal.SIGTERM, previous)
+        if keep_work:
+            demo.console.print(f"[dim]work dir kept: {work}[/dim]")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+    if as_json:
+        json.dump(summary, sys.stdout, indent=2, sort_keys=True, default=str)
+        sys.stdout.write("\n")
+    demo.console.print(f"\n[bold green]Done.[/bold green] Everything the investigator received is in "
+                       f"[bold]{out_dir}[/bold]")
+    return 0
