@@ -170,8 +170,6 @@ class Parts:
     def set_clock_synced(self, synced: bool) -> None:
         if hasattr(self.recorder, "clock_synced"):
             self.recorder.clock_synced = synced
-        if self.service is not None and hasattr(self.service, "set_clock_synced"):
-            self.service.set_clock_synced(synced)
 
     def enforce_retention(self) -> list[str]:
         return list(self.maint_vault.enforce_retention())
@@ -204,13 +202,14 @@ class Parts:
         """Apply what can change without a restart; returns what was applied."""
         applied = []
         self.config = config
-        if hasattr(self.maint_vault, "storage"):
-            self.maint_vault.storage = config.storage  # retention settings
-            applied.append("storage.retention")
-        if self.service is not None and hasattr(self.service, "reload"):
+        # Retention settings: both vault handles read them at use time (the recording one for
+        # min_free while writing, the maintenance one for enforce_retention).
+        for vault in (self.maint_vault, self.vault):
+            vault.storage = config.storage
+        applied.append("storage.retention")
+        if self.service is not None:
             self.service.reload(config)
             applied.append("trust store")
-            applied.append("requests")
         return applied
 
 
@@ -245,8 +244,45 @@ def _make_recorder(config: Config, vault: Any, choice: CameraChoice, clock_synce
     return Recorder(config, vault, camera_name=config.device.name, clock_synced=clock_synced)
 
 
-def _make_service(state: StateDir, config: Config, info: Any, device_key: Any, audit: AuditLog, vault: Any,
-                  clock_synced: bool) -> Any:
-    from edge.protocol.service import ConsentService  # type: ignore[import-not-found]
+class MqttSide:
+    """The MQTT link (paho's own thread, reconnect with jittered backoff) and the ConsentService
+    (bounded intake queue, its own worker). Nothing here is ever called from the frame loop."""
 
-    return ConsentService(state, config, device_key=device_key, audit=audit, vault=vault, clock_synced=clock_synced)
+    def __init__(self, link: Any, service: Any) -> None:
+        self.link = link
+        self.service = service
+
+    def start(self) -> None:
+        self.service.start()  # registers subscriptions; the link (re)subscribes on every connect
+        self.link.start()
+
+    def stop(self) -> None:
+        try:
+            self.service.stop(timeout=3.0)
+        finally:
+            self.link.stop(timeout=3.0)
+
+    def reload(self, config: Config) -> None:
+        self.service.reload()
+
+    def status(self) -> dict[str, Any]:
+        link, service = self.link, self.service
+        stats = service.stats.to_dict() if hasattr(service.stats, "to_dict") else {}
+        return {
+            "connected": bool(link.connected),
+            "state": str(getattr(link, "state", "unknown")),
+            "last_error": getattr(link, "last_error", "") or None,
+            "reconnects": max(0, int(getattr(link, "connects", 0)) - 1),
+            "intake_queue": service.queue_depth(),
+            "requests": stats,
+        }
+
+
+def _make_service(state: StateDir, config: Config, info: Any, device_key: Any, audit: AuditLog, vault: Any,
+                  clock_synced: bool) -> MqttSide:
+    from edge.mqtt_link import MqttLink
+    from edge.protocol.service import ConsentService
+
+    link = MqttLink(config.mqtt, info.device_id)
+    service = ConsentService(config, state, link, audit, info.device_id, device_key=device_key)
+    return MqttSide(link, service)

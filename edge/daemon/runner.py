@@ -280,7 +280,7 @@ class Daemon:
         changed = diff_config(config_to_dict(self.config), config_to_dict(new))
         assert self.parts is not None
         applied = self.parts.reload(new)
-        ignored = [k for k in changed if not k.startswith(("storage.retention", "requests.", "clock.", "log."))]
+        ignored = [k for k in changed if not k.startswith(("storage.retention", "clock."))]
         self.config = new
         log.info("reloaded", extra={"changed": ",".join(changed) or "nothing", "applied": applied,
                                     "needs_restart": ",".join(ignored) or "nothing"})
