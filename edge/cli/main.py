@@ -28,6 +28,8 @@ COMMAND_MODULES = [
     "edge.cli.audit_cmd",
     "edge.cli.daemon_cmd",
     "edge.cli.clips_cmd",
+    "edge.cli.trust_cmd",
+    "edge.cli.requests_cmd",
 ]
 
 log = logging.getLogger("consentcam")

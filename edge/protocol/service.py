@@ -18,17 +18,21 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import queue
 import threading
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from edge.audit import AuditLog
 from edge.config import Config
+from edge.encoding import b64decode
 from edge.errors import ConsentcamError
 from edge.protocol import topics
-from edge.protocol.request import HEADER_LEN
+from edge.protocol.pending import PendingQueue
+from edge.protocol.request import HEADER_LEN, parse_body
 from edge.protocol.verifier import Verifier
 from edge.state import StateDir
 
@@ -253,7 +257,39 @@ class ConsentService:
                 sent += 1
             except ConsentcamError as exc:
                 log.warning("release not sent yet", extra={"request_id": item.request_id, "error": str(exc)})
+        for request_id in queued_declines(self.verifier.pending.root):
+            if self._stop.is_set() or not self.link.connected:
+                break
+            try:
+                publish_decline_file(self.link, self.verifier.pending, request_id, self.config.mqtt.topic_root,
+                                     self.audit)
+            except (ConsentcamError, OSError) as exc:
+                log.warning("decline not sent yet", extra={"request_id": request_id, "error": str(exc)})
         with self._stats_lock:
             self.stats.releases_sent += sent
         return sent
+
+
+def declines_dir(requests_dir: Path) -> Path:
+    """Opt-in signed declines (`requests deny --notify`) waiting to be published."""
+    return requests_dir / "declines"
+
+
+def queued_declines(requests_dir: Path) -> list[str]:
+    d = declines_dir(requests_dir)
+    if not d.is_dir():
+        return []
+    return sorted(n[:-4] for n in os.listdir(d) if n.endswith(".bin") and not n.startswith("."))
+
+
+def publish_decline_file(link: Any, pending: PendingQueue, request_id: str, topic_root: str, audit: AuditLog,
+                         timeout: float = 10.0) -> None:
+    """Publish one queued decline (QoS 1, not retained) on the reply topic from the signed body, then drop it."""
+    path = declines_dir(pending.root) / f"{request_id}.bin"
+    doc = pending.get_decided(request_id)
+    body = parse_body(b64decode(doc["raw"])[HEADER_LEN:])
+    link.publish(topics.inbox_topic(topic_root, body.inbox, body.id), path.read_bytes(), qos=1, retain=False,
+                 timeout=timeout)
+    audit.append("decline.sent", id=request_id, digest=doc["digest"])
+    os.unlink(path)
 
