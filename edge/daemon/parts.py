@@ -151,21 +151,29 @@ class Parts:
                 log.exception("closing the camera failed")
 
     def close_recorder(self, now: float) -> None:
-        close = getattr(self.recorder, "close", None)
-        if close is not None:
-            close(now)
-        else:
-            self.recorder.flush(now)
+        self.recorder.flush(now)
 
     def recorder_status(self) -> dict[str, Any]:
-        status = getattr(self.recorder, "status", None)
-        if callable(status):
-            data = status()
-        elif isinstance(status, dict):
-            data = status
+        """The recorder's counters, in the status file's terms. Read from the maintenance thread
+        while the frame loop runs: a field changing under us only costs one retry."""
+        for _ in range(3):
+            try:
+                raw = dict(self.recorder.status())
+                break
+            except (AttributeError, RuntimeError):
+                continue
         else:
-            data = {}
-        return dict(data) if isinstance(data, dict) else {}
+            return {}
+        return {
+            "state": "recording" if raw.get("recording") else "idle",
+            "current_clip": raw.get("clip_id"),
+            "motion_active": bool(raw.get("motion")),
+            "phase": raw.get("phase"),
+            "dropped_detection_frames": int(raw.get("dropped_detection_frames") or 0),
+            "clips_recorded": int(raw.get("clips") or 0),
+            "last_clip": raw.get("last_clip_id"),
+            "vault_errors": int(raw.get("vault_errors") or 0),
+        }
 
     def set_clock_synced(self, synced: bool) -> None:
         if hasattr(self.recorder, "clock_synced"):
@@ -239,9 +247,9 @@ def build(state: StateDir, config: Config, *, clock_synced: bool, speed: float =
 
 
 def _make_recorder(config: Config, vault: Any, choice: CameraChoice, clock_synced: bool) -> Any:
-    from edge.recording import Recorder  # type: ignore[attr-defined]
+    from edge.recording import Recorder
 
-    return Recorder(config, vault, camera_name=config.device.name, clock_synced=clock_synced)
+    return Recorder(config, vault, camera_name=config.device.name, clock_synced=clock_synced, fps=choice.fps)
 
 
 class MqttSide:

@@ -312,6 +312,8 @@ class Daemon:
             "motion_active": bool(rec.get("motion_active", False)),
             "dropped_detection_frames": int(rec.get("dropped_detection_frames", 0)),
             "clips_recorded": int(rec.get("clips_recorded", 0)),
+            "last_clip": rec.get("last_clip"),
+            "vault_errors": int(rec.get("vault_errors", 0)),
             "frames_processed": self.stats.frames,
             "frame_errors": self.stats.errors,
             "fps": round(self.stats.fps, 2),
