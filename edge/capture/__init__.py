@@ -1,5 +1,76 @@
-"""Frame sources: picamera2 (Raspberry Pi), opencv (webcams, IP cameras, files), synthetic."""
+"""Frame sources: picamera2 (Raspberry Pi), opencv (webcams, IP cameras, files), synthetic.
+
+`open_camera(config)` builds the configured source; `choose_source(config)` says which one `auto`
+picks on this machine and why. picamera2 is only imported inside its adapter.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
 
 from edge.capture.frames import PTS_HZ, Camera, CapturedFrame, EncodedPacket
+from edge.config import Config
 
-__all__ = ["PTS_HZ", "Camera", "CapturedFrame", "EncodedPacket"]
+__all__ = ["PTS_HZ", "Camera", "CapturedFrame", "EncodedPacket", "choose_source", "open_camera"]
+
+log = logging.getLogger("consentcam.capture")
+
+SYNTHETIC_SCENE_SECONDS = 600.0
+
+
+def choose_source(config: Config) -> tuple[str, str]:
+    """(source, reason). `auto`: picamera2 with a camera, else the opencv device if it delivers a
+    frame, else the synthetic scene (the caller decides whether that is acceptable)."""
+    requested = config.camera.source
+    if requested != "auto":
+        return requested, "configured"
+    from edge.capture.opencv_source import probe_device
+    from edge.capture.picamera2_source import picamera2_available
+
+    ok, why = picamera2_available()
+    if ok:
+        return "picamera2", f"auto: {why}"
+    device = config.camera.device
+    if probe_device(device):
+        return "opencv", f"auto: {why}; {device} delivers frames"
+    reason = f"auto: {why}; {device} does not open; using the SYNTHETIC test scene"
+    log.warning("no camera found (%s)", reason)
+    return "synthetic", reason
+
+
+def privacy_mask(config: Config) -> Any:
+    from edge.capture.masks import rasterise
+
+    cam = config.camera
+    if not config.recording.privacy_masks:
+        return None
+    return rasterise(config.recording.privacy_masks, cam.width - cam.width % 2, cam.height - cam.height % 2)
+
+
+def open_camera(config: Config, source: str | None = None, *, time_origin: float | None = None,
+                realtime: bool = False, loop: bool | None = None) -> Any:
+    """Open a frame source. `source` overrides config.camera.source (e.g. the result of choose_source)."""
+    cam = config.camera
+    source = source or cam.source
+    if source == "auto":
+        source, _ = choose_source(config)
+    main, detect = (cam.width, cam.height), (cam.detect_width, cam.detect_height)
+    mask = privacy_mask(config)
+    if source == "picamera2":
+        from edge.capture.picamera2_source import PiCamera
+
+        return PiCamera(main_size=main, detect_size=detect, fps=cam.fps, bitrate=cam.bitrate,
+                        keyframe_interval=cam.keyframe_interval, privacy_mask=mask)
+    if source == "opencv":
+        from edge.capture.opencv_source import OpenCVCamera
+
+        return OpenCVCamera(cam.device, main_size=main, detect_size=detect, fps=cam.fps, bitrate=cam.bitrate,
+                            keyframe_interval=cam.keyframe_interval, privacy_mask=mask,
+                            loop=cam.loop_file if loop is None else loop, time_origin=time_origin)
+    from edge.capture.synthetic import SyntheticCamera, SyntheticScene
+
+    scene = SyntheticScene(cam.synthetic_seed, "mixed", SYNTHETIC_SCENE_SECONDS, cam.fps)
+    return SyntheticCamera(scene, main_size=main, detect_size=detect, bitrate=cam.bitrate,
+                           keyframe_interval=cam.keyframe_interval, privacy_mask=mask, realtime=realtime,
+                           start_time=time_origin, loop=True if loop is None else loop)
