@@ -72,6 +72,8 @@ TRASH_PREFIX = ".trash-"
 NEW_PREFIX = ".new-"
 DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
 MAX_EVICTIONS_PER_WRITE = 10_000  # bounds the evict-and-retry loop
+RESERVE_NAME = ".reserve"
+RESERVE_BYTES = 256 * 1024  # room for seals and markers when the disk is full and nothing can go
 
 
 class ClipBusyError(ConsentcamError):
@@ -104,6 +106,7 @@ class Vault:
         vault = cls(state, storage, recipient, device_key, audit, index)
         if recover:
             vault.recover()
+        vault._ensure_reserve()
         return vault
 
     @classmethod
@@ -161,7 +164,8 @@ class Vault:
             if final.exists():
                 continue
             tmp = self.clips_dir / (NEW_PREFIX + clip_id)
-            self._retry_on_full(lambda t=tmp: t.mkdir(mode=DIR_MODE), f"new clip for {camera}", exclude=None)
+            self._retry_on_full(lambda t=tmp: t.mkdir(mode=DIR_MODE), f"new clip for {camera}", exclude=None,
+                                metadata=True)
             lock_fd = os.open(tmp / LOCK_NAME, os.O_RDWR | os.O_CREAT, FILE_MODE)
             fcntl.flock(lock_fd, fcntl.LOCK_EX)
             try:
@@ -170,7 +174,7 @@ class Vault:
                     "codec": codec, "clock_synced": bool(clock_synced), "device_id": self.device_id,
                 }
                 self._retry_on_full(lambda t=tmp, m=marker: write_private(t / MARKER_NAME, canonical_json(m)),
-                                    f"marker of clip {clip_id}", exclude=None)
+                                    f"marker of clip {clip_id}", exclude=None, metadata=True)
                 os.rename(tmp, final)
                 fsync_dir(self.clips_dir)
             except BaseException:
@@ -199,7 +203,9 @@ class Vault:
             return False
         return True
 
-    def _retry_on_full(self, action: Any, what: str, *, exclude: str | None) -> None:
+    def _retry_on_full(self, action: Any, what: str, *, exclude: str | None, metadata: bool = False) -> None:
+        """Run a write; on ENOSPC/EDQUOT evict the oldest unheld finished clip and retry. Metadata
+        (markers, seals) may finally use the space reserve; footage segments may not."""
         for _ in range(MAX_EVICTIONS_PER_WRITE):
             try:
                 action()
@@ -207,7 +213,9 @@ class Vault:
             except OSError as exc:
                 if exc.errno not in DISK_FULL:
                     raise
-            if not self._evict_one("disk_full", exclude):
+            if self._evict_one("disk_full", exclude):
+                continue
+            if not (metadata and self._release_reserve()):
                 raise StorageFullError(
                     f"storage full: could not write {what} and no unheld finished clip is left to delete; "
                     "this footage is lost, recording continues"
@@ -249,7 +257,7 @@ class Vault:
     def _write_seal(self, clip_dir: Path, body: dict[str, Any]) -> ClipRecord:
         data = seal_file_bytes(body, self._device_key)
         self._retry_on_full(lambda: write_private(clip_dir / SEAL_NAME, data), f"seal of clip {clip_dir.name}",
-                            exclude=clip_dir.name)
+                            exclude=clip_dir.name, metadata=True)
         # The seal is now the truth; the marker only said "in progress".
         with contextlib.suppress(FileNotFoundError):
             os.unlink(clip_dir / MARKER_NAME)
@@ -286,9 +294,7 @@ class Vault:
             name = entry.name
             if name.startswith(TRASH_PREFIX):
                 clip_id = name[len(TRASH_PREFIX):]
-                with contextlib.suppress(Exception):
-                    self.index.delete(clip_id)
-                shutil.rmtree(entry, ignore_errors=True)
+                self._finish_delete(clip_id, "deletion completed after an interruption", self.index.get(clip_id))
             elif name.startswith(NEW_PREFIX) and entry.is_dir() and not self._is_locked(entry):
                 shutil.rmtree(entry, ignore_errors=True)
         known = self.index.ids()
@@ -610,15 +616,25 @@ class Vault:
         return [clip_id for clip_id, reason in self.plan_retention(now) if self.delete(clip_id, reason)]
 
     def delete(self, clip_id: str, reason: str) -> bool:
-        """Remove a clip: rename aside (atomic), audit, unindex, then delete the files."""
+        """Remove a clip: rename aside (the atomic point of no return), free the space, unindex,
+        then audit (after the space is free, so a full disk cannot stop the audit entry)."""
         src = self.clips_dir / clip_id
         trash = self.clips_dir / (TRASH_PREFIX + clip_id)
         rec = self.index.get(clip_id)
         try:
             os.rename(src, trash)
         except FileNotFoundError:
-            if rec is None:
-                return False
+            with contextlib.suppress(Exception):
+                self.index.delete(clip_id)  # a stale row: nothing to free
+            return False
+        self._finish_delete(clip_id, reason, rec)
+        return True
+
+    def _finish_delete(self, clip_id: str, reason: str, rec: ClipRecord | None) -> None:
+        shutil.rmtree(self.clips_dir / (TRASH_PREFIX + clip_id), ignore_errors=True)
+        with contextlib.suppress(Exception):
+            self.index.delete(clip_id)
+        self._ensure_reserve()
         if self.audit is not None:
             data: dict[str, Any] = {"clip_id": clip_id, "reason": reason}
             if rec is not None:
@@ -627,10 +643,31 @@ class Vault:
                 self.audit.append("clip.deleted", **data)
             except OSError as exc:
                 log.error("clip %s deleted (%s) but the audit log could not be written: %s", clip_id, reason, exc)
-        with contextlib.suppress(Exception):
-            self.index.delete(clip_id)
-        shutil.rmtree(trash, ignore_errors=True)
         log.info("clip %s deleted (%s)", clip_id, reason)
+
+    # -- space reserve ----------------------------------------------------------------------------
+
+    def _ensure_reserve(self) -> None:
+        """Keep a small file of zeros so a seal can always be written on a full disk."""
+        path = self.root / RESERVE_NAME
+        try:
+            if path.exists() and path.stat().st_size == RESERVE_BYTES:
+                return
+            if self.free_bytes() < 2 * RESERVE_BYTES:
+                return  # do not compete with footage for the last bytes
+            _write_file(path, bytes(RESERVE_BYTES))
+        except OSError as exc:
+            log.debug("space reserve not created: %s", exc)
+            with contextlib.suppress(OSError):
+                path.unlink(missing_ok=True)
+
+    def _release_reserve(self) -> bool:
+        path = self.root / RESERVE_NAME
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            return False
+        log.warning("storage full: released the space reserve to finish writing clip metadata")
         return True
 
     # -- helpers --------------------------------------------------------------------------------
