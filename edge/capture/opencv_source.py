@@ -7,6 +7,7 @@ clock, so `consentcam detect` reports times from the start of the file.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Iterator
@@ -31,6 +32,7 @@ def is_stream_url(device: str) -> bool:
 
 def open_capture(device: str) -> cv2.VideoCapture:
     """Open a device path, URL or file; a clear error when it cannot be opened."""
+    _quiet_opencv()
     if device.startswith("/dev/"):
         if not Path(device).exists():
             raise CameraOpenError(f"{device}: no such camera device")
@@ -101,6 +103,12 @@ class OpenCVCamera:
     def close(self) -> None:
         self._closed = True
         self._cap.release()
+
+
+def _quiet_opencv() -> None:
+    # OpenCV prints its own warnings to stderr for every failed open; our error says it once.
+    with contextlib.suppress(AttributeError):  # builds without the logging module
+        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
 
 
 def to_luma(bgr: np.ndarray, size: tuple[int, int]) -> np.ndarray:

@@ -30,6 +30,7 @@ COMMAND_MODULES = [
     "edge.cli.clips_cmd",
     "edge.cli.trust_cmd",
     "edge.cli.requests_cmd",
+    "edge.cli.detect_cmd",
 ]
 
 log = logging.getLogger("consentcam")
