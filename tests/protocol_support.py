@@ -97,3 +97,36 @@ def make_rig(root: Path, *, key: Ed25519PrivateKey | None = None, limits: Limits
 
 def replace(b: RequestBody, **over: Any) -> RequestBody:
     return dataclasses.replace(b, **over)
+
+
+def process_in_new_process(root: Path, message: bytes, now: float, timeout: float = 60) -> dict[str, Any]:
+    """Run the verifier over ``root``'s files in a fresh Python process (a daemon restart)."""
+    import json
+    import subprocess
+    import sys
+
+    msg = root / "message.bin"
+    msg.write_bytes(message)
+    code = (
+        "import json, sys\n"
+        "from pathlib import Path\n"
+        "from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey\n"
+        "from edge.audit import AuditLog\n"
+        "from edge.protocol.pending import PendingQueue\n"
+        "from edge.protocol.replay import ReplayStore\n"
+        "from edge.protocol.trust import TrustStore\n"
+        "from edge.protocol.verifier import Limits, Verifier\n"
+        "from tests.protocol_support import DEVICE_ID, HOME\n"
+        "root, now = Path(sys.argv[1]), float(sys.argv[2])\n"
+        "v = Verifier(trust=TrustStore.load(root / 'trust.json'),\n"
+        "    replay=ReplayStore(root / 'requests' / 'replay.sqlite'), pending=PendingQueue(root / 'requests'),\n"
+        "    audit=AuditLog(root / 'audit', Ed25519PrivateKey.generate()), device_id=DEVICE_ID, location=HOME,\n"
+        "    limits=Limits(), clock_ok=lambda: True, now=lambda: now)\n"
+        "o = v.process((root / 'message.bin').read_bytes())\n"
+        "print(json.dumps({'status': o.status, 'reason': o.reason}))\n"
+    )
+    repo = Path(__file__).resolve().parent.parent
+    res = subprocess.run([sys.executable, "-c", code, str(root), repr(now)], capture_output=True, text=True,
+                         timeout=timeout, cwd=repo)
+    assert res.returncode == 0, res.stderr
+    return json.loads(res.stdout)
