@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from edge.vault.vault import Vault
 
 log = logging.getLogger("consentcam.vault")
+BOUNDARY_SLACK = 0.9
 
 
 class WriterClosedError(ConsentcamError):
@@ -71,9 +72,13 @@ class ClipWriter:
             self._flush()
 
     def boundary(self) -> None:
-        """A good cut point (e.g. just before a keyframe): rotate if segment_seconds have passed."""
+        """A good cut point (e.g. just before a keyframe): rotate if segment_seconds have passed.
+
+        "Passed" allows 10% slack: a recorder calling this once per keyframe interval (equal to
+        segment_seconds by default) must cut at every call despite timer jitter, not every other.
+        """
         self._check_open()
-        if self._buf and time.monotonic() - self._seg_started >= self._seconds:
+        if self._buf and time.monotonic() - self._seg_started >= BOUNDARY_SLACK * self._seconds:
             self._flush()
 
     def note_motion(self, score: float) -> None:
@@ -143,6 +148,7 @@ class ClipWriter:
             self._seal_segment(chunk)
 
     def _seal_segment(self, plain: bytes) -> None:
+        self._seg_started = time.monotonic()  # the cut is now; encrypting and writing take a while
         name = segment_name(len(self._segments))
         ciphertext = pyrage.encrypt(plain, [self._vault.recipient])
         info = SegmentInfo(name, len(ciphertext), hashlib.sha256(ciphertext).hexdigest(), len(plain))
@@ -152,7 +158,6 @@ class ClipWriter:
         else:
             self._dropped += 1
             self._dropped_bytes += info.plaintext_size
-        self._seg_started = time.monotonic()
 
     def _release_lock(self) -> None:
         if self._lock_fd is not None:
