@@ -28,6 +28,7 @@ def make_ts(seconds: float = 1.0, *, seed: int = 0, size: tuple[int, int] = (64,
         stream = out.add_stream("libx264", rate=fps)
         stream.width, stream.height = size
         stream.pix_fmt = "yuv420p"
+        stream.options = {"threads": "1"}  # deterministic output
         rng = np.random.default_rng(seed)
         for i in range(max(1, int(seconds * fps))):
             img = rng.integers(0, 255, (size[1], size[0], 3), dtype=np.uint8)
@@ -53,8 +54,8 @@ class Device:
     identity: pyrage.x25519.Identity
 
 
-def open_device(state_dir: Path) -> Device:
-    state = StateDir(state_dir)
+def open_device(state_dir: Path | str) -> Device:
+    state = StateDir(Path(state_dir))
     device_key = keys.load_device_key(state)
     vault = Vault.open(state, StorageConfig(), keys.load_owner_recipient(state), device_key)
     identity = keys.unlock_owner_identity(state, PASSPHRASE)
