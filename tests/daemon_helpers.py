@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -49,35 +50,39 @@ log:
 
 
 class NotifySocket:
-    """An AF_UNIX datagram socket standing in for systemd's $NOTIFY_SOCKET."""
+    """An AF_UNIX datagram socket standing in for systemd's $NOTIFY_SOCKET, read by a thread
+    (like systemd, it always reads, so the sender's buffer never fills)."""
 
     def __init__(self) -> None:
         self.dir = Path(tempfile.mkdtemp(prefix="ccn-"))  # short path: sun_path is limited to 108 bytes
         self.path = self.dir / "notify"
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         self.sock.bind(str(self.path))
+        self.sock.settimeout(0.2)
         self.messages: list[str] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._read, daemon=True)
+        self._thread.start()
 
-    def collect(self, until: Callable[[list[str]], bool], timeout: float) -> list[str]:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and not until(self.messages):
-            self.sock.settimeout(max(0.05, min(0.5, deadline - time.monotonic())))
+    def _read(self) -> None:
+        while not self._stop.is_set():
             try:
                 data = self.sock.recv(4096)
             except TimeoutError:
                 continue
-            self.messages += data.decode().splitlines()
-        return self.messages
+            except OSError:
+                return
+            self.messages.extend(data.decode().splitlines())
 
-    def drain(self) -> list[str]:
-        self.sock.setblocking(False)
-        with contextlib.suppress(BlockingIOError):
-            while True:
-                self.messages += self.sock.recv(4096).decode().splitlines()
-        self.sock.setblocking(True)
-        return self.messages
+    def collect(self, until: Callable[[list[str]], bool], timeout: float) -> list[str]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and not until(list(self.messages)):
+            time.sleep(0.1)
+        return list(self.messages)
 
     def close(self) -> None:
+        self._stop.set()
+        self._thread.join(2)
         self.sock.close()
         with contextlib.suppress(OSError):
             self.path.unlink()
@@ -139,7 +144,11 @@ class DaemonProc:
         return out
 
     def log_tail(self) -> str:
-        return self.log.read_text(errors="replace")[-3000:]
+        """The end of the daemon's log, with every thread's stack (SIGUSR2) if it is still running."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGUSR2)
+            time.sleep(0.5)
+        return self.log.read_text(errors="replace")[-6000:]
 
 
 def wait_for(pred: Callable[[], T], timeout: float, what: str, interval: float = 0.2) -> T:

@@ -12,8 +12,13 @@ from pathlib import Path
 
 import av
 import paho.mqtt.client as mqtt
+import pyrage
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from edge import clock
+from edge.protocol.request import RequestBody, Requester, encode_request
+from edge.signing import encode_public
 from tests.conftest import PASSPHRASE, run_cli
 from tests.daemon_helpers import DaemonProc, NotifySocket, clips_json, wait_for, write_config
 
@@ -52,6 +57,23 @@ def _flood(port: int, topic: str, count: int) -> None:
         infos = [client.publish(topic, payloads[i % len(payloads)], qos=i % 2) for i in range(count)]
         for info in infos[-10:]:
             info.wait_for_publish(10)
+    finally:
+        client.loop_stop()
+        client.disconnect()
+
+
+def _send_request(port: int, device_id: str, key: Ed25519PrivateKey, request_id: str) -> None:
+    now = time.time()
+    body = RequestBody(id=request_id, issued=clock.iso(now - 5), expires=clock.iso(now + 3600), audience=device_id,
+                       window_start=clock.iso(now - 600), window_end=clock.iso(now), case="CASE-42",
+                       reason="daemon test", requester=Requester("Test", "Test Org", "test@example.org"),
+                       recipient=str(pyrage.x25519.Identity.generate().to_public()), inbox="tester")
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"req-{request_id}", protocol=mqtt.MQTTv5)
+    client.connect("127.0.0.1", port)
+    client.loop_start()
+    try:
+        client.publish(f"consentcam/v1/device/{device_id}/request", encode_request(body, key), qos=1) \
+            .wait_for_publish(10)
     finally:
         client.loop_stop()
         client.disconnect()
@@ -134,14 +156,25 @@ def test_daemon_lifecycle_against_real_broker(state_dir: Path, tmp_path: Path, b
         assert _advancing(d), "recording stalled while the broker was down"
         broker.start()
         wait_for(lambda: _connected(d), 45, "reconnection after the broker came back")
-        assert _advancing(d)
+        assert _advancing(d), f"recording stalled after the reconnect; log: {d.log_tail()}"
 
-        # SIGHUP: a config change is picked up and logged (no values, only key names).
-        write_config(config, port=broker.port, extra="requests:\n  max_window: 2h\n")
+        # SIGHUP: a trust change made with the CLI counts only after the reload, and a config
+        # change is picked up and logged (key names, never values).
+        key = Ed25519PrivateKey.generate()
+        device_id = _device_id(state_dir)
+        _send_request(broker.port, device_id, key, "before-trust-0001")
+        res = run_cli("trust", "add", "tester", encode_public(key.public_key()), state=state_dir, config=config)
+        assert res.returncode == 0, res.stderr
+        write_config(config, port=broker.port, extra="storage:\n  retention:\n    max_age: 7d\n    min_free: 1MB\n")
+        time.sleep(1.0)
+        assert d.daemon_status().get("pending_requests") == 0
         d.proc.send_signal(signal.SIGHUP)
         wait_for(lambda: any(x.get("msg") == "reloaded" for x in d.log_lines()), 15, "the reload log line")
         reload_line = next(x for x in d.log_lines() if x.get("msg") == "reloaded")
-        assert "requests.max_window" in reload_line["changed"]
+        assert "storage.retention.max_age" in reload_line["changed"]
+        assert "7d" not in json.dumps(reload_line) and "604800" not in json.dumps(reload_line)
+        _send_request(broker.port, device_id, key, "after-trust-0001")
+        wait_for(lambda: d.daemon_status().get("pending_requests") == 1, 20, "the trusted request to be pending")
         assert d.proc.poll() is None
 
         # SIGTERM in the middle of a clip: exit 0 quickly, the clip is complete and decodes.
@@ -150,7 +183,7 @@ def test_daemon_lifecycle_against_real_broker(state_dir: Path, tmp_path: Path, b
         started = time.monotonic()
         assert d.stop(signal.SIGTERM, timeout=15) == 0, d.log_tail()
         assert time.monotonic() - started < 15
-        assert "STOPPING=1" in notify.drain()
+        assert "STOPPING=1" in notify.collect(lambda m: "STOPPING=1" in m, timeout=3)
     finally:
         if d.proc.poll() is None:
             d.stop(signal.SIGKILL)

@@ -22,6 +22,13 @@ class Notifier:
         self.socket_path = os.environ.get("NOTIFY_SOCKET", "")
         self.enabled = bool(self.socket_path)
         self._notifier = sdnotify.SystemdNotifier() if self.enabled else None
+        sock = getattr(self._notifier, "socket", None)
+        if sock is not None:
+            # Never block the frame loop: if the receiver is not reading (its buffer is full), a
+            # notification is dropped rather than stalling recording. systemd always reads.
+            sock.setblocking(False)
+        elif self.enabled:
+            log.warning("cannot connect to NOTIFY_SOCKET; readiness and watchdog notifications are off")
         self.watchdog_interval = _watchdog_interval()
         self._last_ping = 0.0
         self._lock = threading.Lock()

@@ -15,6 +15,7 @@ Threads and why:
 
 from __future__ import annotations
 
+import faulthandler
 import logging
 import os
 import shutil
@@ -136,6 +137,8 @@ class Daemon:
         signal.signal(signal.SIGTERM, on_stop)
         signal.signal(signal.SIGINT, on_stop)
         signal.signal(signal.SIGHUP, on_hup)
+        # SIGUSR2 dumps every thread's stack to stderr (the journal): for diagnosing a stuck daemon.
+        faulthandler.register(signal.SIGUSR2, all_threads=True)
 
     def _shutdown(self) -> None:
         self._stop.set()
