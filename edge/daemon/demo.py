@@ -36,7 +36,7 @@ from edge import clock
 from edge.errors import ConsentcamError
 
 DEMO_FPS = 10
-DEMO_SPEED = 4.0  # synthetic scene played 4x faster than real time
+DEMO_SPEED = 6.0  # synthetic scene played 6x faster than real time
 CLIP_WAIT_LIMIT = 75.0  # seconds to wait for the clips
 RELEASE_WAIT_LIMIT = 40.0
 TERM_GRACE = 10.0
@@ -90,10 +90,12 @@ class Demo:
         self.console.print(f"[green]✓[/green] {title} [dim]({record.seconds:.1f} s)[/dim]{detail}")
 
     def show(self, title: str, text: str) -> None:
-        """The owner's view, printed as the CLI printed it."""
-        from rich.panel import Panel
+        """The owner's view, printed exactly as the CLI printed it (no re-wrapping)."""
+        from rich.text import Text
 
-        self.console.print(Panel(text.rstrip() or "(no output)", title=title, expand=False))
+        self.console.rule(f"[bold cyan]{title}[/bold cyan]", align="left")
+        self.console.print(Text(text.rstrip() or "(no output)"), soft_wrap=True)
+        self.console.rule(style="dim")
 
     # -- processes ------------------------------------------------------------------------------
 
@@ -103,7 +105,9 @@ class Demo:
         if prog == "consentcam" and state:
             cmd += ["--state-dir", str(self.state), "--config", str(self.config)]
         cmd += list(args)
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=_child_env(),
+        env = _child_env()
+        env["COLUMNS"] = str(max(self.console.width, 100))  # tables laid out for this terminal
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env,
                               start_new_session=True)
         if check and proc.returncode != 0:
             what = " ".join([prog, *args])
@@ -203,7 +207,87 @@ class Demo:
                         f"{_tail(self.logs / 'daemon.log')}")
 
     def protocol_round(self, window_start: float, clips: list[Any]) -> None:
-        raise DemoError("the request/release part of the demo is not wired yet")
+        inv = ["--home", str(self.inv_dir)]
+        broker = ["--broker", f"127.0.0.1:{self.port}"]
+        with self.step("Creating a demo investigator (signing key + age identity)") as s:
+            self.cli(*inv, "keygen", "--name", "Demo Constabulary", "--inbox", INVESTIGATOR, "--organisation",
+                     "Demo Police", "--contact", "desk@police.example", "--json", prog="consentcam-investigator")
+            card = self.inv_dir / "card.json"
+            s.detail = f"card {card.name}"
+        with self.step("Owner trusts the investigator's card; the daemon reloads (SIGHUP)") as s:
+            self.cli("trust", "add", INVESTIGATOR, str(card), "--max-window", "2h")
+            self.reload_daemon()
+            s.detail = "trust store reloaded"
+        # The synthetic scene plays faster than real time, so clip times run ahead of the wall
+        # clock: the window ends just after the newest clip (its start is what must not be future).
+        window_end = max(c.end for c in clips) + 1.0
+        with self.step("Investigator sends a signed request for the recorded window") as s:
+            sent = json.loads(self.cli(*inv, "request", *broker, "--device", self.device_id,
+                                       "--from", clock.iso(window_start), "--to", clock.iso(window_end),
+                                       "--case", "DEMO-2026-0001", "--reason",
+                                       "Parcel theft reported at the front door; footage of the porch requested.",
+                                       "--expires", "1d", "--json", prog="consentcam-investigator").stdout)
+            self.request_id = sent["id"]
+            s.detail = f"request {self.request_id}, digest {sent['digest'][:16]}..."
+        self.summary["request_id"] = self.request_id
+        with self.step("The daemon verifies it and queues it for the owner") as s:
+            self.wait_pending()
+            s.detail = "pending (nothing was sent back to the requester)"
+        self.show("Owner: consentcam requests list", self.cli("requests", "list").stdout)
+        self.show(f"Owner: consentcam requests show {self.request_id}",
+                  self.cli("requests", "show", self.request_id).stdout)
+        with self.step("Owner approves (passphrase unlocks the owner key; bundle encrypted to the requester)") as s:
+            approved = json.loads(self.cli("requests", "approve", self.request_id, "--passphrase-file",
+                                           str(self.passphrase), "--json", timeout=120).stdout)
+            s.detail = f"{len(approved.get('clips', []))} clips, {approved.get('bundle_size')} bytes in the outbox"
+        self.summary["clips_released"] = approved.get("clips", [])
+        with self.step("Daemon publishes the release; investigator receives and verifies it") as s:
+            received = json.loads(self.cli(*inv, "receive", *broker, "--request", self.request_id,
+                                           "--out", str(self.work / "received"), "--timeout",
+                                           str(RELEASE_WAIT_LIMIT), "--json", prog="consentcam-investigator",
+                                           timeout=RELEASE_WAIT_LIMIT + 30).stdout)
+            releases = [r for r in received.get("releases", []) if r.get("status") == "verified"]
+            if not releases:
+                raise DemoError(f"no verified release arrived: {received}")
+            self.collect_release(Path(releases[0]["path"]))
+            s.detail = f"{len(list(self.out.glob('clips/*.ts')))} clips written to {self.out}"
+        with self.step("Re-verifying the output folder offline (consentcam-investigator verify)") as s:
+            report = json.loads(self.cli(*inv, "verify", str(self.out), "--json",
+                                         prog="consentcam-investigator").stdout)
+            (self.out / "verification-offline.json").write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
+            if report.get("ok") is not True:
+                raise DemoError(f"offline verification did not pass: {report}")
+            s.detail = f"verified {len(report.get('clips', []))} clips from {report.get('device_id')}"
+        self.summary["verified"] = True
+        self.summary["verification_report"] = str(self.out / "verification-report.json")
+        self.summary["clips_received"] = sorted(p.name for p in self.out.glob("clips/*.ts"))
+
+    def reload_daemon(self) -> None:
+        proc = self.alive("daemon")
+        log = self.logs / "daemon.log"
+        before = log.read_text(errors="replace").count("trust store reloaded")
+        proc.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 15.0
+        while time.monotonic() < deadline:
+            if log.read_text(errors="replace").count("trust store reloaded") > before:
+                return
+            time.sleep(0.2)
+        raise DemoError(f"the daemon did not reload its trust store; log: {_tail(log)}")
+
+    def wait_pending(self) -> None:
+        deadline = time.monotonic() + 20.0
+        while time.monotonic() < deadline:
+            self.alive("daemon")
+            items = json.loads(self.cli("requests", "list", "--json").stdout)
+            if any(i.get("id") == self.request_id for i in items):
+                return
+            time.sleep(0.5)
+        raise DemoError(f"the request did not reach the owner's queue; daemon log: {_tail(self.logs / 'daemon.log')}")
+
+    def collect_release(self, release: Path) -> None:
+        """Move the verified release (clips, manifest, signature, report) to the top of --out."""
+        for item in release.iterdir():
+            shutil.move(str(item), str(self.out / item.name))
 
 
 def demo_config(port: int) -> str:
@@ -380,6 +464,8 @@ def run_demo(*, out: str | None, clips: int, as_json: bool, keep_work: bool) -> 
         summary = demo.run()
     finally:
         demo.stop_all()
+        # The logs (no footage, keys or passphrases in them) help when something went wrong.
+        shutil.copytree(work / "logs", out_dir / "logs", dirs_exist_ok=True)
         signal.signal(signal.SIGTERM, previous)
         if keep_work:
             demo.console.print(f"[dim]work dir kept: {work}[/dim]")
