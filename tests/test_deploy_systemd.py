@@ -101,7 +101,8 @@ def test_unit_has_the_required_settings() -> None:
     assert "PrivateDevices" not in s
     assert s["CapabilityBoundingSet"] == [""]
     assert "AF_NETLINK" not in s["RestrictAddressFamilies"][0]
-    assert s["SystemCallFilter"] == ["@system-service", "~@privileged @resources"]
+    assert s["SystemCallFilter"] == ["@system-service", "~@privileged @resources", "adjtimex clock_adjtime"]
+    assert "CAP_SYS_TIME" not in s["CapabilityBoundingSet"][0]  # reading the NTP state only
     for key in ("WatchdogSec", "MemoryMax", "TimeoutStopSec"):
         assert s.get(key), f"{key} missing"
 
