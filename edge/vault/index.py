@@ -67,6 +67,9 @@ class ClipIndex:
             self._db = sqlite3.connect(path, timeout=10.0, check_same_thread=False, isolation_level=None)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
+            # Small, frequently checkpointed WAL: SD cards and full disks have no room for a 4 MB log.
+            self._db.execute("PRAGMA wal_autocheckpoint=64")
+            self._db.execute("PRAGMA journal_size_limit=262144")
             row = self._db.execute("PRAGMA quick_check").fetchone()
             if row is None or row[0] != "ok":
                 raise IndexCorruptError(corrupt_message(path, f"integrity check: {row[0] if row else 'no answer'}"))

@@ -191,17 +191,16 @@ class Vault:
                               codec=codec, clock_synced=bool(clock_synced))
         raise ConsentcamError("could not allocate a unique clip id")  # pragma: no cover - 2^24 collisions
 
-    def _store_segment(self, directory: Path, name: str, ciphertext: bytes, *, exclude: str | None) -> bool:
-        """Durably write one encrypted segment. On a full disk evict old clips and retry;
-        if nothing can be evicted, drop the segment (returns False) and say so plainly."""
+    def _store_segment(self, directory: Path, name: str, ciphertext: bytes, *, exclude: str | None) -> str | None:
+        """Durably write one encrypted segment. On a full disk evict old clips and retry; if
+        nothing can be evicted the segment is dropped: returns why (the writer logs it), else None."""
         self._keep_min_free(len(ciphertext), exclude)
         try:
             self._retry_on_full(lambda: _write_file(directory / name, ciphertext),
                                 f"segment {name} of clip {directory.name}", exclude=exclude)
         except StorageFullError as exc:
-            log.error("%s", exc)
-            return False
-        return True
+            return str(exc)
+        return None
 
     def _retry_on_full(self, action: Any, what: str, *, exclude: str | None, metadata: bool = False) -> None:
         """Run a write; on ENOSPC/EDQUOT evict the oldest unheld finished clip and retry. Metadata

@@ -51,6 +51,7 @@ class ClipWriter:
         self._segments: list[SegmentInfo] = []
         self._dropped = 0
         self._dropped_bytes = 0
+        self._streak = 0  # consecutive segments dropped for lack of space
         self._motion = 0.0
         self._began = time.monotonic()
         self._seg_started = self._began
@@ -88,6 +89,7 @@ class ClipWriter:
         """Seal the last segment, sign the clip's seal, index it. Returns the finished record."""
         self._check_open()
         self._flush()
+        self._end_drop_streak()
         self._closed = True
         try:
             return self._vault._finish_clip(self, STATUS_COMPLETE, end, dict(extra or {}))
@@ -100,6 +102,7 @@ class ClipWriter:
             return
         self._closed = True
         self._buf = bytearray()
+        self._end_drop_streak()
         try:
             if self._segments:
                 end = self.start + (time.monotonic() - self._began)
@@ -153,11 +156,23 @@ class ClipWriter:
         ciphertext = pyrage.encrypt(plain, [self._vault.recipient])
         info = SegmentInfo(name, len(ciphertext), hashlib.sha256(ciphertext).hexdigest(), len(plain))
         del plain
-        if self._vault._store_segment(self.directory, name, ciphertext, exclude=self.clip_id):
+        problem = self._vault._store_segment(self.directory, name, ciphertext, exclude=self.clip_id)
+        if problem is None:
+            self._end_drop_streak()
             self._segments.append(info)
-        else:
-            self._dropped += 1
-            self._dropped_bytes += info.plaintext_size
+            return
+        # One ERROR when footage starts being lost, one when it stops (or at close): no log flood.
+        if not self._streak:
+            log.error("%s", problem)
+        self._streak += 1
+        self._dropped += 1
+        self._dropped_bytes += info.plaintext_size
+
+    def _end_drop_streak(self) -> None:
+        if self._streak:
+            log.error("clip %s: storage full: %d segment(s) of footage were dropped (%d dropped in this clip so far, "
+                      "%d bytes)", self.clip_id, self._streak, self._dropped, self._dropped_bytes)
+            self._streak = 0
 
     def _release_lock(self) -> None:
         if self._lock_fd is not None:
