@@ -162,6 +162,7 @@ class Demo:
         self.summary["seconds"] = round(time.monotonic() - t0, 1)
         self.summary["steps"] = [s.__dict__ for s in self.steps]
         self.summary["out"] = str(self.out)
+        self.summary["work_dir"] = str(self.work)
         return self.summary
 
     def start_broker(self) -> None:
@@ -463,7 +464,12 @@ def run_demo(*, out: str | None, clips: int, as_json: bool, keep_work: bool) -> 
     try:
         summary = demo.run()
     finally:
-        demo.stop_all()
+        # A second Ctrl-C must not cut the cleanup short: ignore SIGINT until the children are gone.
+        previous_int = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        try:
+            demo.stop_all()
+        finally:
+            signal.signal(signal.SIGINT, previous_int)
         # The logs (no footage, keys or passphrases in them) help when something went wrong.
         shutil.copytree(work / "logs", out_dir / "logs", dirs_exist_ok=True)
         signal.signal(signal.SIGTERM, previous)
