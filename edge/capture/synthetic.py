@@ -231,7 +231,8 @@ class SyntheticScene:
         return [d for d in self.distractors if d.kind == kind and d.start <= t < d.end]
 
     def _night_at(self, t: float) -> bool:
-        return self.night != bool(self._active("ir_switch", t))
+        """Dark and colour (night without IR). In IR mode the camera's illuminator lights the scene."""
+        return self.night and not self._active("ir_switch", t)
 
     def luma(self, index: int, width: int = 320, height: int = 240) -> np.ndarray:
         """Detection Y plane (uint8 HxW) of frame `index`."""
@@ -254,7 +255,7 @@ class SyntheticScene:
             self._draw_subject(img, s, t, w, h, channels)
         night = self._night_at(t)
         ir = bool(self._active("ir_switch", t))
-        gain, offset = self._illumination(t, w, h, night)
+        gain, offset = self._illumination(t, w, h, night, ir)
         img = img * gain + offset
         if ir:
             # Infrared: no colour, harder contrast, brighter (IR illuminator).
@@ -263,13 +264,14 @@ class SyntheticScene:
                 img = np.repeat(grey[:, :, None], 3, axis=2)
             img = (img - 90.0) * 1.35 + 110.0
         self._rain(img, index, t, w, h)
-        sigma = 5.0 if night else 1.8
+        sigma = 5.0 if night else (3.5 if ir else 1.8)
         img += _noise_tile(self.seed, index, w, h, channels) * sigma
         return np.clip(img, 0, 255).astype(np.uint8)
 
-    def _illumination(self, t: float, w: int, h: int, night: bool) -> tuple[np.ndarray | float, np.ndarray | float]:
-        g = 0.35 if night else 1.0
-        for d in self._active("cloud", t):
+    def _illumination(self, t: float, w: int, h: int, night: bool,
+                      ir: bool = False) -> tuple[np.ndarray | float, np.ndarray | float]:
+        g = 0.35 if night else (0.75 if ir else 1.0)
+        for d in self._active("cloud", t) if not ir else ():  # the IR illuminator does not care about clouds
             phase = (t - d.start) / (d.end - d.start)
             g *= 1.0 - 0.45 * d.strength * math.sin(math.pi * phase)  # smooth dim and recover
         for d in self._active("exposure", t):
@@ -280,14 +282,16 @@ class SyntheticScene:
             g *= 1.0 + (up - 1.0) * (1 - k / steps)
         gain: np.ndarray | float = g
         offset: np.ndarray | float = 0.0
+        # Artificial lights matter at night; in daylight they barely show.
+        lamp = 1.0 if night or ir else 0.3
         lights = self._active("lights_on", t)
         if lights:
-            gain = g * (1.0 + 0.9 * lights[0].strength * _porch_light(w, h))
+            gain = g * (1.0 + 1.5 * lamp * lights[0].strength * _porch_light(w, h))
         heads = self._active("headlights", t)
         if heads:
             d = heads[0]
             phase = (t - d.start) / (d.end - d.start)
-            offset = 90.0 * d.strength * _sweep(w, h, phase)
+            offset = 70.0 * lamp * d.strength * _sweep(w, h, phase)
         if isinstance(gain, np.ndarray):
             gain = gain[:, :, None]
         if isinstance(offset, np.ndarray):

@@ -36,7 +36,10 @@ from edge.config import MotionConfig
 log = logging.getLogger("consentcam.motion")
 
 CELL = 4  # working pixels per cell side
-GLOBAL_CHANGE = 0.5  # fraction of watched cells that means "the whole picture changed"
+GLOBAL_CHANGE = 0.35  # fraction of watched cells changed (even thinly) that means "the whole picture changed"
+WIDE_CELL = 0.1  # a cell counts towards a global change when this fraction of it changed
+CLIP_HIGH = 250  # luma at or above this is treated as saturated
+LEVEL_JUMP = 0.12  # or the mean brightness jumps by this fraction from one frame to the next
 WARMUP = 2.0  # seconds of learning after start (or a change of frame size) before detecting
 
 
@@ -60,7 +63,7 @@ class MotionDetector:
         self.flicker_gain = 3.0
         self._a_bg = 1.0 / (self.fps * max(config.learn_time, 0.1))
         self._a_bg_fg = self._a_bg / 10.0
-        self._a_flicker_up = 1.0 / (self.fps * 1.0)
+        self._a_flicker_up = 1.0 / (self.fps * 0.5)
         self._a_flicker_down = 1.0 / (self.fps * 10.0)
         self._settle_frames = round(config.settle_time * self.fps)
         self._size: tuple[int, int] | None = None
@@ -93,6 +96,7 @@ class MotionDetector:
         self._flicker = np.zeros((ch, cw), np.float32)
         self._prev_frac = np.zeros((ch, cw), np.float32)
         self._prev_h: np.ndarray | None = None
+        self._level = 0.0
         self._prev_over = np.zeros((wh, ww), bool)
         self._zbg = None
         # Start-up: learn the background and where things flicker before judging anything.
@@ -117,42 +121,53 @@ class MotionDetector:
             noise = float(np.median(np.abs(band[::2, ::2] - self._prev_h[::2, ::2]))) + 0.5
         self._prev_h = band
         z = band / (energy + 2.5 * noise)
+        level = float(small[::2, ::2].mean())
         if self._zbg is None:
             self._zbg = z.copy()
-            return MotionResult(0.0, False)
+            self._level = level
+            return MotionResult(0.0, False, settling=True)
         # 3. change against the background structure
         diff = cv2.absdiff(z, self._zbg)
         # a pixel must stay changed in two consecutive frames: rain streaks and noise do not
         over = diff > self.pixel_threshold
-        changed = (over & self._prev_over).astype(np.float32)
+        changed = over & self._prev_over
         self._prev_over = over
-        # 4. per cell: changed fraction, flicker memory
+        # blown-out pixels (a lamp, headlights) carry no structure: their "change" means nothing.
+        # (Black is not masked: a dark car on a dark road at night still has edges.)
+        clipped = small >= CLIP_HIGH
+        if clipped.any():
+            changed &= ~cv2.dilate(clipped.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
+        changed = changed.astype(np.float32)
         frac = cv2.resize(changed, self._cells, interpolation=cv2.INTER_AREA)
+        # 6. sudden global change (IR switch, exposure jump, camera bumped): re-seed, rest a moment
+        jumped = abs(level - self._level) > LEVEL_JUMP * max(self._level, 8.0)
+        self._level = level
+        if jumped or int((frac > WIDE_CELL)[self._allowed].sum()) > GLOBAL_CHANGE * self._watched_cells:
+            self._zbg = z.copy()
+            self._prev_frac[:] = 0
+            self._prev_over[:] = False
+            self._settle = max(self._settle, self._settle_frames)
+            self.reseeds += 1
+            log.debug("global change: background re-seeded (frame %d)", self.frames)
+            return MotionResult(0.0, False, settling=True, global_change=True)
+        # 4. per cell: flicker memory (rises fast, fades slowly) raises the bar where cells toggle
         jump = np.abs(frac - self._prev_frac)
         self._prev_frac = frac
         rate = np.where(jump > self._flicker, self._a_flicker_up, self._a_flicker_down).astype(np.float32)
         self._flicker += rate * (jump - self._flicker)
         active = (frac > self.cell_threshold + self.flicker_gain * self._flicker) & self._allowed
-        n_active = int(active.sum())
-        # 6. sudden global change: re-seed, rest a moment
-        if (frac > self.cell_threshold)[self._allowed].sum() > GLOBAL_CHANGE * self._watched_cells:
-            self._zbg = z.copy()
-            self._flicker[:] = 0
-            self._prev_frac[:] = 0
-            self._settle = self._settle_frames
-            self.reseeds += 1
-            log.debug("global change: background re-seeded (frame %d)", self.frames)
-            return MotionResult(0.0, False, settling=True, global_change=True)
-        # background learns: slowly where something moves, faster elsewhere
-        fg = cv2.resize(active.astype(np.uint8), (ww, wh), interpolation=cv2.INTER_NEAREST)
-        alpha = np.where(fg > 0, self._a_bg_fg, self._a_bg).astype(np.float32)
+        # background learns: slowly where something moves, faster elsewhere (a running mean at start-up)
+        a_bg = max(self._a_bg, 1.0 / self.frames)
+        if active.any():
+            fg = cv2.resize(active.astype(np.uint8), (ww, wh), interpolation=cv2.INTER_NEAREST)
+            alpha = np.where(fg > 0, self._a_bg_fg, a_bg).astype(np.float32)
+            self._zbg += alpha * (z - self._zbg)
+        else:
+            self._zbg += a_bg * (z - self._zbg)
         if self._settle > 0:
             self._settle -= 1
-            alpha[:] = 0.5  # follow the new picture quickly while settling
-            self._zbg += alpha * (z - self._zbg)
             return MotionResult(0.0, False, settling=True)
-        self._zbg += alpha * (z - self._zbg)
-        if n_active < self._min_cells:
+        if int(active.sum()) < self._min_cells:
             return MotionResult(0.0, False)
         return self._objects(active)
 

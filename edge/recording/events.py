@@ -8,7 +8,9 @@ happened. No I/O, so every edge (min_duration, post_roll, merge_gap) is unit-tes
     holding --motion persists min_duration within merge_gap of the last motion--> recording (same event)
     holding --merge_gap passes--> idle, event ends (clip end = last motion + post_roll)
 
-Short dropouts (up to `dropout` seconds, e.g. a skipped detection frame) do not reset `pending`.
+Short dropouts (up to `dropout` seconds, e.g. a skipped detection frame) do not reset `pending`,
+but at least `min_fill` of the frames of a run must show motion: flickering leaves that blink on
+now and then never add up to an event.
 """
 
 from __future__ import annotations
@@ -47,11 +49,15 @@ Transition = Started | Resumed | Ended
 
 
 class EventMachine:
-    def __init__(self, *, min_duration: float, post_roll: float, merge_gap: float, dropout: float = 0.25) -> None:
+    def __init__(self, *, min_duration: float, post_roll: float, merge_gap: float, dropout: float = 0.25,
+                 min_fill: float = 0.6) -> None:
         self.min_duration = min_duration
         self.post_roll = post_roll
         self.merge_gap = merge_gap
         self.dropout = dropout
+        self.min_fill = min_fill
+        self._run_frames = 0
+        self._run_active = 0
         self.phase = Phase.IDLE
         self.event_start: float | None = None
         self.last_motion: float | None = None
@@ -69,6 +75,9 @@ class EventMachine:
 
     def update(self, now: float, active: bool) -> list[Transition]:
         out: list[Transition] = []
+        if self._pending_since is not None:
+            self._run_frames += 1
+            self._run_active += active
         if self.phase is Phase.IDLE:
             if active:
                 self._begin_run(now)
@@ -108,10 +117,14 @@ class EventMachine:
 
     def _begin_run(self, now: float) -> None:
         self._pending_since = self._pending_last = now
+        self._run_frames = self._run_active = 1
+
+    def _filled(self) -> bool:
+        return self._run_active >= self.min_fill * self._run_frames
 
     def _confirm(self, now: float) -> list[Transition]:
         assert self._pending_since is not None
-        if now - self._pending_since + 1e-9 < self.min_duration:
+        if now - self._pending_since + 1e-9 < self.min_duration or not self._filled():
             return []
         self.phase = Phase.RECORDING
         self.event_start = self._pending_since
@@ -128,7 +141,7 @@ class EventMachine:
                 self._begin_run(now)
             self._pending_last = now
             assert self._pending_since is not None
-            if now - self._pending_since + 1e-9 >= self.min_duration:
+            if now - self._pending_since + 1e-9 >= self.min_duration and self._filled():
                 self.phase = Phase.RECORDING
                 self.last_motion = now
                 self._pending_since = self._pending_last = None
