@@ -46,6 +46,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_passphrase_option(p)
     p.add_argument("--send-now", action="store_true",
                    help="publish at once through the configured broker (default: the daemon sends it)")
+    p.add_argument("--timeout", type=float, default=SEND_TIMEOUT, metavar="SECONDS",
+                   help="with --send-now: how long to wait for the broker")
     add_json_option(p)
     p.set_defaults(handler=cmd_approve)
 
@@ -53,6 +55,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("request_id", metavar="ID")
     p.add_argument("--notify", action="store_true", help="send the requester a signed decline")
     p.add_argument("--send-now", action="store_true", help="with --notify: publish the decline at once")
+    p.add_argument("--timeout", type=float, default=SEND_TIMEOUT, metavar="SECONDS",
+                   help="with --send-now: how long to wait for the broker")
     add_json_option(p)
     p.set_defaults(handler=cmd_deny)
 
@@ -188,7 +192,7 @@ def cmd_approve(ctx: Context) -> int:
     sent = False
     if ctx.args.send_now:
         sent = _send_now(ctx, lambda link: release.publish_release(link, item, ctx.config.mqtt.topic_root,
-                                                                   SEND_TIMEOUT, audit=audit))
+                                                                   ctx.args.timeout, audit=audit))
     if ctx.json:
         emit_json({"id": p.id, "clips": chosen, "bundle_size": item.bundle_size, "chunks": item.chunks,
                    "sent": sent})
@@ -214,7 +218,7 @@ def cmd_deny(ctx: Context) -> int:
     sent = False
     if decline is not None and ctx.args.send_now:
         sent = _send_now(ctx, lambda link: publish_decline_file(link, queue, p.id, ctx.config.mqtt.topic_root,
-                                                                audit, SEND_TIMEOUT))
+                                                                audit, ctx.args.timeout))
     if ctx.json:
         emit_json({"id": p.id, "notify": bool(ctx.args.notify), "sent": sent})
     else:
@@ -231,7 +235,7 @@ def _send_now(ctx: Context, action: Any) -> bool:
     link = MqttLink(ctx.config.mqtt, f"{info.device_id}-cli-{os.getpid()}", min_backoff=0.5, max_backoff=2.0)
     link.start()
     try:
-        if not link.wait_connected(SEND_TIMEOUT):
+        if not link.wait_connected(ctx.args.timeout):
             raise LinkError(f"could not reach the broker at {ctx.config.mqtt.host}:{ctx.config.mqtt.port} "
                             f"({link.last_error or 'no answer'}); it stays queued for the daemon")
         action(link)
