@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import io
 import time
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ from edge.vault import Vault
 from tests.conftest import PASSPHRASE
 
 
+@functools.lru_cache(maxsize=32)
 def make_ts(seconds: float = 1.0, *, seed: int = 0, size: tuple[int, int] = (64, 48), fps: int = 10) -> bytes:
     """A small, valid H.264 MPEG-TS made with PyAV (frames differ by seed so clips differ)."""
     buf = io.BytesIO()
@@ -46,6 +48,17 @@ def decoded_frames(path: Path) -> int:
         return sum(1 for _ in container.decode(video=0))
 
 
+_IDENTITIES: dict[str, pyrage.x25519.Identity] = {}
+
+
+def _owner_identity(state: StateDir) -> pyrage.x25519.Identity:
+    # Test state dirs are copies of one template: unlock (scrypt, ~1 s) once per owner key.
+    recipient = state.owner_recipient.read_text().strip()
+    if recipient not in _IDENTITIES:
+        _IDENTITIES[recipient] = keys.unlock_owner_identity(state, PASSPHRASE)
+    return _IDENTITIES[recipient]
+
+
 @dataclass
 class Device:
     state: StateDir
@@ -58,7 +71,7 @@ def open_device(state_dir: Path | str) -> Device:
     state = StateDir(Path(state_dir))
     device_key = keys.load_device_key(state)
     vault = Vault.open(state, StorageConfig(), keys.load_owner_recipient(state), device_key)
-    identity = keys.unlock_owner_identity(state, PASSPHRASE)
+    identity = _owner_identity(state)
     return Device(state, vault, device_key, identity)
 
 

@@ -1,0 +1,357 @@
+"""The investigator's receiver against genuine and hostile release input (real files, real keys, real CLI)."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import random
+import shutil
+import stat
+import tarfile
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import pyrage
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from edge import keys
+from edge.investigator.home import Home, RequestRecord
+from edge.investigator.receiver import Receiver
+from edge.protocol import chunks
+from edge.protocol.chunks import ReleaseHeader, encode_chunk, encode_header
+from edge.protocol.manifest import sign_manifest, verify_manifest
+from edge.protocol.release import build_release, chunk_messages, decline_message
+from edge.protocol.request import parse_request
+from edge.protocol.trust import TrustEntry, TrustStore
+from edge.signing import encode_public, public_raw
+from tests.conftest import run_cli
+from tests.consent_helpers import add_clip, decoded_frames, make_ts, open_device, signed_request
+
+CHUNK = 8192
+
+
+@dataclass
+class Setup:
+    home: Home
+    dev: object
+    record: RequestRecord
+    verified: object
+    clips: dict[str, bytes]
+    out: Path
+    topic: str
+
+    def receiver(self, records: list[RequestRecord] | None = None) -> Receiver:
+        return Receiver(self.home, self.out, records or [self.record])
+
+
+@pytest.fixture(scope="module")
+def _home_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    home = tmp_path_factory.mktemp("invtemplate") / "inv"
+    res = run_cli("--home", str(home), "keygen", "--name", "Alice", "--inbox", "alice", "--organisation", "Police",
+                  "--json", prog="consentcam-investigator")
+    assert res.returncode == 0, res.stderr
+    card = json.loads(res.stdout)
+    assert card["signing_key"].startswith("ed25519:") and card["recipient"].startswith("age1")
+    assert stat.S_IMODE((home / "signing.key").stat().st_mode) == 0o600
+    assert stat.S_IMODE((home / "identity.txt").stat().st_mode) == 0o600
+    again = run_cli("--home", str(home), "keygen", "--name", "A", "--inbox", "alice", prog="consentcam-investigator")
+    assert again.returncode == 3 and "refusing to overwrite" in again.stderr
+    return home
+
+
+def _record(home: Home, device_id: str, request_id: str) -> tuple[RequestRecord, object]:
+    from tests.consent_helpers import Investigator
+
+    inv = Investigator(home.signing_key(), home.identity(), "alice")
+    raw = signed_request(inv, device_id, request_id=request_id)
+    record = RequestRecord(id=request_id, digest=hashlib.sha256(raw).hexdigest(), raw=raw,
+                           audience={"device": device_id}, topics=[], created="2026-11-22T10:00:00.000Z")
+    home.save_request(record)
+    store = TrustStore([TrustEntry.create("alice", encode_public(home.signing_key().public_key()), 43200, 100)])
+    return record, parse_request(raw, store)
+
+
+@pytest.fixture
+def setup(state_dir: Path, tmp_path: Path, _home_template: Path) -> Setup:
+    shutil.copytree(_home_template, tmp_path / "inv")
+    home = Home(tmp_path / "inv")
+    dev = open_device(state_dir)
+    videos = [make_ts(1.0, seed=i) for i in range(2)]
+    clips = {add_clip(dev, v, time.time() - 900 + 60 * i): v for i, v in enumerate(videos)}
+    device_id = keys.load_device_info(dev.state).device_id
+    record, vr = _record(home, device_id, "req-aaaaaaaa")
+    return Setup(home, dev, record, vr, clips, tmp_path / "out", "consentcam/v1/inbox/alice/req-aaaaaaaa")
+
+
+def _release(s: Setup, vr=None, clip_ids=None) -> list[bytes]:  # type: ignore[no-untyped-def]
+    vr = vr or s.verified
+    item = build_release(s.dev.state, s.dev.vault, s.dev.identity, vr, clip_ids or list(s.clips),  # type: ignore[attr-defined]
+                         s.dev.device_key, CHUNK)  # type: ignore[attr-defined]
+    return [item.header_path.read_bytes(), *chunk_messages(item)]
+
+
+def _feed(receiver: Receiver, topic: str, messages: list[bytes]) -> list[str]:
+    return [receiver.handle(topic, m).kind for m in messages]
+
+
+def _assert_nothing_verified(out: Path) -> None:
+    visible = [p for p in out.iterdir() if not p.name.startswith(".")] if out.exists() else []
+    assert visible == [] and not any(out.glob(".incoming-*")) if out.exists() else True
+
+
+def _plain(s: Setup, messages: list[bytes]) -> bytes:
+    bundle = b"".join(chunks.decode_chunk(m).payload for m in messages[1:])
+    return pyrage.decrypt(bundle, [s.home.identity()])
+
+
+def _wrap(s: Setup, plain_tar: bytes, *, key: Ed25519PrivateKey | None = None, recipient: str | None = None,
+          record: RequestRecord | None = None, device_id: str | None = None) -> list[bytes]:
+    """Encrypt a tar, sign a header (by the device unless ``key``), and chunk it: a crafted release."""
+    key = key or s.dev.device_key  # type: ignore[attr-defined]
+    record = record or s.record
+    rcpt = pyrage.x25519.Recipient.from_str(recipient or s.home.card().recipient)
+    bundle = pyrage.encrypt(plain_tar, [rcpt])
+    from edge.keys import device_id_for
+
+    header = ReleaseHeader(
+        request_id=record.id, request_digest=record.digest, device_id=device_id or device_id_for(public_raw(key)),
+        device_key=encode_public(key), bundle_sha256=hashlib.sha256(bundle).hexdigest(), bundle_size=len(bundle),
+        chunk_size=CHUNK, chunks=-(-len(bundle) // CHUNK), created="2026-11-22T10:00:00.000Z")
+    if device_id is None:
+        head = encode_header(header, key)
+    else:  # forge: sign a header naming an id that is not derived from the key
+        from edge.encoding import canonical_json
+        from edge.signing import DOMAIN_RELEASE_HEADER, sign
+
+        raw = canonical_json(header.to_dict())
+        head = b"CCRH\x01" + sign(key, DOMAIN_RELEASE_HEADER, b"CCRH\x01" + raw) + raw
+    digest, bsha = bytes.fromhex(record.digest), bytes.fromhex(header.bundle_sha256)
+    return [head] + [encode_chunk(digest, bsha, i, header.chunks, bundle[i * CHUNK:(i + 1) * CHUNK])
+                     for i in range(header.chunks)]
+
+
+def _tar(members: list[tuple[str, bytes]], extra: list[tarfile.TarInfo] | None = None) -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.USTAR_FORMAT) as tar:
+        for info in extra or []:
+            tar.addfile(info)
+        for name, data in members:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+def _members(plain: bytes) -> list[tuple[str, bytes]]:
+    with tarfile.open(fileobj=io.BytesIO(plain)) as tar:
+        return [(m.name, tar.extractfile(m).read()) for m in tar.getmembers()]  # type: ignore[union-attr]
+
+
+# -- genuine releases ---------------------------------------------------------------------------
+
+
+def test_reordered_duplicated_release_assembles_and_verifies(setup: Setup) -> None:
+    messages = _release(setup)
+    header, body = messages[0], messages[1:]
+    random.Random(7).shuffle(body)
+    stream = [*body[:3], header, *body[3:], *body[:2]]  # chunks before the header, and duplicates
+    kinds = _feed(setup.receiver(), setup.topic, stream)
+    assert kinds.count("complete") == 1 and "refused" not in kinds
+    device_id = keys.load_device_info(setup.dev.state).device_id  # type: ignore[attr-defined]
+    target = setup.out / device_id
+    for cid, data in setup.clips.items():
+        assert (target / "clips" / f"{cid}.ts").read_bytes() == data
+        assert decoded_frames(target / "clips" / f"{cid}.ts") > 0
+    report = json.loads((target / "verification-report.json").read_text())
+    assert report["ok"] and report["request_digest"] == setup.record.digest
+    assert "OK" in (target / "verification-report.txt").read_text()
+    assert not (setup.home.incoming_dir / setup.record.id / chunks.decode_header(header).bundle_sha256 /
+                "chunks").exists()
+    res = run_cli("--home", str(setup.home.root), "verify", str(target), prog="consentcam-investigator")
+    assert res.returncode == 0 and "OK" in res.stdout, res.stderr
+
+
+def test_interrupted_receive_resumes_from_stored_chunks(setup: Setup) -> None:
+    messages = _release(setup)
+    first = setup.receiver()
+    _feed(first, setup.topic, messages[: len(messages) // 2])
+    stored = list((setup.home.incoming_dir / setup.record.id).rglob("chunks/*"))
+    assert stored and all(stat.S_IMODE(p.stat().st_mode) == 0o600 for p in stored)
+    second = setup.receiver()  # a new process: knows only what is on disk
+    kinds = _feed(second, setup.topic, messages[len(messages) // 2:])
+    assert kinds[-1] == "complete"
+
+
+def test_decline_verifies(setup: Setup) -> None:
+    msg = decline_message(setup.verified, setup.dev.device_key)  # type: ignore[attr-defined]
+    r = setup.receiver()
+    assert r.handle(setup.topic, msg).kind == "declined"
+    forged = msg[:10] + bytes([msg[10] ^ 1]) + msg[11:]
+    assert setup.receiver().handle(setup.topic, forged).kind == "ignored"
+
+
+# -- hostile input ------------------------------------------------------------------------------
+
+
+def test_truncated_and_foreign_chunks_are_rejected(setup: Setup, state_dir: Path) -> None:
+    messages = _release(setup)
+    r = setup.receiver()
+    assert r.handle(setup.topic, messages[0]).kind == "header"
+    truncated = messages[1][:-100]
+    assert r.handle(setup.topic, truncated).kind == "ignored"  # hash no longer matches
+    c = chunks.decode_chunk(messages[1])
+    short = encode_chunk(c.request_digest, c.bundle_sha256, c.index, c.count, c.payload[:-100])  # re-hashed
+    event = r.handle(setup.topic, short)
+    assert event.kind == "ignored" and "chunk_size_mismatch" in event.detail
+    other = encode_chunk(b"\x11" * 32, c.bundle_sha256, c.index, c.count, c.payload)  # another request's chunk
+    event = r.handle(setup.topic, other)
+    assert event.kind == "ignored" and "wrong_request" in event.detail
+    kinds = _feed(r, setup.topic, messages[1:])
+    assert kinds[-1] == "complete"  # the genuine chunks still complete the release
+
+
+def test_header_signed_by_another_key_is_ignored(setup: Setup) -> None:
+    messages = _release(setup)
+    forged = bytearray(messages[0])
+    forged[5:69] = Ed25519PrivateKey.generate().sign(b"x")
+    r = setup.receiver()
+    event = r.handle(setup.topic, bytes(forged))
+    assert event.kind == "ignored" and "bad_signature" in event.detail
+    _feed(r, setup.topic, messages[1:])
+    assert not r.completed
+    _assert_nothing_verified(setup.out)
+
+
+def test_device_id_not_derived_from_key_is_ignored(setup: Setup) -> None:
+    plain = _plain(setup, _release(setup))
+    device_id = keys.load_device_info(setup.dev.state).device_id  # type: ignore[attr-defined]
+    attacker = Ed25519PrivateKey.generate()
+    messages = _wrap(setup, plain, key=attacker, device_id=device_id)
+    r = setup.receiver()
+    kinds = _feed(r, setup.topic, messages)
+    assert "complete" not in kinds
+    assert r.handle(setup.topic, messages[0]).detail.startswith("device_id_mismatch")
+    _assert_nothing_verified(setup.out)
+
+
+def test_release_from_another_device_for_a_device_request_is_ignored(setup: Setup) -> None:
+    plain = _plain(setup, _release(setup))
+    event = setup.receiver().handle(setup.topic, _wrap(setup, plain, key=Ed25519PrivateKey.generate())[0])
+    assert event.kind == "ignored" and "wrong_device" in event.detail
+
+
+def _manifest_parts(plain: bytes) -> tuple[list[tuple[str, bytes]], bytes, bytes]:
+    members = _members(plain)
+    return members[:-2], members[-2][1], members[-1][1]
+
+
+def test_manifest_signed_by_another_key_is_refused(setup: Setup) -> None:
+    clips, manifest_json, manifest_sig = _manifest_parts(_plain(setup, _release(setup)))
+    manifest = verify_manifest(manifest_json, manifest_sig)
+    attacker = Ed25519PrivateKey.generate()
+    from edge.keys import device_id_for
+
+    evil = replace(manifest, device_key=encode_public(attacker), device_id=device_id_for(public_raw(attacker)))
+    evil_json, evil_sig = sign_manifest(evil, attacker)
+    r = setup.receiver()
+    _feed(r, setup.topic, _wrap(setup, _tar([*clips, ("manifest.json", evil_json), ("manifest.sig", evil_sig)])))
+    assert [e.detail.split(":")[0] for e in r.refused] == ["wrong_device_key"]
+    bad_sig = bytes(64)
+    r2 = setup.receiver()
+    _feed(r2, setup.topic, _wrap(setup, _tar([*clips, ("manifest.json", manifest_json), ("manifest.sig", bad_sig)])))
+    assert r2.refused and r2.refused[0].detail.startswith("bad_signature")
+    _assert_nothing_verified(setup.out)
+
+
+def test_bundle_encrypted_to_another_recipient_is_refused(setup: Setup) -> None:
+    plain = _plain(setup, _release(setup))
+    other = str(pyrage.x25519.Identity.generate().to_public())
+    r = setup.receiver()
+    _feed(r, setup.topic, _wrap(setup, plain, recipient=other))
+    assert r.refused and r.refused[0].detail.startswith("not_for_us")
+    _assert_nothing_verified(setup.out)
+
+
+def test_release_retargeted_from_another_request_is_refused(setup: Setup) -> None:
+    device_id = keys.load_device_info(setup.dev.state).device_id  # type: ignore[attr-defined]
+    other_record, other_vr = _record(setup.home, device_id, "req-bbbbbbbb")
+    plain = _plain(setup, _release(setup, other_vr))  # genuine release, but for request B
+    r = setup.receiver([setup.record, other_record])
+    _feed(r, setup.topic, _wrap(setup, plain))  # re-signed header claims request A
+    assert r.refused and r.refused[0].detail.startswith("wrong_request")
+    _assert_nothing_verified(setup.out)
+
+
+def test_modified_clip_inside_bundle_is_refused(setup: Setup) -> None:
+    clips, manifest_json, manifest_sig = _manifest_parts(_plain(setup, _release(setup)))
+    name, data = clips[0]
+    clips[0] = (name, data[:-1] + bytes([data[-1] ^ 1]))
+    r = setup.receiver()
+    _feed(r, setup.topic, _wrap(setup, _tar([*clips, ("manifest.json", manifest_json), ("manifest.sig",
+                                                                                         manifest_sig)])))
+    assert r.refused and r.refused[0].detail.startswith("clip_hash_mismatch")
+    _assert_nothing_verified(setup.out)
+
+
+@pytest.mark.parametrize("evil", ["../escape.ts", "/tmp/abs-consentcam-test.ts", "clips/../../up.ts", "symlink"])
+def test_unsafe_tar_members_are_refused(setup: Setup, evil: str, tmp_path: Path) -> None:
+    clips, manifest_json, manifest_sig = _manifest_parts(_plain(setup, _release(setup)))
+    extra = []
+    members = list(clips)
+    if evil == "symlink":
+        link = tarfile.TarInfo("clips/link.ts")
+        link.type = tarfile.SYMTYPE
+        link.linkname = "/etc/passwd"
+        extra.append(link)
+    else:
+        members.insert(0, (evil, b"owned"))
+    r = setup.receiver()
+    members += [("manifest.json", manifest_json), ("manifest.sig", manifest_sig)]
+    _feed(r, setup.topic, _wrap(setup, _tar(members, extra)))
+    assert r.refused and r.refused[0].detail.startswith("unsafe_bundle"), r.refused
+    assert not Path("/tmp/abs-consentcam-test.ts").exists()
+    assert not list(tmp_path.rglob("escape.ts")) and not list(tmp_path.rglob("up.ts"))
+    _assert_nothing_verified(setup.out)
+
+
+# -- offline verify -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("tamper, reason", [
+    ("clip", "clip_hash_mismatch"),
+    ("manifest", "bad_signature"),
+    ("request", "wrong_request"),
+    ("extra", "clip_set_mismatch"),
+    ("stray", "unexpected_file"),
+    ("missing", "missing_file"),
+])
+def test_verify_reports_the_specific_mismatch(setup: Setup, tamper: str, reason: str, tmp_path: Path) -> None:
+    r = setup.receiver()
+    _feed(r, setup.topic, _release(setup))
+    target = Path(r.completed[0].path)  # type: ignore[arg-type]
+    copy = tmp_path / "copy"
+    shutil.copytree(target, copy)
+    if tamper == "clip":
+        clip = next((copy / "clips").iterdir())
+        data = bytearray(clip.read_bytes())
+        data[100] ^= 1
+        clip.write_bytes(bytes(data))
+    elif tamper == "manifest":
+        text = (copy / "manifest.json").read_text().replace("CASE-1", "CASE-2")
+        (copy / "manifest.json").write_text(text)
+    elif tamper == "request":
+        raw = bytearray((copy / "request.ccrq").read_bytes())
+        raw[-3] ^= 1
+        (copy / "request.ccrq").write_bytes(bytes(raw))
+    elif tamper == "extra":
+        (copy / "clips" / "planted.ts").write_bytes(b"x")
+    elif tamper == "stray":
+        (copy / "clips" / "notes.txt").write_bytes(b"x")
+    else:
+        (copy / "manifest.sig").unlink()
+    res = run_cli("--home", str(setup.home.root), "verify", str(copy), prog="consentcam-investigator")
+    assert res.returncode == 6, res.stdout + res.stderr
+    assert reason in res.stderr and res.stderr.count("\n") == 1
