@@ -1,0 +1,162 @@
+"""Frame sources: the synthetic scene, the software encoder, the opencv file source, `auto`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+from edge.capture import CapturedFrame, choose_source, open_camera
+from edge.capture.encoder import H264Encoder
+from edge.capture.masks import rasterise
+from edge.capture.opencv_source import CameraOpenError, OpenCVCamera, open_capture
+from edge.capture.picamera2_source import apply_yuv420_mask, picamera2_available, yuv420_mask_indices
+from edge.capture.synthetic import GroundTruth, SceneError, SyntheticCamera, SyntheticScene, write_video
+from edge.config import config_from_dict
+from edge.errors import ConsentcamError
+
+
+def test_any_frame_renders_on_its_own_and_in_any_order() -> None:
+    a = SyntheticScene(4, "mixed", 60)
+    b = SyntheticScene(4, "mixed", 60)
+    order = [500, 3, 250, 899]
+    first = {i: a.luma(i) for i in order}
+    for i in reversed(order):
+        assert np.array_equal(b.luma(i), first[i])
+    assert np.array_equal(a.bgr(250, 320, 240), b.bgr(250, 320, 240))
+    assert not np.array_equal(SyntheticScene(5, "mixed", 60).luma(250), first[250])
+
+
+def test_ground_truth_is_exposed_and_round_trips(tmp_path: Path) -> None:
+    scene = SyntheticScene(2, "mixed", 120)
+    gt = scene.ground_truth
+    assert gt.motion and gt.distractors
+    assert all(m.kind in ("person", "car", "cat") and 0 <= m.start < m.end <= 120 for m in gt.motion)
+    kinds = {d.kind for d in SyntheticScene(1, "distractors", 120).ground_truth.distractors}
+    assert {"cloud", "lights_on", "headlights", "exposure", "ir_switch", "foliage", "rain"} <= kinds
+    assert SyntheticScene(1, "lighting", 60).ground_truth.motion == []
+    path = tmp_path / "gt.json"
+    scene.write_ground_truth(path)
+    assert GroundTruth.from_dict(json.loads(path.read_text())) == gt
+
+
+def test_subject_is_really_drawn_where_ground_truth_says() -> None:
+    scene = SyntheticScene(2, "mixed", 60)
+    person = scene.ground_truth.motion[0]
+    empty = SyntheticScene(2, "quiet", 60)  # same background, nothing moving, same noise tiles
+    i = round((person.start + 0.5) * scene.fps)
+    diff = np.abs(scene.luma(i).astype(int) - empty.luma(i).astype(int))
+    assert (diff > 25).sum() > 100
+
+
+def test_bad_scene_parameters_are_clear_errors() -> None:
+    with pytest.raises(SceneError, match="unknown scenario 'sunny'"):
+        SyntheticScene(1, "sunny")
+    with pytest.raises(ConsentcamError, match="positive"):
+        SyntheticScene(1, "mixed", duration=0)
+
+
+def test_encoder_keyframes_at_the_configured_interval_and_decodes() -> None:
+    scene = SyntheticScene(1, "mixed", 5)
+    enc = H264Encoder(320, 240, 15, bitrate=300_000, keyframe_interval=0.5)
+    packets = []
+    for i in range(45):
+        packets += enc.encode(scene.bgr(i, 320, 240), time=i / 15)
+    assert len(packets) == 45  # zerolatency: one packet per frame, at once
+    keys = [i for i, p in enumerate(packets) if p.keyframe]
+    assert keys == list(range(0, 45, 8)) or keys == [i for i in range(0, 45) if i % round(0.5 * 15) == 0]
+    codec = av.CodecContext.create("h264", "r")
+    decoded = 0
+    for p in packets:
+        decoded += len(codec.decode(av.Packet(p.data)))
+    decoded += len(codec.decode(None))
+    assert decoded == 45
+
+
+def test_synthetic_camera_yields_luma_and_packets() -> None:
+    cam = SyntheticCamera(SyntheticScene(1, "mixed", 2), main_size=(320, 240), detect_size=(160, 120),
+                          start_time=1000.0)
+    frames = list(cam.frames())
+    assert len(frames) == 30
+    f = frames[15]
+    assert isinstance(f, CapturedFrame) and f.luma.shape == (120, 160) and f.luma.dtype == np.uint8
+    assert f.time == pytest.approx(1001.0) and f.monotonic is None
+    assert frames[0].packets[0].keyframe and all(len(fr.packets) == 1 for fr in frames)
+
+
+def test_opencv_file_source_times_frames_from_the_file_fps(tmp_path: Path) -> None:
+    scene = SyntheticScene(3, "mixed", 3, fps=10)
+    video = write_video(scene, tmp_path / "clip.mp4", size=(160, 120))
+    assert (tmp_path / "clip.mp4.json").exists()
+    cam = OpenCVCamera(str(video), main_size=(160, 120), detect_size=(80, 60), fps=25, time_origin=0.0)
+    frames = list(cam.frames())
+    cam.close()
+    assert cam.fps == pytest.approx(10.0)
+    assert len(frames) == 30
+    assert [f.time for f in frames[:3]] == pytest.approx([0.0, 0.1, 0.2])
+    assert frames[5].luma.shape == (60, 80)
+    assert frames[0].packets and frames[0].packets[0].keyframe
+
+
+def test_opening_bad_sources_gives_one_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(CameraOpenError, match="no such video file"):
+        open_capture(str(tmp_path / "missing.mp4"))
+    with pytest.raises(CameraOpenError, match="is a directory"):
+        open_capture(str(tmp_path))
+    junk = tmp_path / "notes.txt"
+    junk.write_text("not a video\n")
+    with pytest.raises(CameraOpenError, match="cannot open as a video source"):
+        open_capture(str(junk))
+    with pytest.raises(CameraOpenError, match="no such camera device"):
+        open_capture("/dev/video97")
+
+
+def test_auto_falls_back_to_synthetic_and_says_why() -> None:
+    config = config_from_dict({"camera": {"source": "auto", "device": "/dev/video97"}})
+    source, reason = choose_source(config)
+    assert source == "synthetic"
+    assert "picamera2" in reason and "/dev/video97" in reason and "SYNTHETIC" in reason
+    assert choose_source(config_from_dict({"camera": {"source": "opencv"}})) == ("opencv", "configured")
+    cam = open_camera(config_from_dict({"camera": {"source": "synthetic", "width": 320, "height": 240}}),
+                      loop=False)
+    first = next(iter(cam.frames()))
+    assert first.luma.shape == (240, 320) and first.packets[0].keyframe
+    cam.close()
+
+
+def test_picamera2_adapter_imports_without_picamera2_and_masks_yuv() -> None:
+    ok, reason = picamera2_available()
+    assert not ok and "picamera2" in reason
+    mask = rasterise([((0.0, 0.0), (0.5, 0.0), (0.5, 0.5), (0.0, 0.5))], 64, 48) > 0
+    buf = np.full((48 * 3 // 2, 64), 200, np.uint8)
+    y_idx, uv_idx = yuv420_mask_indices(mask)
+    apply_yuv420_mask(buf, y_idx, uv_idx)
+    y = buf[:48]
+    assert (y[mask] == 16).all() and (y[~mask] == 200).all()
+    u = buf[48:60].reshape(24, 32)
+    v = buf[60:72].reshape(24, 32)
+    assert (u[:12, :16] == 128).all() and (v[:12, :16] == 128).all() and (u[13:, 17:] == 200).all()
+
+
+def test_privacy_mask_is_black_before_encoding() -> None:
+    mask = rasterise([((0.6, 0.1), (0.95, 0.1), (0.95, 0.6), (0.6, 0.6))], 320, 240)
+    scene = SyntheticScene(2, "mixed", 3)
+    enc = H264Encoder(320, 240, 15, bitrate=1_000_000, privacy_mask=mask)
+    codec = av.CodecContext.create("h264", "r")
+    frames = []
+    for i in range(10):
+        for p in enc.encode(scene.bgr(i, 320, 240), time=i / 15):
+            frames += codec.decode(av.Packet(p.data))
+    img = frames[-1].to_ndarray(format="bgr24").astype(int)
+    inner = rasterise([((0.63, 0.15), (0.92, 0.15), (0.92, 0.55), (0.63, 0.55))], 320, 240) > 0
+    assert img[inner].max() <= 24  # black, give or take compression
+    assert img[mask == 0].mean() > 60
+
+
+def test_write_video_rejects_unknown_extensions(tmp_path: Path) -> None:
+    with pytest.raises(SceneError, match="choose a video file name"):
+        write_video(SyntheticScene(1, "quiet", 1), tmp_path / "out.gif")
+    assert not (tmp_path / "out.gif").exists()
