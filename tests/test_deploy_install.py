@@ -132,6 +132,18 @@ def test_broker_ip_drop_in(tmp_path: Path) -> None:
     install(root, *BASE, "--broker-ip", "192.0.2.10,2001:db8::5")
     dropin = (root / "etc/systemd/system/consentcam.service.d/50-broker-ip.conf").read_text()
     assert "IPAddressDeny=any" in dropin and "IPAddressAllow=localhost 192.0.2.10 2001:db8::5" in dropin
+    if shutil.which("systemd-analyze"):
+        # The unit with the drop-in applied (later [Service] sections add to earlier ones) still verifies,
+        # and its exposure drops because of the IP allow-list.
+        from test_deploy_systemd import UNIT, _exposure, _stub_unit, _verify
+
+        (tmp_path / "a").mkdir()
+        plain, _, _ = _exposure(_stub_unit(tmp_path / "a"))
+        (tmp_path / "b").mkdir()
+        merged = _stub_unit(tmp_path / "b", UNIT.read_text() + "\n" + dropin)
+        assert _verify(merged).returncode == 0
+        with_ip, verdict, report = _exposure(merged)
+        assert with_ip < plain and verdict == "OK", report
 
 
 @needs_root
