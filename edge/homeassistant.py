@@ -16,7 +16,7 @@ Use from the daemon (publishing happens on this module's own thread, so the fram
 the network):
 
     will = availability_will(device_id, topic_root)          # pass to MqttLink(..., will=will)
-    ha = HomeAssistant(link, device_id, name, prefix, topic_root)
+    ha = HomeAssistant.from_config(link, config, device_id)  # None when disabled
     link.add_on_connect(ha.announce)                           # discovery + "online" after every connect
     ha.start(); ha.set_motion(True); ha.set_recording(True); ha.set_pending(2)
     ha.stop()                                                  # publishes "offline" on a clean shutdown
@@ -29,10 +29,13 @@ import logging
 import re
 import threading
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from edge import __version__
 from edge.errors import ConfigError, ConsentcamError
+
+if TYPE_CHECKING:
+    from edge.config import Config
 
 log = logging.getLogger(__name__)
 
@@ -168,6 +171,14 @@ class HomeAssistant:
         self._thread: threading.Thread | None = None
         self.published = 0  # messages the link accepted (for status output and tests)
         self.failures = 0
+
+    @classmethod
+    def from_config(cls, link: Publisher, config: Config, device_id: str) -> HomeAssistant | None:
+        """The daemon's entry point: None unless ``home_assistant.enabled`` and MQTT are on."""
+        if not (config.home_assistant.enabled and config.mqtt.enabled):
+            return None
+        return cls(link, device_id, config.device.name, config.home_assistant.discovery_prefix,
+                   config.mqtt.topic_root)
 
     # -- called by the daemon (any thread, never blocks on the network) ----------------------------
 

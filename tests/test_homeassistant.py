@@ -15,7 +15,7 @@ import paho.mqtt.client as mqtt
 import pytest
 from conftest import REPO, Broker
 
-from edge.config import MqttConfig
+from edge.config import MqttConfig, parse_config
 from edge.errors import ConfigError
 from edge.homeassistant import (
     HomeAssistant,
@@ -84,6 +84,19 @@ def test_state_payloads_carry_only_booleans_and_counts() -> None:
     for bad in (-1, "3", 2.5, None, {"id": "req"}):
         with pytest.raises(ValueError):
             state_payload(bad)  # type: ignore[arg-type]
+
+
+def test_from_config_is_off_by_default() -> None:
+    link = object()  # never used when disabled
+    assert HomeAssistant.from_config(link, parse_config(""), DEV) is None  # type: ignore[arg-type]
+    only_ha = parse_config("home_assistant: {enabled: true}")
+    assert HomeAssistant.from_config(link, only_ha, DEV) is None  # type: ignore[arg-type]
+    on = parse_config("device: {name: porch}\nmqtt: {enabled: true, topic_root: home/cc}\n"
+                      "home_assistant: {enabled: true, discovery_prefix: hass}")
+    ha = HomeAssistant.from_config(link, on, DEV)  # type: ignore[arg-type]
+    assert ha is not None and ha.topics.motion == f"home/cc/ha/{DEV}/motion"
+    assert ha.discovery[0][0] == f"hass/binary_sensor/{DEV}/motion/config"
+    assert json.loads(ha.discovery[0][1])["device"]["name"] == "porch"
 
 
 def test_last_will_is_retained_offline() -> None:
@@ -215,7 +228,7 @@ def test_broker_down_never_blocks_the_caller(broker: Broker, link: MqttLink) -> 
 def test_last_will_publishes_offline_when_the_daemon_dies(broker: Broker, tmp_path: object) -> None:
     script = textwrap.dedent(f"""
         import sys, time
-        from edge.config import MqttConfig
+        from edge.config import MqttConfig, parse_config
         from edge.homeassistant import HomeAssistant, availability_will
         from edge.mqtt_link import MqttLink
         link = MqttLink(MqttConfig(enabled=True, host="{broker.host}", port={broker.port}, tls=None),
