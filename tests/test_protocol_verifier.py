@@ -237,3 +237,21 @@ def test_replay_survives_even_if_pending_file_was_decided(tmp_path: Path, reason
     assert rig.send(body()).accepted
     rig.verifier.pending.decide("REQ-0000-test", "denied")
     assert_refused(rig, body(case="again"), reason)
+
+
+def test_batched_audit_entries_form_a_valid_chain(tmp_path: Path) -> None:
+    rig = make_rig(tmp_path)
+    rig.audit.append("trust.added", name="police")  # an ordinary entry first
+    batch = [(encode_request(body(id=f"REQ-batch-{i:04d}"), rig.key), None) for i in range(20)]
+    batch.insert(5, (b"garbage", None))
+    batch.insert(9, (encode_request(body(id="REQ-batch-old", expires=clock.iso(NOW - 1),
+                                         issued=clock.iso(NOW - 99)), rig.key), None))
+    outcomes = rig.verifier.process_many(batch)
+    assert [o.status for o in outcomes].count("accepted") == 20
+    rig.audit.append("trust.removed", name="police")  # and an ordinary one after
+    entries = rig.audit_entries()
+    assert [e["seq"] for e in entries] == list(range(24))
+    assert [e["kind"] for e in entries][6] == "request.refused"
+    report = verify_log(rig.audit.directory, rig.audit._key.public_key())
+    assert report.ok, report.problems
+    assert report.head_seq == 23

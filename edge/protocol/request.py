@@ -41,6 +41,7 @@ ID_RE = re.compile(r"[A-Za-z0-9_-]{8,64}")
 INBOX_RE = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
 DEVICE_ID_RE = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
 # RFC 3339 in UTC with a Z suffix; fractional seconds optional (up to microseconds).
+CONTROL_RE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")  # control characters other than tab and newline
 TIME_RE = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,6})?Z")
 
 BODY_FIELDS = frozenset(
@@ -270,7 +271,7 @@ def _text(data: dict[str, Any], key: str, lo: int, hi: int, where: str = "") -> 
     value = data[key]
     if not isinstance(value, str) or not (lo <= len(value) <= hi):
         raise _bad(f"{where}{key} must be text of {lo}..{hi} characters")
-    if any(ord(c) < 0x20 and c not in "\n\t" for c in value) or "\x7f" in value:
+    if CONTROL_RE.search(value):
         raise _bad(f"{where}{key} contains control characters")
     return value
 
