@@ -25,7 +25,7 @@ import numpy as np
 from edge.capture.frames import PTS_HZ, CapturedFrame
 from edge.errors import ConsentcamError
 
-SCENARIOS = ("mixed", "night", "lighting", "ir", "foliage", "rain", "noise", "quiet", "distractors")
+SCENARIOS = ("mixed", "night", "lighting", "ir", "foliage", "rain", "noise", "quiet", "distractors", "walk")
 REAL_KINDS = ("person", "car", "cat")
 MAIN_RENDER_MAX_WIDTH = 640  # the main picture is rendered at most this wide, then scaled up (cheap)
 
@@ -150,6 +150,12 @@ class SyntheticScene:
                 self.subjects.append(subject)
                 # Gaps longer than post_roll + merge_gap (defaults 5 + 4 s): each subject is one event.
                 t = subject.t1 + float(rng.uniform(13, 25))
+        if s == "walk":
+            # Plain and predictable (tests, demos): a person crosses every 25 s, nothing else happens.
+            t = 3.0
+            while t < d - 3:
+                self.subjects.append(Subject("person", t, -0.05, 1.05, 0.62, 0.12))
+                t += 25.0
         if s == "mixed":
             self._scatter(rng, ["cloud", "exposure", "lights_on", "headlights", "foliage", "rain", "ir_switch"], 0.6)
         elif s == "night":
@@ -274,7 +280,7 @@ class SyntheticScene:
         for d in self._active("cloud", t) if not ir else ():  # the IR illuminator does not care about clouds
             phase = (t - d.start) / (d.end - d.start)
             g *= 1.0 - 0.45 * d.strength * math.sin(math.pi * phase)  # smooth dim and recover
-        for d in self._active("exposure", t):
+        for d in self._active("exposure", t)[:1]:  # one auto-exposure loop: one excursion at a time
             # Auto-exposure: a sudden step, then it converges back in a few discrete steps.
             steps = 4
             k = min(steps, int((t - d.start) / max((d.end - d.start) / steps, 1e-3)))
@@ -302,9 +308,10 @@ class SyntheticScene:
         winds = self._active("foliage", t)
         if not winds:
             return
-        # Gusts build up over a few seconds (a scene that starts windy is windy from frame 0).
-        ramp = 1.0 if winds[0].start <= 0 else min(1.0, (t - winds[0].start) / 3.0)
-        amp = 0.012 * w * winds[0].strength * ramp
+        # Gusts build up over a few seconds (a scene that starts windy is windy from frame 0);
+        # overlapping windy spells: the strongest wins (no sudden jumps).
+        amp = 0.012 * w * max(d.strength * (1.0 if d.start <= 0 else min(1.0, (t - d.start) / 3.0))
+                              for d in winds)
         x0, y0, x1, y1 = (round(TREE_BOX[0] * w), 0, w, round(TREE_BOX[3] * h))
         patch = img[y0:y1, x0:x1]
         bands = 6

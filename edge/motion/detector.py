@@ -38,6 +38,7 @@ log = logging.getLogger("consentcam.motion")
 CELL = 4  # working pixels per cell side
 GLOBAL_CHANGE = 0.35  # fraction of watched cells changed (even thinly) that means "the whole picture changed"
 WIDE_CELL = 0.1  # a cell counts towards a global change when this fraction of it changed
+TOGGLE_RATE, TOGGLE_LIMIT = 0.25, 0.5  # per-pixel toggle memory: update rate, level that mutes a pixel
 CLIP_HIGH = 250  # luma at or above this is treated as saturated
 LEVEL_JUMP = 0.12  # or the mean brightness jumps by this fraction from one frame to the next
 WARMUP = 2.0  # seconds of learning after start (or a change of frame size) before detecting
@@ -60,7 +61,7 @@ class MotionDetector:
         # Sensitivity 0..1 moves the per-pixel structure threshold and the per-cell fill fraction.
         self.pixel_threshold = 0.75 - 0.5 * s
         self.cell_threshold = 0.40 - 0.25 * s
-        self.flicker_gain = 3.0
+        self.flicker_gain = 2.0
         self._a_bg = 1.0 / (self.fps * max(config.learn_time, 0.1))
         self._a_bg_fg = self._a_bg / 10.0
         self._a_flicker_up = 1.0 / (self.fps * 0.5)
@@ -94,10 +95,12 @@ class MotionDetector:
         self._watched_cells = max(int(self._allowed.sum()), 1)
         self._min_cells = max(1, round(self.config.min_area * cw * ch))
         self._flicker = np.zeros((ch, cw), np.float32)
+        self._kernel = np.ones((3, 3), np.uint8)
         self._prev_frac = np.zeros((ch, cw), np.float32)
         self._prev_h: np.ndarray | None = None
         self._level = 0.0
         self._prev_over = np.zeros((wh, ww), bool)
+        self._toggle = np.zeros((wh, ww), np.float32)
         self._zbg = None
         # Start-up: learn the background and where things flicker before judging anything.
         self._settle = round(WARMUP * self.fps)
@@ -131,19 +134,26 @@ class MotionDetector:
         # a pixel must stay changed in two consecutive frames: rain streaks and noise do not
         over = diff > self.pixel_threshold
         changed = over & self._prev_over
+        # per-pixel toggle memory: leaves and rain flip pixels on and off all the time, a passing
+        # subject flips each pixel about twice. Pixels that keep toggling do not count.
+        self._toggle += TOGGLE_RATE * ((over ^ self._prev_over).astype(np.float32) - self._toggle)
+        changed &= self._toggle < TOGGLE_LIMIT
         self._prev_over = over
         # blown-out pixels (a lamp, headlights) carry no structure: their "change" means nothing.
         # (Black is not masked: a dark car on a dark road at night still has edges.)
         clipped = small >= CLIP_HIGH
+        unclipped: np.ndarray | None = None
         if clipped.any():
-            changed &= ~cv2.dilate(clipped.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
+            unclipped = ~cv2.dilate(clipped.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
+            changed &= unclipped
         changed = changed.astype(np.float32)
         frac = cv2.resize(changed, self._cells, interpolation=cv2.INTER_AREA)
         # 6. sudden global change (IR switch, exposure jump, camera bumped): re-seed, rest a moment
         jumped = abs(level - self._level) > LEVEL_JUMP * max(self._level, 8.0)
         self._level = level
         if jumped or int((frac > WIDE_CELL)[self._allowed].sum()) > GLOBAL_CHANGE * self._watched_cells:
-            self._zbg = z.copy()
+            # keep the old background where the picture is blown out: there is nothing to learn there
+            self._zbg = z.copy() if unclipped is None else np.where(unclipped, z, self._zbg)
             self._prev_frac[:] = 0
             self._prev_over[:] = False
             self._settle = max(self._settle, self._settle_frames)
@@ -158,9 +168,13 @@ class MotionDetector:
         active = (frac > self.cell_threshold + self.flicker_gain * self._flicker) & self._allowed
         # background learns: slowly where something moves, faster elsewhere (a running mean at start-up)
         a_bg = max(self._a_bg, 1.0 / self.frames)
-        if active.any():
-            fg = cv2.resize(active.astype(np.uint8), (ww, wh), interpolation=cv2.INTER_NEAREST)
-            alpha = np.where(fg > 0, self._a_bg_fg, a_bg).astype(np.float32)
+        if active.any() or unclipped is not None:
+            alpha = np.full((wh, ww), a_bg, np.float32)
+            if active.any():
+                fg = cv2.resize(active.astype(np.uint8), (ww, wh), interpolation=cv2.INTER_NEAREST)
+                alpha[fg > 0] = self._a_bg_fg
+            if unclipped is not None:
+                alpha[~unclipped] = 0.0
             self._zbg += alpha * (z - self._zbg)
         else:
             self._zbg += a_bg * (z - self._zbg)
@@ -172,15 +186,16 @@ class MotionDetector:
         return self._objects(active)
 
     def _objects(self, active: np.ndarray) -> MotionResult:
-        # 5. objects: connected groups of active cells (8-connected, one-cell gaps bridged)
-        grid = cv2.dilate(active.astype(np.uint8), np.ones((3, 3), np.uint8))
+        # 5. objects: connected groups of active cells; closing bridges one-cell gaps and fills the
+        # inside of outlines (a plain-coloured coat only changes at its edges) without growing specks
+        grid = cv2.morphologyEx(active.astype(np.uint8), cv2.MORPH_CLOSE, self._kernel)
         grid &= self._allowed.astype(np.uint8)
-        n, labels, stats, _ = cv2.connectedComponentsWithStats(grid, connectivity=8)
+        n, _labels, stats, _ = cv2.connectedComponentsWithStats(grid, connectivity=8)
         cw, ch = self._cells
         boxes: list[tuple[float, float, float, float]] = []
         moving = 0
         for k in range(1, n):
-            cells = int(np.count_nonzero(active[labels == k]))
+            cells = int(stats[k][4])
             if cells < self._min_cells:
                 continue
             x, y, w, h, _area = (int(v) for v in stats[k])

@@ -99,6 +99,8 @@ class Recorder:
         transitions = []
         if self._behind(frame):
             self._note_dropped()
+            # Unknown, so assume nothing changed: a skipped stretch neither starts nor ends an event.
+            transitions = self.machine.update(frame.time, self.motion_active)
         else:
             result = self.detector.process(frame.luma)
             self.detected_frames += 1
