@@ -6,14 +6,12 @@ process skeleton (threads, signals, status) and the wiring can be read in one sc
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 import os
 import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from edge.audit import AuditLog
@@ -23,9 +21,6 @@ from edge.keys import load_device_info, load_device_key, load_owner_recipient
 from edge.state import StateDir
 
 log = logging.getLogger("consentcam.daemon")
-
-SYNTHETIC_SCENE_SECONDS = 600.0  # the generated scene loops after this long
-
 
 class CameraUnavailableError(ConsentcamError):
     exit_code = 1
@@ -49,57 +44,36 @@ class CameraChoice:
         return dict(self.__dict__)
 
 
-def choose_source(config: Config) -> tuple[str, str]:
-    """Which source `auto` means on this machine, and why (shown in the log and in status)."""
-    requested = config.camera.source
-    if requested != "auto":
-        return requested, "configured"
-    if importlib.util.find_spec("picamera2") is not None:
-        return "picamera2", "auto: picamera2 is installed"
-    device = config.camera.device
-    if device.startswith(("rtsp://", "http://", "https://")) or Path(device).exists():
-        return "opencv", f"auto: {device} exists"
-    return "synthetic", f"auto: no camera found (no picamera2, {device} missing); using the SYNTHETIC test scene"
-
-
 def open_camera(config: Config, *, speed: float = 1.0) -> tuple[Any, CameraChoice]:
+    """The configured camera; for `auto`, what this machine has (edge.capture.choose_source),
+    falling back to the synthetic scene with a clear warning."""
+    from edge.capture import choose_source
+    from edge.capture import open_camera as capture_open
+
     source, reason = choose_source(config)
     cam = config.camera
-    choice = CameraChoice(config.camera.source, source, reason, width=cam.width, height=cam.height, fps=cam.fps,
-                          speed=speed)
-    if source == "synthetic":
-        if config.camera.source == "auto":
-            log.warning("no camera found: falling back to the synthetic test scene (set camera.source to silence "
-                        "this, or connect a camera)")
-        camera = _synthetic_camera(config, speed)
-    else:
-        camera = _hardware_camera(config, source)
+    choice = CameraChoice(cam.source, source, reason, width=cam.width, height=cam.height, fps=cam.fps, speed=speed)
+    if source == "synthetic" and cam.source == "auto":
+        log.warning("no camera found: recording the SYNTHETIC test scene instead (%s). Set camera.source to "
+                    "picamera2 or opencv so a missing camera is an error.", reason)
+    try:
+        # Unpaced: the daemon paces synthetic and file sources itself (PacedFrames), so a demo can
+        # run faster than real time and a stop request is noticed within a frame.
+        camera = capture_open(config, source, realtime=False)
+    except ConsentcamError:
+        raise
+    except Exception as exc:
+        raise CameraUnavailableError(f"cannot open the {source} camera: {type(exc).__name__}: {exc}") from exc
     choice.name = getattr(camera, "name", source)
     return camera, choice
 
 
-def _synthetic_camera(config: Config, speed: float) -> Any:
-    from edge.capture.masks import rasterise
-    from edge.capture.synthetic import SyntheticCamera, SyntheticScene
-
-    cam = config.camera
-    scene = SyntheticScene(seed=cam.synthetic_seed, scenario="mixed", duration=SYNTHETIC_SCENE_SECONDS, fps=cam.fps)
-    mask = rasterise(config.recording.privacy_masks, cam.width, cam.height) if config.recording.privacy_masks else None
-    # Pacing is done here (PacedFrames) so faster-than-real-time runs are possible for demos.
-    return SyntheticCamera(scene, main_size=(cam.width, cam.height), detect_size=(cam.detect_width, cam.detect_height),
-                           bitrate=cam.bitrate, keyframe_interval=cam.keyframe_interval, privacy_mask=mask,
-                           realtime=False, loop=True)
-
-
-def _hardware_camera(config: Config, source: str) -> Any:
-    try:
-        import edge.capture as capture
-    except ImportError as exc:  # pragma: no cover - capture package is part of the install
-        raise CameraUnavailableError(f"camera support is not installed: {exc}") from exc
-    opener = getattr(capture, "open_camera", None)
-    if opener is None:
-        raise CameraUnavailableError(f"camera source {source!r} is not available in this build")
-    return opener(config, source=source)
+def needs_pacing(choice: CameraChoice, config: Config) -> bool:
+    """Sources that would otherwise run as fast as the CPU allows: the synthetic scene and files."""
+    if choice.source == "synthetic":
+        return True
+    device = config.camera.device
+    return choice.source == "opencv" and not device.startswith("/dev/") and "://" not in device
 
 
 def paced(frames: Iterator[Any], fps: float, speed: float, stop: threading.Event) -> Iterator[Any]:
@@ -138,7 +112,7 @@ class Parts:
 
     def frames(self) -> Iterator[Any]:
         it = self.camera.frames()
-        if self.camera_choice.source == "synthetic":
+        if needs_pacing(self.camera_choice, self.config):
             return paced(it, self.camera_choice.fps, self.camera_choice.speed, self.stop_event)
         return it
 
@@ -206,6 +180,12 @@ class Parts:
     def pending_count(self) -> int:
         return count_pending(self.state)
 
+    def update_home_assistant(self, status: dict[str, Any]) -> None:
+        if self.service is not None:
+            self.service.update_home_assistant(motion=bool(status.get("motion_active")),
+                                               recording=status.get("state") == "recording",
+                                               pending=int(status.get("pending", 0)))
+
     def reload(self, config: Config) -> list[str]:
         """Apply what can change without a restart; returns what was applied."""
         applied = []
@@ -256,19 +236,32 @@ class MqttSide:
     """The MQTT link (paho's own thread, reconnect with jittered backoff) and the ConsentService
     (bounded intake queue, its own worker). Nothing here is ever called from the frame loop."""
 
-    def __init__(self, link: Any, service: Any) -> None:
+    def __init__(self, link: Any, service: Any, home_assistant: Any | None = None) -> None:
         self.link = link
         self.service = service
+        self.ha = home_assistant
 
     def start(self) -> None:
+        if self.ha is not None:
+            self.link.add_on_connect(self.ha.announce)  # discovery + "online" after every (re)connect
+            self.ha.start()
         self.service.start()  # registers subscriptions; the link (re)subscribes on every connect
         self.link.start()
 
     def stop(self) -> None:
         try:
+            if self.ha is not None:
+                self.ha.stop(timeout=2.0)  # publishes "offline" (a clean stop sends no last will)
             self.service.stop(timeout=3.0)
         finally:
             self.link.stop(timeout=3.0)
+
+    def update_home_assistant(self, *, motion: bool, recording: bool, pending: int) -> None:
+        """Latest values only; the HomeAssistant thread publishes them (never this caller)."""
+        if self.ha is not None:
+            self.ha.set_motion(motion)
+            self.ha.set_recording(recording)
+            self.ha.set_pending(pending)
 
     def reload(self, config: Config) -> None:
         self.service.reload()
@@ -291,6 +284,15 @@ def _make_service(state: StateDir, config: Config, info: Any, device_key: Any, a
     from edge.mqtt_link import MqttLink
     from edge.protocol.service import ConsentService
 
-    link = MqttLink(config.mqtt, info.device_id)
+    ha = None
+    will = None
+    if config.home_assistant.enabled:
+        from edge.homeassistant import HomeAssistant, availability_will
+
+        will = availability_will(info.device_id, config.mqtt.topic_root)
+    link = MqttLink(config.mqtt, info.device_id, will=will)
+    if will is not None:
+        ha = HomeAssistant(link, info.device_id, config.device.name, config.home_assistant.discovery_prefix,
+                           config.mqtt.topic_root)
     service = ConsentService(config, state, link, audit, info.device_id, device_key=device_key)
-    return MqttSide(link, service)
+    return MqttSide(link, service, ha)

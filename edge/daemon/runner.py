@@ -219,6 +219,7 @@ class Daemon:
         next_clock = time.monotonic() + CLOCK_CHECK_INTERVAL
         next_retention = time.monotonic() + 5.0
         next_space = 0.0
+        last_os_warning = -1e9
         while not self._stop.is_set():
             mono = time.monotonic()
             try:
@@ -236,6 +237,15 @@ class Daemon:
                 if mono >= next_status:
                     next_status = mono + WRITE_INTERVAL
                     self._write_status()
+                if self.config.home_assistant.enabled and self.parts is not None:
+                    rec = self.parts.recorder_status()
+                    rec["pending"] = self.parts.pending_count()
+                    self.parts.update_home_assistant(rec)
+            except OSError as exc:  # e.g. a full disk: said once a minute, without a traceback
+                self._set_error(f"maintenance: {exc}")
+                if mono - last_os_warning >= 60.0:
+                    last_os_warning = mono
+                    log.warning("maintenance step failed (will retry)", extra={"error": str(exc)})
             except Exception as exc:  # maintenance must never take the daemon down
                 self._set_error(f"maintenance: {type(exc).__name__}: {exc}")
                 log.exception("maintenance step failed")
