@@ -45,6 +45,7 @@ def open_capture(device: str) -> cv2.VideoCapture:
             raise CameraOpenError(f"{device}: no such video file or device")
         if path.is_dir():
             raise CameraOpenError(f"{device}: is a directory, not a video file")
+        _check_video_file(path)
         cap = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG)
     if not cap.isOpened():
         cap.release()
@@ -103,6 +104,20 @@ class OpenCVCamera:
     def close(self) -> None:
         self._closed = True
         self._cap.release()
+
+
+def _check_video_file(path: Path) -> None:
+    """Probe with PyAV first (quiet, unlike OpenCV's FFmpeg backend, which prints its own errors)."""
+    import av
+
+    try:
+        with av.open(str(path)) as media:
+            if not media.streams.video:
+                raise CameraOpenError(f"{path}: has no video stream")
+    except (av.FFmpegError, UnicodeDecodeError) as exc:
+        raise CameraOpenError(f"{path}: cannot open as a video source (not a video file?)") from exc
+    except OSError as exc:
+        raise CameraOpenError(f"{path}: cannot read: {exc.strerror or exc}") from exc
 
 
 def _quiet_opencv() -> None:
