@@ -191,7 +191,8 @@ class Vault:
                               codec=codec, clock_synced=bool(clock_synced))
         raise ConsentcamError("could not allocate a unique clip id")  # pragma: no cover - 2^24 collisions
 
-    def _store_segment(self, directory: Path, name: str, ciphertext: bytes, *, exclude: str | None) -> str | None:
+    def _store_segment(self, directory: Path, name: str, ciphertext: bytes | memoryview, *,
+                       exclude: str | None) -> str | None:
         """Durably write one encrypted segment. On a full disk evict old clips and retry; if
         nothing can be evicted the segment is dropped: returns why (the writer logs it), else None."""
         self._keep_min_free(len(ciphertext), exclude)
@@ -704,7 +705,7 @@ def _record_from_seal(body: dict[str, Any], held: bool, hold_reason: str) -> Cli
     )
 
 
-def _write_file(path: Path, data: bytes) -> None:
+def _write_file(path: Path, data: bytes | memoryview) -> None:
     """Temp name in the same directory, fsync, rename, fsync the directory."""
     tmp = path.with_name(f".{path.name}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
@@ -714,7 +715,7 @@ def _write_file(path: Path, data: bytes) -> None:
             while view:
                 n = os.write(fd, view)
                 view = view[n:]
-            os.fsync(fd)
+            os.fdatasync(fd)  # data and size (all a reader needs); the rename is made durable below
         finally:
             os.close(fd)
         os.rename(tmp, path)

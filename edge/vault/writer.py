@@ -1,10 +1,17 @@
 """ClipWriter: encrypt a clip while it is recorded, one short age segment at a time.
 
-Plaintext exists only in ``self._buf`` (RAM, at most one segment: segment_max_bytes). A segment
-is sealed when the recorder signals a good cut point (``boundary()``) and segment_seconds have
-passed, when the buffer reaches segment_max_bytes, or, as a safety net for a recorder that never
-calls ``boundary()``, when twice segment_seconds have passed. So kill -9 loses at most the segment
-being buffered. Nothing here can decrypt: the writer only has the owner's public recipient.
+Plaintext exists only in RAM: the buffer of the segment being filled (at most segment_max_bytes)
+and, for the few milliseconds encryption takes, its copy inside the encryptor. A segment is cut
+when the recorder signals a good cut point (``boundary()``) and segment_seconds have passed, when
+the buffer reaches segment_max_bytes, or, as a safety net for a recorder that never calls
+``boundary()``, when twice segment_seconds have passed.
+
+The caller's thread encrypts; a per-clip I/O thread hashes, writes, fsyncs and renames the
+ciphertext (those release the GIL, so the two overlap on a multi-core Pi). The hand-over queue
+holds at most two encrypted segments in flight (one being written, one being encrypted), so
+memory stays bounded and a kill -9 loses at most the segment being filled plus what is in
+flight (milliseconds of work at camera bit rates).
+Nothing here can decrypt: the writer only has the owner's public recipient.
 """
 
 from __future__ import annotations
@@ -12,6 +19,8 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import queue
+import threading
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -27,6 +36,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("consentcam.vault")
 BOUNDARY_SLACK = 0.9
+_STOP = None
 
 
 class WriterClosedError(ConsentcamError):
@@ -48,27 +58,32 @@ class ClipWriter:
         self._cap = max(1, vault.storage.segment_max_bytes)
         self._seconds = vault.storage.segment_seconds
         self._buf = bytearray()
-        self._segments: list[SegmentInfo] = []
-        self._dropped = 0
-        self._dropped_bytes = 0
-        self._streak = 0  # consecutive segments dropped for lack of space
         self._motion = 0.0
         self._began = time.monotonic()
         self._seg_started = self._began
         self._closed = False
+        # Owned by the I/O thread until it has been joined (or _wait_idle() returned).
+        self._segments: list[SegmentInfo] = []
+        self._dropped = 0
+        self._dropped_bytes = 0
+        self._streak = 0  # consecutive segments dropped for lack of space
+        self._queue: queue.Queue[tuple[bytes, int] | None] = queue.Queue()
+        self._slots = threading.Semaphore(2)
+        self._thread = threading.Thread(target=self._drain, name=f"vault-{clip_id}", daemon=True)
+        self._thread.start()
 
     # -- recorder API -----------------------------------------------------------------------
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
         """Add plaintext container bytes. Seals full segments as the buffer fills."""
         self._check_open()
-        if not data:
-            return
-        self._buf += data
-        while len(self._buf) >= self._cap:
-            chunk = bytes(self._buf[: self._cap])
-            del self._buf[: self._cap]
-            self._seal_segment(chunk)
+        view = memoryview(data).cast("B")
+        while view:
+            room = self._cap - len(self._buf)
+            self._buf += view[:room]
+            view = view[room:]
+            if len(self._buf) >= self._cap:
+                self._flush()
         if self._buf and time.monotonic() - self._seg_started >= 2 * self._seconds:
             self._flush()
 
@@ -89,8 +104,9 @@ class ClipWriter:
         """Seal the last segment, sign the clip's seal, index it. Returns the finished record."""
         self._check_open()
         self._flush()
-        self._end_drop_streak()
         self._closed = True
+        self._stop_sink()
+        self._end_drop_streak()
         try:
             return self._vault._finish_clip(self, STATUS_COMPLETE, end, dict(extra or {}))
         finally:
@@ -102,6 +118,7 @@ class ClipWriter:
             return
         self._closed = True
         self._buf = bytearray()
+        self._stop_sink()
         self._end_drop_streak()
         try:
             if self._segments:
@@ -119,14 +136,16 @@ class ClipWriter:
         if exc_type is not None:
             self.abort()
 
-    # -- state for the vault ----------------------------------------------------------------
+    # -- state (waits for segments in flight) -----------------------------------------------
 
     @property
     def segments(self) -> list[SegmentInfo]:
+        self._wait_idle()
         return list(self._segments)
 
     @property
     def dropped_segments(self) -> int:
+        self._wait_idle()
         return self._dropped
 
     @property
@@ -135,7 +154,7 @@ class ClipWriter:
 
     @property
     def buffered(self) -> int:
-        """Plaintext bytes in RAM, not yet on disk."""
+        """Plaintext bytes in RAM, not yet cut into a segment."""
         return len(self._buf)
 
     # -- internals ----------------------------------------------------------------------------
@@ -145,18 +164,51 @@ class ClipWriter:
             raise WriterClosedError(f"clip {self.clip_id} is already closed")
 
     def _flush(self) -> None:
-        if self._buf:
-            chunk = bytes(self._buf)
-            self._buf = bytearray()
-            self._seal_segment(chunk)
-
-    def _seal_segment(self, plain: bytes) -> None:
+        if not self._buf:
+            return
         self._seg_started = time.monotonic()  # the cut is now; encrypting and writing take a while
-        name = segment_name(len(self._segments))
-        ciphertext = pyrage.encrypt(plain, [self._vault.recipient])
-        info = SegmentInfo(name, len(ciphertext), hashlib.sha256(ciphertext).hexdigest(), len(plain))
+        plain = bytes(self._buf)
+        self._buf = bytearray()  # freed before the ciphertext is allocated: bounded peak memory
+        # At most two segments in flight: this one and the one the I/O thread is writing.
+        self._slots.acquire()
+        # pyrage.encrypt releases the GIL, so the I/O thread hashes and writes the previous
+        # segment on the other core meanwhile (encrypt_io holds the GIL: no overlap).
+        try:
+            ciphertext = pyrage.encrypt(plain, [self._vault.recipient])
+        except BaseException:
+            self._slots.release()
+            raise
+        size = len(plain)
         del plain
-        problem = self._vault._store_segment(self.directory, name, ciphertext, exclude=self.clip_id)
+        self._queue.put((ciphertext, size))
+
+    def _drain(self) -> None:
+        """I/O thread: hash, write, fsync, rename each encrypted segment, in order."""
+        while True:
+            item = self._queue.get()
+            try:
+                if item is _STOP:
+                    return
+                ciphertext, size = item
+                del item
+                try:
+                    self._store(ciphertext, size)
+                finally:
+                    del ciphertext
+                    self._slots.release()
+            except Exception:  # never let a bug kill the thread silently: count and report it
+                log.exception("clip %s: unexpected error storing a segment; it was dropped", self.clip_id)
+                self._dropped += 1
+            finally:
+                self._queue.task_done()
+
+    def _store(self, ciphertext: bytes, size: int) -> None:
+        name = segment_name(len(self._segments))
+        info = SegmentInfo(name, len(ciphertext), hashlib.sha256(ciphertext).hexdigest(), size)
+        try:
+            problem = self._vault._store_segment(self.directory, name, ciphertext, exclude=self.clip_id)
+        except OSError as exc:
+            problem = f"clip {self.clip_id}: could not write segment {name}: {exc.strerror or exc}; dropped"
         if problem is None:
             self._end_drop_streak()
             self._segments.append(info)
@@ -166,13 +218,22 @@ class ClipWriter:
             log.error("%s", problem)
         self._streak += 1
         self._dropped += 1
-        self._dropped_bytes += info.plaintext_size
+        self._dropped_bytes += size
 
     def _end_drop_streak(self) -> None:
         if self._streak:
             log.error("clip %s: storage full: %d segment(s) of footage were dropped (%d dropped in this clip so far, "
                       "%d bytes)", self.clip_id, self._streak, self._dropped, self._dropped_bytes)
             self._streak = 0
+
+    def _wait_idle(self) -> None:
+        if self._thread.is_alive():
+            self._queue.join()
+
+    def _stop_sink(self) -> None:
+        if self._thread.is_alive():
+            self._queue.put(_STOP)
+            self._thread.join()
 
     def _release_lock(self) -> None:
         if self._lock_fd is not None:
