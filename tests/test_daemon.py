@@ -272,3 +272,39 @@ def test_full_disk_does_not_stop_the_daemon(state_dir: Path, tmp_path: Path, tin
     finally:
         if d.proc.poll() is None:
             d.proc.kill()
+
+
+def test_auto_camera_falls_back_loudly_and_home_assistant_is_announced(state_dir: Path, tmp_path: Path,
+                                                                        broker) -> None:
+    extra = "home_assistant:\n  enabled: true\n"
+    config = write_config(tmp_path / "c.yaml", port=broker.port, extra=extra)
+    text = config.read_text().replace("  source: synthetic\n", "  source: auto\n  device: /dev/video-missing\n")
+    config.write_text(text)
+    seen: dict[str, bytes] = {}
+    watcher = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="ha-watcher", protocol=mqtt.MQTTv5)
+    watcher.on_message = lambda _c, _u, m: seen.__setitem__(m.topic, m.payload)
+    watcher.connect("127.0.0.1", broker.port)
+    watcher.subscribe([("homeassistant/#", 1), ("consentcam/v1/ha/#", 1)])
+    watcher.loop_start()
+    d = DaemonProc(state_dir, config, tmp_path / "d.log", speed=2.0)
+    device_id = _device_id(state_dir)
+    availability = f"consentcam/v1/ha/{device_id}/availability"
+    try:
+        st = wait_for(lambda: d.daemon_status().get("ready") and d.daemon_status(), 30, "the daemon to be ready")
+        assert st["camera"]["requested"] == "auto" and st["camera"]["source"] == "synthetic"
+        assert "SYNTHETIC" in st["camera"]["reason"]
+        assert any(x.get("level") == "warning" and "SYNTHETIC" in x.get("msg", "") for x in d.log_lines())
+        wait_for(lambda: seen.get(availability) == b"online", 20, "Home Assistant availability online")
+        assert any(t.startswith("homeassistant/") and t.endswith("/config") for t in seen)
+        assert d.stop() == 0
+        wait_for(lambda: seen.get(availability) == b"offline", 10, "availability offline after a clean stop")
+    finally:
+        if d.proc.poll() is None:
+            d.proc.kill()
+        watcher.loop_stop()
+        watcher.disconnect()
+    # Nothing Home Assistant received names a clip (states are ON/OFF and a count only).
+    blob = b" ".join(seen.values()).decode(errors="replace")
+    for clip in clips_json(state_dir, config):
+        assert clip["id"] not in blob
+    assert {v for t, v in seen.items() if t.endswith(("/motion", "/recording"))} <= {b"ON", b"OFF"}
