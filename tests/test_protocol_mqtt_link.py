@@ -1,0 +1,199 @@
+"""MqttLink over TLS with certificate checks against a real mosquitto; backoff; bounded publish."""
+
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+import subprocess
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+import pytest
+
+from edge.config import MqttConfig, TlsConfig
+from edge.errors import ConfigError
+from edge.mqtt_link import LinkError, MqttLink, Will
+from tests.conftest import Broker, start_broker
+
+REPO = Path(__file__).resolve().parent.parent
+MAKE_CERTS = REPO / "scripts" / "make-certs.sh"
+DEVICE = "ccaaaaaaaaaaaaaaaa"
+
+
+def make_certs(pki: Path, *args: str) -> None:
+    res = subprocess.run(["bash", str(MAKE_CERTS), "--dir", str(pki), *args], capture_output=True, text=True,
+                         timeout=60)
+    assert res.returncode == 0, res.stderr
+
+
+@dataclass
+class Pki:
+    good: Path
+    rogue: Path
+    wrong_name: Path
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
+    good = tmp_path_factory.mktemp("pki")
+    make_certs(good, "ca")
+    make_certs(good, "broker", "localhost", "127.0.0.1")
+    make_certs(good, "device", DEVICE)
+    rogue = tmp_path_factory.mktemp("rogue")
+    make_certs(rogue, "ca")
+    make_certs(rogue, "device", DEVICE)
+    wrong = tmp_path_factory.mktemp("wrongname")
+    make_certs(wrong, "ca")
+    make_certs(wrong, "broker", "broker.example.net")
+    return Pki(good, rogue, wrong)
+
+
+def tls_broker(server_pki: Path, client_ca: Path) -> Broker:
+    """mosquitto started as root drops to user "mosquitto": lay its files out readable for it
+    (a world-traversable directory outside pytest's 0700 tree, the key owned by mosquitto)."""
+    d = Path(tempfile.mkdtemp(prefix="cc-link-broker-"))
+    d.chmod(0o755)
+    shutil.copy(client_ca / "ca.crt", d / "ca.crt")
+    shutil.copy(server_pki / "broker" / "broker.crt", d / "broker.crt")
+    shutil.copy(server_pki / "broker" / "broker.key", d / "broker.key")
+    for name in ("ca.crt", "broker.crt"):
+        (d / name).chmod(0o644)
+    if os.geteuid() == 0:
+        mosq = pwd.getpwnam("mosquitto")
+        os.chown(d / "broker.key", mosq.pw_uid, mosq.pw_gid)
+    conf = "\n".join([
+        f"cafile {d / 'ca.crt'}",
+        f"certfile {d / 'broker.crt'}",
+        f"keyfile {d / 'broker.key'}",
+        "require_certificate true",
+        "use_identity_as_username true",
+    ])
+    return start_broker(d / "run", conf)
+
+
+def link_config(broker: Broker, pki: Path, ca: Path | None = None) -> MqttConfig:
+    client = pki / "clients" / DEVICE
+    return MqttConfig(enabled=True, host="127.0.0.1", port=broker.port, tls=TlsConfig(
+        ca_file=str((ca or pki) / "ca.crt"), cert_file=str(client / "client.crt"), key_file=str(client / "client.key")))
+
+
+@pytest.fixture
+def good_broker(pki: Pki) -> Iterator[Broker]:
+    b = tls_broker(pki.good, pki.good)
+    try:
+        yield b
+    finally:
+        b.stop()
+        shutil.rmtree(b.config_path.parent.parent, ignore_errors=True)
+
+
+def test_tls_with_client_certificate_connects_and_round_trips(good_broker: Broker, pki: Pki) -> None:
+    link = MqttLink(link_config(good_broker, pki.good), DEVICE, min_backoff=0.1, max_backoff=0.5)
+    got: list[tuple[str, bytes]] = []
+    link.subscribe("consentcam/v1/device/ccaaaaaaaaaaaaaaaa/request", lambda t, p: got.append((t, p)))
+    link.start()
+    try:
+        assert link.wait_connected(10), link.last_error
+        link.publish("consentcam/v1/device/ccaaaaaaaaaaaaaaaa/request", b"hello", timeout=5)
+        deadline = time.monotonic() + 5
+        while not got and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert got == [("consentcam/v1/device/ccaaaaaaaaaaaaaaaa/request", b"hello")]
+    finally:
+        link.stop()
+    assert not link.connected and link.state == "stopped"
+
+
+def test_broker_certificate_from_another_ca_is_refused(good_broker: Broker, pki: Pki) -> None:
+    # The device trusts only the rogue CA: the real broker's certificate must not pass.
+    link = MqttLink(link_config(good_broker, pki.good, ca=pki.rogue), DEVICE, min_backoff=0.1, max_backoff=0.3)
+    link.start()
+    try:
+        assert not link.wait_connected(2)
+        assert "certificate" in link.last_error.lower() or "ssl" in link.last_error.lower(), link.last_error
+    finally:
+        link.stop()
+
+
+def test_broker_certificate_for_another_host_name_is_refused(pki: Pki) -> None:
+    b = tls_broker(pki.wrong_name, pki.good)
+    # Client cert from the good CA (the broker accepts it); the broker's cert names broker.example.net.
+    cfg = link_config(b, pki.good, ca=pki.wrong_name)
+    link = MqttLink(cfg, DEVICE, min_backoff=0.1, max_backoff=0.3)
+    link.start()
+    try:
+        assert not link.wait_connected(2)
+        assert "hostname" in link.last_error.lower() or "certificate" in link.last_error.lower(), link.last_error
+    finally:
+        link.stop()
+        b.stop()
+        shutil.rmtree(b.config_path.parent.parent, ignore_errors=True)
+
+
+def test_client_certificate_from_another_ca_is_refused(good_broker: Broker, pki: Pki) -> None:
+    rogue_client = pki.rogue / "clients" / DEVICE
+    cfg = MqttConfig(enabled=True, host="127.0.0.1", port=good_broker.port, tls=TlsConfig(
+        ca_file=str(pki.good / "ca.crt"), cert_file=str(rogue_client / "client.crt"),
+        key_file=str(rogue_client / "client.key")))
+    link = MqttLink(cfg, DEVICE, min_backoff=0.1, max_backoff=0.3)
+    link.start()
+    try:
+        assert not link.wait_connected(2)
+    finally:
+        link.stop()
+
+
+def test_tls_config_errors_are_clear(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="ca_file"):
+        MqttLink(MqttConfig(tls=TlsConfig(ca_file=str(tmp_path / "missing.crt"))), DEVICE)
+    with pytest.raises(ConfigError, match="required"):
+        MqttLink(MqttConfig(tls=TlsConfig()), DEVICE)
+
+
+def test_backoff_is_exponential_with_jitter_and_capped() -> None:
+    link = MqttLink(MqttConfig(), DEVICE, min_backoff=1.0, max_backoff=30.0)
+    for attempt in range(12):
+        ceiling = min(30.0, 2.0**attempt)
+        samples = [link.backoff(attempt) for _ in range(200)]
+        assert all(1.0 <= s <= ceiling for s in samples)
+        if ceiling > 2:
+            assert max(samples) - min(samples) > (ceiling - 1) * 0.3  # jitter spreads the fleet out
+
+
+def test_publish_refuses_when_disconnected_and_never_retains(broker: Broker) -> None:
+    link = MqttLink(MqttConfig(host=broker.host, port=broker.port), DEVICE, min_backoff=0.1, max_backoff=0.3,
+                    will=Will("ha/consentcam/availability", b"offline", retain=True))
+    with pytest.raises(LinkError, match="not connected"):
+        link.publish("a/b", b"x")
+    seen: list[tuple[str, bytes, bool]] = []
+    ready = threading.Event()
+    watcher = mqtt.Client(callback_api_version=mqtt.CallbackAPIVersion.VERSION2, client_id="watcher",
+                          protocol=mqtt.MQTTv5)
+    watcher.on_message = lambda c, u, m: seen.append((m.topic, bytes(m.payload), bool(m.retain)))
+    watcher.on_subscribe = lambda *a: ready.set()
+    watcher.connect(broker.host, broker.port, 30)
+    watcher.loop_start()
+    watcher.subscribe("#", qos=1)
+    assert ready.wait(5)
+    link.start()
+    try:
+        assert link.wait_connected(10)
+        link.publish("a/b", b"x", timeout=5)
+        # Kill the link's socket without DISCONNECT: the broker publishes the last will.
+        link._client.socket().close()
+        deadline = time.monotonic() + 10
+        while not any(t == "ha/consentcam/availability" for t, _p, _r in seen) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert ("a/b", b"x", False) in seen
+        assert any(t == "ha/consentcam/availability" and p == b"offline" for t, p, _r in seen)
+        assert link.wait_connected(10)  # and the link came back by itself
+    finally:
+        link.stop()
+        watcher.loop_stop()
+        watcher.disconnect()
