@@ -275,3 +275,23 @@ def test_owner_notification_is_opt_in_and_contentless(state_dir: Path, broker: B
         pub.close()
         d.stop()
         watcher.close()
+
+
+def test_reload_picks_up_a_newly_trusted_requester(device: Device, broker: Broker) -> None:
+    from tests.conftest import run_cli
+
+    newcomer = Ed25519PrivateKey.generate()
+    pub = Client(broker, "newcomer")
+    try:
+        topic = topics.device_topic(ROOT, device.info.device_id)
+        pub.publish(topic, encode_request(live_body(device.info.device_id, id="REQ-new-0001"), newcomer))
+        wait_until(lambda: device.service.stats.refusals.get("unknown_signer") == 1, what="unknown signer")
+        from edge.signing import encode_public
+
+        res = run_cli("trust", "add", "newcomer", encode_public(newcomer), state=device.state.root)
+        assert res.returncode == 0, res.stderr
+        device.service.reload()  # what the daemon does on SIGHUP
+        pub.publish(topic, encode_request(live_body(device.info.device_id, id="REQ-new-0002"), newcomer))
+        wait_until(lambda: "REQ-new-0002" in device.pending(), what="request from the newly trusted key")
+    finally:
+        pub.close()
