@@ -206,11 +206,14 @@ def test_daemon_lifecycle_against_real_broker(state_dir: Path, tmp_path: Path, b
     assert rc == 3 and st["running"] is False
 
 
-def test_kill9_mid_clip_is_recovered_on_next_start(state_dir: Path, tmp_path: Path) -> None:
+def test_kill9_mid_clip_is_recovered_on_next_start_and_clock_state_is_honest(state_dir: Path,
+                                                                             tmp_path: Path) -> None:
     config = write_config(tmp_path / "c.yaml")
+    config.write_text(config.read_text().replace("mode: synchronized", "mode: unsynchronized"))
     d = DaemonProc(state_dir, config, tmp_path / "d1.log", speed=2.0)
     try:
         st = wait_for(lambda: d.daemon_status().get("current_clip") and d.daemon_status(), 60, "a clip in progress")
+        assert st["clock"]["synced"] is False
         clip_id = st["current_clip"]
         time.sleep(1.5)  # let at least one segment be sealed
         d.proc.kill()
@@ -223,6 +226,12 @@ def test_kill9_mid_clip_is_recovered_on_next_start(state_dir: Path, tmp_path: Pa
         wait_for(lambda: d2.daemon_status().get("pid") == d2.pid, 30, "the second daemon's status")
         clips = {c["id"]: c for c in clips_json(state_dir, config)}
         assert clip_id in clips and clips[clip_id]["status"] == "recovered", clips.get(clip_id)
+        assert clips[clip_id]["clock_synced"] is False
+        # The owner says the clock is good now (SIGHUP): the daemon re-checks and says so.
+        config.write_text(config.read_text().replace("mode: unsynchronized", "mode: synchronized"))
+        d2.proc.send_signal(signal.SIGHUP)
+        wait_for(lambda: (d2.daemon_status().get("clock") or {}).get("synced") is True, 15, "clock synced in status")
+        assert any("clock is now synchronised" in x.get("msg", "") for x in d2.log_lines())
         assert d2.stop() == 0
     finally:
         if d2.proc.poll() is None:

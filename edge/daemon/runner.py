@@ -32,6 +32,7 @@ from edge.daemon import parts
 from edge.daemon.notify import Notifier
 from edge.daemon.status import WRITE_INTERVAL, mark_stopped, write_status
 from edge.errors import ConsentcamError
+from edge.logs import setup_logging
 from edge.state import StateDir
 
 log = logging.getLogger("consentcam.daemon")
@@ -293,7 +294,10 @@ class Daemon:
         changed = diff_config(config_to_dict(self.config), config_to_dict(new))
         assert self.parts is not None
         applied = self.parts.reload(new)
-        ignored = [k for k in changed if not k.startswith(("storage.retention", "clock."))]
+        if any(k.startswith("log.") for k in changed):
+            setup_logging(new.log.level, new.log.format)
+            applied.append("log")
+        ignored = [k for k in changed if not k.startswith(("storage.retention", "clock.", "log."))]
         self.config = new
         log.info("reloaded", extra={"changed": ",".join(changed) or "nothing", "applied": applied,
                                     "needs_restart": ",".join(ignored) or "nothing"})
