@@ -264,3 +264,13 @@ def test_recorded_mpegts_decodes_after_the_round_trip(state_dir: Path) -> None:
     assert rec.segments > 1
     plain = b"".join(vault.iter_plaintext(rec.id, _identity(state_dir)))
     assert plain == ts and decode_frames(plain) == 45
+
+
+def test_clip_digest_test_vectors() -> None:
+    """The vectors published in docs/VAULT.md."""
+    doc = (REPO / "docs" / "VAULT.md").read_text()
+    empty, zeros = clip_digest([]), clip_digest(["00" * 32])
+    assert empty == "de31f47636c19383bbd9012023744f366fc6cd15a6d8dce45914f0fc11aa27d4"
+    assert zeros == "ea293fb33b63fa419a33f5890b1ba4661bd18eb7ded539339068474531436533"
+    assert empty in doc and zeros in doc
+    assert clip_digest(["00" * 32, "11" * 32]) != clip_digest(["11" * 32, "00" * 32])  # order matters
