@@ -22,7 +22,7 @@ import os
 import shutil
 import tarfile
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
@@ -144,18 +144,24 @@ class _ClipResult:
 
 
 def tar_pieces(
-    vault: Any, identity: Any, records: list[Any], finish: Any
+    clips: list[tuple[Any, Callable[[], Iterable[bytes]]]],
+    finish: Callable[[list[_ClipResult]], tuple[bytes, bytes]],
+    mtime: float | None = None,
 ) -> Iterator[bytes]:
-    """The bundle's tar stream. ``finish(results) -> (manifest_json, manifest_sig)`` runs after the clips."""
+    """The bundle's tar stream: each clip (record, plaintext source), then manifest.json and .sig.
+
+    ``finish(results) -> (manifest_json, manifest_sig)`` runs once the clips have streamed by and
+    their plaintext digests are known. ``mtime`` stamps the manifest members (default: now).
+    """
     results: list[_ClipResult] = []
     written = 0
-    for rec in records:
+    for rec, source in clips:
         expected = int(rec.plaintext_size)
         header = _member(clip_member_name(rec.id), expected, rec.start)
         yield header
         digest = hashlib.sha256()
         size = 0
-        for piece in vault.iter_plaintext(rec.id, identity):
+        for piece in source():
             size += len(piece)
             if size > expected:
                 raise IntegrityError(f"clip {rec.id}: more plaintext than its recorded size {expected}")
@@ -167,20 +173,47 @@ def tar_pieces(
         written += len(header) + size + len(_pad(size))
         results.append(_ClipResult(rec, digest.hexdigest(), size))
     manifest_json, manifest_sig = finish(results)
-    now = time.time()
+    stamp = time.time() if mtime is None else mtime
     for name, data in (("manifest.json", manifest_json), ("manifest.sig", manifest_sig)):
-        piece = _member(name, len(data), now) + data + _pad(len(data))
+        piece = _member(name, len(data), stamp) + data + _pad(len(data))
         written += len(piece)
         yield piece
     end = 2 * BLOCK + (-(written + 2 * BLOCK) % RECORD)
     yield b"\0" * end
 
 
+def make_manifest(
+    device_key: Ed25519PrivateKey, req: dict[str, Any], results: list[_ClipResult], approved: float,
+    created: float | None = None,
+) -> Manifest:
+    """The manifest for streamed clips; ``req`` as returned by :func:`request_fields`."""
+    return Manifest(
+        device_id=device_id_for(public_raw(device_key)),
+        device_key=encode_public(device_key),
+        camera=",".join(sorted({str(r.record.camera) for r in results})),
+        request=ManifestRequest(
+            id=req["id"], digest=req["digest"], case=req["case"], signer_key_id=req["signer_key_id"],
+            recipient=req["recipient"],
+        ),
+        approved_at=clock.iso(approved),
+        clock_synced=all(bool(r.record.clock_synced) for r in results),
+        clips=tuple(
+            ManifestClip(
+                id=r.record.id, file=clip_member_name(r.record.id), start=clock.iso(r.record.start),
+                end=clock.iso(r.record.end), clock_synced=bool(r.record.clock_synced),
+                plaintext_sha256=r.sha256, plaintext_size=r.size, vault_digest=str(r.record.digest),
+            )
+            for r in results
+        ),
+        created=clock.iso(clock.now() if created is None else created),
+    )
+
+
 # ---------------------------------------------------------------------------------------------
 # Building
 
 
-def _request_fields(verified_request: Any) -> dict[str, Any]:
+def request_fields(verified_request: Any) -> dict[str, Any]:
     """What the release needs from the device side's VerifiedRequest, taken from the signed bytes."""
     raw = bytes(verified_request.raw)
     body = verified_request.body
@@ -218,7 +251,7 @@ def build_release(
         raise ReleaseError("the same clip was chosen twice")
     if not (1 <= chunk_size <= MAX_CHUNK_SIZE):
         raise ReleaseError(f"chunk size {chunk_size} out of range (1..{MAX_CHUNK_SIZE})")
-    req = _request_fields(verified_request)
+    req = request_fields(verified_request)
     try:
         recipient = pyrage.x25519.Recipient.from_str(req["recipient"])
     except pyrage.RecipientError as exc:
@@ -229,36 +262,18 @@ def build_release(
     approved = clock.now() if approved_at is None else approved_at
     device_id = device_id_for(public_raw(device_key))
     device_pub = encode_public(device_key)
-    cameras = sorted({str(r.camera) for r in records})
 
     def finish(results: list[_ClipResult]) -> tuple[bytes, bytes]:
-        manifest = Manifest(
-            device_id=device_id,
-            device_key=device_pub,
-            camera=",".join(cameras),
-            request=ManifestRequest(
-                id=req["id"], digest=req["digest"], case=req["case"], signer_key_id=req["signer_key_id"],
-                recipient=req["recipient"],
-            ),
-            approved_at=clock.iso(approved),
-            clock_synced=all(bool(r.record.clock_synced) for r in results),
-            clips=tuple(
-                ManifestClip(
-                    id=r.record.id, file=clip_member_name(r.record.id), start=clock.iso(r.record.start),
-                    end=clock.iso(r.record.end), clock_synced=bool(r.record.clock_synced),
-                    plaintext_sha256=r.sha256, plaintext_size=r.size, vault_digest=str(r.record.digest),
-                )
-                for r in results
-            ),
-            created=clock.iso(clock.now()),
-        )
-        return sign_manifest(manifest, device_key)
+        return sign_manifest(make_manifest(device_key, req, results, approved), device_key)
+
+    def source(clip_id: str) -> Callable[[], Iterable[bytes]]:
+        return lambda: vault.iter_plaintext(clip_id, identity)
 
     build = outbox.new_build_dir(state, req["id"])
     try:
         with outbox.hold_build_lock(build):
             bundle = build / outbox.BUNDLE_NAME
-            reader = StreamReader(tar_pieces(vault, identity, records, finish))
+            reader = StreamReader(tar_pieces([(rec, source(rec.id)) for rec in records], finish))
             fd = os.open(bundle, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "wb") as sink:
                 writer = _HashingWriter(sink)
@@ -408,7 +423,7 @@ def reply_topic(topic_root: str, inbox: str, request_id: str) -> str:
 
 def decline_message(verified_request: Any, device_key: Ed25519PrivateKey, decided_at: float | None = None) -> bytes:
     """The signed opt-in decline for ``requests deny --notify`` (publish it QoS 1 on reply_topic)."""
-    req = _request_fields(verified_request)
+    req = request_fields(verified_request)
     decline = Decline(
         request_id=req["id"], request_digest=req["digest"], device_id=device_id_for(public_raw(device_key)),
         device_key=encode_public(device_key), decided_at=clock.iso(clock.now() if decided_at is None else decided_at),
