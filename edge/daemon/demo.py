@@ -152,7 +152,8 @@ class Demo:
         with self.step(f"Recording on the synthetic camera until {self.want_clips} clips are sealed") as s:
             self.start_daemon()
             clips = self.wait_for_clips()
-            s.detail = f"{len(clips)} clips, {sum(c.size for c in clips)} encrypted bytes"
+            s.detail = (f"{len(clips)} clips, {sum(c.size for c in clips)} encrypted bytes (the scene plays "
+                        f"{DEMO_SPEED:g}x faster than real time, so clip times run ahead of the clock)")
         self.summary["clips_recorded"] = [c.id for c in clips]
         self.protocol_round(window_start, clips)
         with self.step("Drawing a contact sheet from the received clips") as s:
@@ -481,5 +482,6 @@ def run_demo(*, out: str | None, clips: int, as_json: bool, keep_work: bool) -> 
         json.dump(summary, sys.stdout, indent=2, sort_keys=True, default=str)
         sys.stdout.write("\n")
     demo.console.print(f"\n[bold green]Done.[/bold green] Everything the investigator received is in "
-                       f"[bold]{out_dir}[/bold]")
+                       f"[bold]{out_dir}[/bold]:\n  clips/*.ts (decrypted, playable), manifest.json + manifest.sig, "
+                       f"verification-report.txt/.json, contact-sheet.png, logs/")
     return 0
