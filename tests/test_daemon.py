@@ -317,3 +317,25 @@ def test_auto_camera_falls_back_loudly_and_home_assistant_is_announced(state_dir
     for clip in clips_json(state_dir, config):
         assert clip["id"] not in blob
     assert {v for t, v in seen.items() if t.endswith(("/motion", "/recording"))} <= {b"ON", b"OFF"}
+
+
+def test_status_judges_staleness_and_dead_processes(state_dir: Path, tmp_path: Path) -> None:
+    config = write_config(tmp_path / "c.yaml")
+    run_dir = state_dir / "run"
+    run_dir.mkdir(mode=0o700, exist_ok=True)
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    cases = [
+        ({"running": True, "pid": os.getpid(), "updated": time.time()}, 0, "running"),
+        ({"running": True, "pid": os.getpid(), "updated": time.time() - 60}, 3, "stale"),
+        ({"running": True, "pid": dead.pid, "updated": time.time()}, 3, "is gone"),
+        ({"running": False, "pid": os.getpid(), "updated": time.time()}, 3, "stopped"),
+    ]
+    for data, code, reason in cases:
+        (run_dir / "status.json").write_text(json.dumps(data))
+        res = run_cli("status", "--json", state=state_dir, config=config)
+        assert res.returncode == code, (data, res.stdout, res.stderr)
+        assert reason in json.loads(res.stdout)["reason"]
+    (run_dir / "status.json").write_text("{not json")
+    res = run_cli("status", "--json", state=state_dir, config=config)
+    assert res.returncode == 3 and "unreadable status file" in json.loads(res.stdout)["reason"]

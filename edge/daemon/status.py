@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from edge import clock
+from edge.errors import StateError
 from edge.state import StateDir, write_private
 
 STATUS_FILE = "status.json"
@@ -48,6 +49,9 @@ def read_status(state: StateDir, *, now: float | None = None, stale_after: float
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         return StatusReading(False, "no status file (the daemon has not run here)", {})
+    except PermissionError as exc:
+        # Not "not running": we simply may not look. Say so instead of guessing.
+        raise StateError(f"{path}: permission denied (run as the daemon's user or root)") from exc
     except (OSError, ValueError) as exc:
         return StatusReading(False, f"unreadable status file: {exc}", {})
     if not isinstance(data, dict):
