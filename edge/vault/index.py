@@ -141,6 +141,9 @@ class ClipIndex:
     def ids(self) -> set[str]:
         return {r[0] for r in self._query("SELECT id FROM clips")}
 
+    def statuses(self) -> dict[str, str]:
+        return {r[0]: r[1] for r in self._query("SELECT id, status FROM clips")}
+
     def list(self, start: float | None = None, end: float | None = None, *,
              include_recording: bool = False) -> list[ClipRecord]:
         sql = f"SELECT {_select()} FROM clips WHERE 1=1"

@@ -297,23 +297,19 @@ class Vault:
                 self._finish_delete(clip_id, "deletion completed after an interruption", self.index.get(clip_id))
             elif name.startswith(NEW_PREFIX) and entry.is_dir() and not self._is_locked(entry):
                 shutil.rmtree(entry, ignore_errors=True)
-        known = self.index.ids()
+        known = self.index.statuses()
         for clip_dir in self._clip_dirs():
             if (clip_dir / SEAL_NAME).exists():
                 if (clip_dir / MARKER_NAME).exists() and not self._is_locked(clip_dir):
                     self._cleanup_sealed(clip_dir)
-                if clip_dir.name not in known or self._index_status(clip_dir.name) == STATUS_RECORDING:
-                    self._reindex_one(clip_dir)
+                if known.get(clip_dir.name, STATUS_RECORDING) == STATUS_RECORDING:
+                    self._reindex_one(clip_dir)  # sealed, but the index missed it (crash in between)
                 continue
             if self._is_locked(clip_dir):
                 continue
             if self._recover_clip(clip_dir):
                 recovered.append(clip_dir.name)
         return recovered
-
-    def _index_status(self, clip_id: str) -> str | None:
-        rec = self.index.get(clip_id)
-        return rec.status if rec else None
 
     def _cleanup_sealed(self, clip_dir: Path) -> None:
         for leftover in (MARKER_NAME, LOCK_NAME):

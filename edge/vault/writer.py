@@ -6,7 +6,7 @@ when the recorder signals a good cut point (``boundary()``) and segment_seconds 
 the buffer reaches segment_max_bytes, or, as a safety net for a recorder that never calls
 ``boundary()``, when twice segment_seconds have passed.
 
-The caller's thread encrypts; a per-clip I/O thread hashes, writes, fsyncs and renames the
+The caller's thread encrypts and hashes; a per-clip I/O thread writes, fsyncs and renames the
 ciphertext (those release the GIL, so the two overlap on a multi-core Pi). The hand-over queue
 holds at most two encrypted segments in flight (one being written, one being encrypted), so
 memory stays bounded and a kill -9 loses at most the segment being filled plus what is in
@@ -67,7 +67,7 @@ class ClipWriter:
         self._dropped = 0
         self._dropped_bytes = 0
         self._streak = 0  # consecutive segments dropped for lack of space
-        self._queue: queue.Queue[tuple[bytes, int] | None] = queue.Queue()
+        self._queue: queue.Queue[tuple[bytes, str, int] | None] = queue.Queue()
         self._slots = threading.Semaphore(2)
         self._thread = threading.Thread(target=self._drain, name=f"vault-{clip_id}", daemon=True)
         self._thread.start()
@@ -175,12 +175,15 @@ class ClipWriter:
         # segment on the other core meanwhile (encrypt_io holds the GIL: no overlap).
         try:
             ciphertext = pyrage.encrypt(plain, [self._vault.recipient])
+            # Hashing here (GIL released too) balances the work between this thread and the
+            # I/O thread, whose write + fdatasync + rename + directory fsync take as long.
+            digest = hashlib.sha256(ciphertext).hexdigest()
         except BaseException:
             self._slots.release()
             raise
         size = len(plain)
         del plain
-        self._queue.put((ciphertext, size))
+        self._queue.put((ciphertext, digest, size))
 
     def _drain(self) -> None:
         """I/O thread: hash, write, fsync, rename each encrypted segment, in order."""
@@ -189,10 +192,10 @@ class ClipWriter:
             try:
                 if item is _STOP:
                     return
-                ciphertext, size = item
+                ciphertext, digest, size = item
                 del item
                 try:
-                    self._store(ciphertext, size)
+                    self._store(ciphertext, digest, size)
                 finally:
                     del ciphertext
                     self._slots.release()
@@ -202,9 +205,9 @@ class ClipWriter:
             finally:
                 self._queue.task_done()
 
-    def _store(self, ciphertext: bytes, size: int) -> None:
+    def _store(self, ciphertext: bytes, digest: str, size: int) -> None:
         name = segment_name(len(self._segments))
-        info = SegmentInfo(name, len(ciphertext), hashlib.sha256(ciphertext).hexdigest(), size)
+        info = SegmentInfo(name, len(ciphertext), digest, size)
         try:
             problem = self._vault._store_segment(self.directory, name, ciphertext, exclude=self.clip_id)
         except OSError as exc:
