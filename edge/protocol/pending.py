@@ -116,8 +116,13 @@ class PendingQueue:
         try:
             return self.load(path)
         except FileNotFoundError:
-            if self._path(self.decided_dir, request_id).exists():
-                raise NotFoundError(f"request {request_id} was already decided") from None
+            decided = self._path(self.decided_dir, request_id)
+            if decided.exists():
+                try:
+                    decision = json.loads(decided.read_text()).get("decision", "decided")
+                except (OSError, ValueError):
+                    decision = "decided"
+                raise NotFoundError(f"request {request_id} was already decided ({decision})") from None
             raise NotFoundError(f"no pending request {request_id}") from None
 
     def list(self) -> list[PendingRequest]:
