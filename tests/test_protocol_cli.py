@@ -120,12 +120,13 @@ class Scene:
         self.outside = add_clip(dev, make_ts(0.5, seed=9), now - 10 * 3600)  # type: ignore[arg-type]
         self.info = keys.load_device_info(st)
 
-    def request(self, request_id: str, *, expires_in: float = 3600, inbox: str = "police") -> bytes:
+    def request(self, request_id: str, *, expires_in: float = 3600, inbox: str = "police",
+                reason: str = "parcel theft") -> bytes:
         now = clock.now()
         b = RequestBody(
             id=request_id, issued=clock.iso(now - 5), expires=clock.iso(now + expires_in),
             audience=self.info.device_id, window_start=clock.iso(self.t0), window_end=clock.iso(self.t0 + 3600),
-            case="CASE-77", reason="parcel theft", requester=Requester("Det. B", "Police", "b@example.org"),
+            case="CASE-77", reason=reason, requester=Requester("Det. B", "Police", "b@example.org"),
             recipient=str(self.identity.to_public()), inbox=inbox,
         )
         return encode_request(b, self.key)
@@ -161,6 +162,13 @@ def test_list_and_show(scene: Scene) -> None:
     assert text.returncode == 0 and scene.inside[0] in text.stdout and "parcel theft" in text.stdout
     missing = scene.cli("requests", "show", "REQ-nope-0001")
     assert missing.returncode == 5 and missing.stderr.count("\n") == 1
+
+
+def test_requester_text_is_shown_literally(scene: Scene) -> None:
+    sneaky = "[bold red]URGENT[/] [link=https://evil.example]click[/link]"
+    scene.deliver(scene.request("REQ-markup-01", reason=sneaky))
+    shown = scene.cli("requests", "show", "REQ-markup-01")
+    assert shown.returncode == 0 and sneaky in shown.stdout
 
 
 def test_approve_a_subset(scene: Scene, passphrase_file: Path) -> None:

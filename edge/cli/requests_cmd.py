@@ -7,8 +7,11 @@ Nothing leaves the device before `approve`. `deny` is silent unless the owner ad
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 from typing import Any
+
+from rich.markup import escape
 
 from edge import clock, keys
 from edge.audit import AuditLog
@@ -126,8 +129,10 @@ def cmd_list(ctx: Context) -> int:
     if not items:
         console().print("no pending requests")
         return 0
-    rows = [[s["id"], s["received"], f"{s['requester']['name']} ({s['requester']['organisation']})", s["case"],
-             f"{s['window']['start']} .. {s['window']['end']}", _audience_text(s), s["expires"]] for s in items]
+    # Requester-supplied text is shown literally: escape rich markup such as "[link=...]".
+    rows = [[s["id"], s["received"], escape(f"{s['requester']['name']} ({s['requester']['organisation']})"),
+             escape(s["case"]), f"{s['window']['start']} .. {s['window']['end']}", _audience_text(s), s["expires"]]
+            for s in items]
     print_table(None, ["id", "received", "requester", "case", "window", "audience", "expires"], rows)
     return 0
 
@@ -142,21 +147,22 @@ def cmd_show(ctx: Context) -> int:
     if ctx.json:
         emit_json(s)
         return 0
-    out = console()
+    # Requester-supplied text is printed literally (no rich markup, no highlighting).
+    say = functools.partial(console().print, markup=False, highlight=False)
     r = s["requester"]
-    out.print(f"request  {s['id']}  (received {s['received']}, expires {s['expires']})")
-    out.print(f"from     {r['name']}, {r['organisation']} <{r['contact']}>  [trusted as {s['signer']}]")
-    out.print(f"case     {s['case']}")
-    out.print(f"reason   {s['reason']}")
-    out.print(f"window   {s['window']['start']} .. {s['window']['end']}")
+    say(f"request  {s['id']}  (received {s['received']}, expires {s['expires']})")
+    say(f"from     {r['name']}, {r['organisation']} <{r['contact']}>  [trusted as {s['signer']}]")
+    say(f"case     {s['case']}")
+    say(f"reason   {s['reason']}")
+    say(f"window   {s['window']['start']} .. {s['window']['end']}")
     if "area" in s["audience"]:
         a = s["audience"]["area"]
-        out.print(f"area     {a['radius_m']} m around {a['lat']}, {a['lon']}")
+        say(f"area     {a['radius_m']} m around {a['lat']}, {a['lon']}")
     else:
-        out.print("audience this device")
-    out.print(f"digest   {s['digest']}")
+        say("audience this device")
+    say(f"digest   {s['digest']}")
     if not clips:
-        out.print("no clips match this window")
+        say("no clips match this window")
     else:
         print_table("matching clips", ["clip", "camera", "start", "end", "size"],
                     [[c["id"], c["camera"], c["start"], c["end"], c["size"]] for c in s["matching_clips"]])
