@@ -102,3 +102,14 @@ def test_the_receiver_accepts_the_vector_release(v: dict, tmp_path: Path) -> Non
     clip = tmp_path / "out" / v["device"]["device_id"] / v["clip"]["member"]
     assert clip.read_bytes() == bytes.fromhex(v["clip"]["plaintext_hex"])
     assert receiver.handle(topic, bytes.fromhex(v["decline"]["message_hex"])).kind == "declined"
+
+
+def test_document_quotes_the_vectors(v: dict) -> None:
+    """docs/protocol-release.md shows the same bytes as the vector file (whitespace aside)."""
+    doc = (REPO / "docs" / "protocol-release.md").read_text()
+    flat = "".join(doc.split())
+    for value in (v["device"]["device_id"], v["device"]["public_key"], v["request"]["digest_sha256_hex"],
+                  v["clip"]["plaintext_sha256_hex"], v["manifest"]["signature_hex"], v["decline"]["signature_hex"],
+                  v["header"]["message_hex"], "".join(v["manifest"]["json_utf8"].split()),
+                  v["chunks"]["messages"][0]["message_hex"][:218]):
+        assert value in flat, value[:40]
