@@ -111,5 +111,10 @@ def test_document_quotes_the_vectors(v: dict) -> None:
     for value in (v["device"]["device_id"], v["device"]["public_key"], v["request"]["digest_sha256_hex"],
                   v["clip"]["plaintext_sha256_hex"], v["manifest"]["signature_hex"], v["decline"]["signature_hex"],
                   v["header"]["message_hex"], "".join(v["manifest"]["json_utf8"].split()),
-                  v["chunks"]["messages"][0]["message_hex"][:218]):
+                  ):
         assert value in flat, value[:40]
+    prefix = v["chunks"]["messages"][0]["message_hex"][:218]
+    block = doc[doc.index("43435243 01"):]
+    shown = "".join(word for line in block.splitlines()[:6] for word in line.split()[:2]
+                    if all(ch in "0123456789abcdef" for ch in word))
+    assert shown == prefix
