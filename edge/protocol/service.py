@@ -131,7 +131,11 @@ class ConsentService:
 
     def reload(self) -> None:
         """Re-read the trust store (SIGHUP after `consentcam trust add/remove`)."""
-        self.verifier.trust.reload()
+        try:
+            self.verifier.trust.reload()
+        except ConsentcamError as exc:  # a damaged file must not stop intake: keep the previous store
+            log.error("trust store not reloaded, keeping the previous one", extra={"error": str(exc)})
+            return
         log.info("trust store reloaded", extra={"entries": len(self.verifier.trust.entries())})
 
     def queue_depth(self) -> int:
@@ -233,7 +237,8 @@ class ConsentService:
         except Exception:
             log.exception("pending sweep failed")
             return
-        if expired:
+        # Also catches decisions made with the CLI since the last notification.
+        if expired or (self._last_notified is not None and self.pending_count() != self._last_notified):
             self.notify_owner()
 
     def _flush_drop_audit(self) -> None:
