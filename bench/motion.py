@@ -1,0 +1,195 @@
+"""Motion detector benchmark: cost per frame, event accuracy, onset, false alarms, peak RSS.
+
+Prints one JSON object on stdout. Scenes come from the synthetic generator with HELD-OUT seeds
+(101 and up); the detector was tuned on seeds 1-4 only. A plain frame-differencing detector
+(running-average background, fixed threshold, dilate, minimum area: the approach of the Motion
+daemon and of popular NVRs' motion stage) runs on the same frames as a reference.
+
+    .venv/bin/python bench/motion.py            # full run (a few minutes on 2 cores)
+    .venv/bin/python bench/motion.py --quick    # smaller set
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from edge.capture.synthetic import SyntheticScene  # noqa: E402
+from edge.config import MotionConfig, RecordingConfig  # noqa: E402
+from edge.motion.detector import MotionDetector  # noqa: E402
+from edge.motion.scoring import Score, score_events  # noqa: E402
+from edge.recording.analysis import AnalysisResult, DetectedEvent, analyse  # noqa: E402
+from edge.recording.events import Ended, EventMachine, Started  # noqa: E402
+
+HELD_OUT_FIRST_SEED = 101
+REAL = ("mixed", "night")  # scenes with real subjects (and distractors)
+NO_MOTION = ("lighting", "ir", "foliage", "rain", "noise", "distractors")
+
+
+class FrameDiffDetector:
+    """Reference: classic frame differencing, as in the Motion daemon / NVR motion stages."""
+
+    def __init__(self, min_area: float = 0.004, threshold: int = 25, alpha: float = 0.05) -> None:
+        self.min_area, self.threshold, self.alpha = min_area, threshold, alpha
+        self.avg: np.ndarray | None = None
+        self.kernel = np.ones((3, 3), np.uint8)
+
+    def process(self, luma: np.ndarray):  # type: ignore[no-untyped-def]
+        small = cv2.GaussianBlur(luma, (5, 5), 0)
+        if self.avg is None:
+            self.avg = small.astype(np.float32)
+            return _R(False, 0.0)
+        diff = cv2.absdiff(small, cv2.convertScaleAbs(self.avg))
+        cv2.accumulateWeighted(small, self.avg, self.alpha)
+        _, mask = cv2.threshold(diff, self.threshold, 255, cv2.THRESH_BINARY)
+        mask = cv2.dilate(mask, self.kernel, iterations=2)
+        n, _, stats, _ = cv2.connectedComponentsWithStats(mask)
+        area = luma.shape[0] * luma.shape[1]
+        big = [int(s[4]) for s in stats[1:] if s[4] >= self.min_area * area]
+        return _R(bool(big), sum(big) / area)
+
+
+class _R:
+    def __init__(self, active: bool, score: float) -> None:
+        self.active, self.score = active, score
+
+
+def analyse_with(detector, frames, motion: MotionConfig, recording: RecordingConfig) -> AnalysisResult:  # type: ignore[no-untyped-def]
+    """Same event logic as edge.recording.analysis, for the reference detector."""
+    machine = EventMachine(min_duration=motion.min_duration, post_roll=recording.post_roll,
+                           merge_gap=recording.merge_gap)
+    result = AnalysisResult()
+    start = onset = 0.0
+    last = 0.0
+    for t, luma in frames:
+        last = t
+        r = detector.process(luma)
+        result.frames += 1
+        for tr in machine.update(t, r.active):
+            if isinstance(tr, Started):
+                start, onset = tr.start, tr.at
+            elif isinstance(tr, Ended):
+                result.events.append(DetectedEvent(start, tr.motion_end, 0.0, onset))
+    for tr in machine.finish(last):
+        if isinstance(tr, Ended):
+            result.events.append(DetectedEvent(start, tr.motion_end, 0.0, onset))
+    return result
+
+
+def render(scene: SyntheticScene, size: tuple[int, int]) -> list[tuple[float, np.ndarray]]:
+    return [(i / scene.fps, scene.luma(i, *size)) for i in range(scene.frame_count)]
+
+
+def cost(size: tuple[int, int], frames: int, seed: int) -> dict[str, float]:
+    scene = SyntheticScene(seed, "mixed", frames / 15 + 1)
+    lumas = [scene.luma(i, *size) for i in range(frames)]
+    out: dict[str, float] = {}
+    for name, det in (("consentcam", MotionDetector(MotionConfig(), 15)), ("framediff", FrameDiffDetector())):
+        for f in lumas[:30]:  # warm caches
+            det.process(f)
+        times = []
+        for f in lumas:
+            t0 = time.perf_counter()
+            det.process(f)
+            times.append((time.perf_counter() - t0) * 1000)
+        times.sort()
+        out[f"{name}_mean_ms"] = round(statistics.fmean(times), 4)
+        out[f"{name}_p95_ms"] = round(times[int(0.95 * (len(times) - 1))], 4)
+    return out
+
+
+def accuracy(seeds: list[int], seconds: float, motion: MotionConfig, recording: RecordingConfig) -> dict:
+    results: dict[str, dict] = {}
+    for name in ("consentcam", "framediff"):
+        total = Score()
+        per_scenario: dict[str, dict] = {}
+        false_seconds: dict[str, float] = {}
+        false_events: dict[str, int] = {}
+        for scenario in REAL + NO_MOTION:
+            sc = Score()
+            fsec = 0.0
+            for seed in seeds:
+                scene = SyntheticScene(seed, scenario, seconds)
+                frames = render(scene, (320, 240))
+                if name == "consentcam":
+                    res = analyse(frames, scene.fps, motion, recording)
+                else:
+                    res = analyse_with(FrameDiffDetector(motion.min_area), frames, motion, recording)
+                s = score_events(res.events, scene.ground_truth.motion)
+                sc.add(s)
+                truth = scene.ground_truth.motion
+                for ev in res.events:
+                    if not any(ev.start <= g.end + 1 and ev.end >= g.start - 1 for g in truth):
+                        fsec += ev.end - ev.start + recording.post_roll  # recorded seconds of nothing
+            if scenario in REAL:
+                total.add(sc)
+                per_scenario[scenario] = _score_dict(sc)
+            false_seconds[scenario] = round(fsec, 2)
+            false_events[scenario] = sc.false_events
+        results[name] = {
+            "events_truth": total.true_events,
+            "events_detected": total.detected,
+            "precision": round(total.precision, 4),
+            "recall": round(total.recall, 4),
+            "f1": round(total.f1, 4),
+            "onset_mean_s": round(statistics.fmean(total.onsets), 3) if total.onsets else None,
+            "onset_median_s": round(statistics.median(total.onsets), 3) if total.onsets else None,
+            "onset_p90_s": round(sorted(total.onsets)[int(0.9 * (len(total.onsets) - 1))], 3) if total.onsets
+            else None,
+            "onset_max_s": round(max(total.onsets), 3) if total.onsets else None,
+            "onset_within_0_5s": round(sum(o <= 0.5 for o in total.onsets) / len(total.onsets), 3)
+            if total.onsets else None,
+            "per_scenario": per_scenario,
+            "false_events_no_motion_footage": false_events,
+            "false_alarm_seconds_no_motion_footage": false_seconds,
+            "false_alarm_seconds_lighting_only": false_seconds["lighting"],
+        }
+    return results
+
+
+def _score_dict(s: Score) -> dict:
+    return {"truth": s.true_events, "detected": s.detected, "matched": s.matched_truth,
+            "false": s.false_events, "f1": round(s.f1, 4)}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--seeds", type=int, default=8, help="held-out seeds per scenario (default 8)")
+    ap.add_argument("--seconds", type=float, default=120.0, help="length of each scene (default 120)")
+    ap.add_argument("--quick", action="store_true", help="3 seeds x 60 s")
+    args = ap.parse_args()
+    if args.quick:
+        args.seeds, args.seconds = 3, 60.0
+    seeds = list(range(HELD_OUT_FIRST_SEED, HELD_OUT_FIRST_SEED + args.seeds))
+    motion, recording = MotionConfig(), RecordingConfig()
+    started = time.perf_counter()
+    out = {
+        "benchmark": "motion",
+        "set": {"seeds": seeds, "held_out": True, "tuning_seeds": [1, 2, 3, 4], "seconds_per_scene": args.seconds,
+                "fps": 15, "scenarios_with_subjects": list(REAL), "scenarios_without_motion": list(NO_MOTION),
+                "onset_definition": "event confirmed minus the time half of the subject is in view"},
+        "config": {"sensitivity": motion.sensitivity, "min_area": motion.min_area,
+                   "min_duration": motion.min_duration, "work_width": motion.work_width,
+                   "post_roll": recording.post_roll, "merge_gap": recording.merge_gap},
+        "cost_per_frame": {"320x240": cost((320, 240), 600, seeds[0]), "640x480": cost((640, 480), 600, seeds[0])},
+        "accuracy": accuracy(seeds, args.seconds, motion, recording),
+    }
+    out["peak_rss_mib"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    out["elapsed_s"] = round(time.perf_counter() - started, 1)
+    json.dump(out, sys.stdout, indent=2)
+    sys.stdout.write("\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
