@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from edge import clock, keys
 from edge.config import StorageConfig
-from edge.protocol.request import RequestBody, Requester, encode_request, parse_request
+from edge.protocol.request import Area, RequestBody, Requester, encode_request, parse_request
 from edge.protocol.trust import TrustEntry, TrustStore
 from edge.state import StateDir
 from edge.vault import Vault
@@ -101,14 +101,15 @@ def new_investigator(inbox: str = "alice") -> Investigator:
 
 
 def signed_request(inv: Investigator, device_id: str, *, request_id: str = "req-00000001",
-                   window: tuple[float, float] | None = None, recipient: str | None = None) -> bytes:
+                   window: tuple[float, float] | None = None, recipient: str | None = None,
+                   area: Area | None = None) -> bytes:
     now = time.time()
     start, end = window or (now - 3600, now)
     body = RequestBody(
         id=request_id,
         issued=clock.iso(now),
         expires=clock.iso(now + 86400),
-        audience=device_id,
+        audience=area if area is not None else device_id,
         window_start=clock.iso(start),
         window_end=clock.iso(end),
         case="CASE-1",

@@ -355,3 +355,72 @@ def test_verify_reports_the_specific_mismatch(setup: Setup, tamper: str, reason:
     res = run_cli("--home", str(setup.home.root), "verify", str(copy), prog="consentcam-investigator")
     assert res.returncode == 6, res.stdout + res.stderr
     assert reason in res.stderr and res.stderr.count("\n") == 1
+
+
+# -- area requests: several devices, one reply topic ----------------------------------------------
+
+
+def test_area_request_answers_from_two_devices_stay_apart(setup: Setup, tmp_path: Path) -> None:
+    from edge.protocol.request import Area
+    from edge.state import StateDir
+    from tests.conftest import PASSPHRASE
+    from tests.consent_helpers import Investigator
+
+    second = StateDir(tmp_path / "state2")
+    keys.init_state(second, PASSPHRASE)
+    dev2 = open_device(second.root)
+    clip2 = make_ts(1.0, seed=33)
+    cid2 = add_clip(dev2, clip2, time.time() - 300)
+    inv = Investigator(setup.home.signing_key(), setup.home.identity(), "alice")
+    area = Area(51.5, -0.12, 2000)
+    raw = signed_request(inv, "", request_id="area-0000001", area=area)
+    record = RequestRecord(id="area-0000001", digest=hashlib.sha256(raw).hexdigest(), raw=raw,
+                           audience={"area": area.to_dict()}, topics=[], created="2026-11-22T10:00:00.000Z")
+    setup.home.save_request(record)
+    store = TrustStore([TrustEntry.create("alice", encode_public(setup.home.signing_key().public_key()), 43200, 9)])
+    vr = parse_request(raw, store)
+    one = _release(setup, vr)
+    item2 = build_release(second, dev2.vault, dev2.identity, vr, [cid2], dev2.device_key, CHUNK)
+    two = [item2.header_path.read_bytes(), *chunk_messages(item2)]
+    mixed = [m for pair in zip(one, two, strict=False) for m in pair] + one[len(two):] + two[len(one):]
+    r = setup.receiver([record])
+    _feed(r, "consentcam/v1/inbox/alice/area-0000001", mixed)
+    assert sorted(e.device_id for e in r.completed) == sorted(
+        [keys.load_device_info(setup.dev.state).device_id, keys.load_device_info(second).device_id])  # type: ignore[attr-defined]
+    by_device = {e.device_id: Path(e.path) for e in r.completed}  # type: ignore[arg-type]
+    assert (by_device[keys.load_device_info(second).device_id] / "clips" / f"{cid2}.ts").read_bytes() == clip2
+    assert not r.refused
+
+
+def test_area_request_cli_publishes_one_copy_per_cell(setup: Setup, broker) -> None:  # type: ignore[no-untyped-def]
+    import threading
+
+    import paho.mqtt.client as mqtt
+
+    from edge.protocol import topics
+    from edge.protocol.request import request_digest
+
+    seen: list[tuple[str, bytes]] = []
+    ready = threading.Event()
+    cap = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+    cap.on_subscribe = lambda *a: ready.set()
+    cap.on_message = lambda c, u, m: seen.append((m.topic, m.payload))
+    cap.connect("127.0.0.1", broker.port)
+    cap.loop_start()
+    cap.subscribe("consentcam/v1/area/#", qos=1)
+    assert ready.wait(10)
+    try:
+        res = run_cli("--home", str(setup.home.root), "request", "--broker", f"127.0.0.1:{broker.port}",
+                      "--area", "51.5007,-0.1246,6000", "--from=-2h", "--to", "now", "--case", "C-9",
+                      "--reason", "hit and run", "--json", prog="consentcam-investigator")
+        assert res.returncode == 0, res.stderr
+        sent = json.loads(res.stdout)
+        expected = topics.area_topics("consentcam/v1", 51.5007, -0.1246, 6000)
+        deadline = time.monotonic() + 10
+        while len(seen) < len(expected) and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        cap.disconnect()
+        cap.loop_stop()
+    assert len(expected) > 1 and sorted(t for t, _ in seen) == sorted(expected) == sorted(sent["topics"])
+    assert {request_digest(p) for _, p in seen} == {sent["digest"]}  # the same signed bytes everywhere
