@@ -24,12 +24,12 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from edge.capture.synthetic import SyntheticScene  # noqa: E402
-from edge.config import MotionConfig, RecordingConfig  # noqa: E402
-from edge.motion.detector import MotionDetector  # noqa: E402
-from edge.motion.scoring import Score, score_events  # noqa: E402
-from edge.recording.analysis import AnalysisResult, DetectedEvent, analyse  # noqa: E402
-from edge.recording.events import Ended, EventMachine, Started  # noqa: E402
+from edge.capture.synthetic import SyntheticScene
+from edge.config import MotionConfig, RecordingConfig
+from edge.motion.detector import MotionDetector
+from edge.motion.scoring import Score, score_events
+from edge.recording.analysis import AnalysisResult, DetectedEvent, analyse
+from edge.recording.events import Ended, EventMachine, Started
 
 HELD_OUT_FIRST_SEED = 101
 REAL = ("mixed", "night")  # scenes with real subjects (and distractors)
@@ -53,7 +53,7 @@ class FrameDiffDetector:
         cv2.accumulateWeighted(small, self.avg, self.alpha)
         _, mask = cv2.threshold(diff, self.threshold, 255, cv2.THRESH_BINARY)
         mask = cv2.dilate(mask, self.kernel, iterations=2)
-        n, _, stats, _ = cv2.connectedComponentsWithStats(mask)
+        _n, _, stats, _ = cv2.connectedComponentsWithStats(mask)
         area = luma.shape[0] * luma.shape[1]
         big = [int(s[4]) for s in stats[1:] if s[4] >= self.min_area * area]
         return _R(bool(big), sum(big) / area)
