@@ -148,6 +148,11 @@ def test_daemon_lifecycle_against_real_broker(state_dir: Path, tmp_path: Path, b
         topic = f"consentcam/v1/device/{_device_id(state_dir)}/request"
         _flood(broker.port, topic, 2000)
         assert d.proc.poll() is None
+
+        def _seen() -> int:
+            req = ((d.daemon_status().get("broker") or {}).get("requests")) or {}
+            return sum(int(req.get(k) or 0) for k in ("received", "dropped", "oversized"))
+        wait_for(lambda: _seen() >= 1000, 20, "the flood to reach the daemon's intake")
         assert _advancing(d), f"frames stopped after the flood; log: {d.log_tail()}"
 
         # Broker killed mid-run: recording continues; the link reconnects when it is back.
@@ -274,6 +279,8 @@ def test_full_disk_does_not_stop_the_daemon(state_dir: Path, tmp_path: Path, tin
         assert shutil.disk_usage(tiny_disk).free < 65536
         time.sleep(4)
         assert d.proc.poll() is None, f"daemon died on a full disk: {d.log_tail()}"
+        assert any("full" in x.get("msg", "") or "No space" in str(x.get("error", "")) for x in d.log_lines()), \
+            "the disk never filled up for the daemon"
         ballast.unlink()
         before = _frames(d)
         wait_for(lambda: _frames(d) > before + 10, 20, "frames after space came back")
