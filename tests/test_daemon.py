@@ -232,8 +232,14 @@ def test_kill9_mid_clip_is_recovered_on_next_start_and_clock_state_is_honest(sta
         clips = {c["id"]: c for c in clips_json(state_dir, config)}
         assert clip_id in clips and clips[clip_id]["status"] == "recovered", clips.get(clip_id)
         assert clips[clip_id]["clock_synced"] is False
+        # A broken config on SIGHUP is refused; the daemon keeps recording with the old settings.
+        good = config.read_text()
+        config.write_text(good + "camera:\n  fps: [not, a, number\n")
+        d2.proc.send_signal(signal.SIGHUP)
+        wait_for(lambda: any("reload failed" in x.get("msg", "") for x in d2.log_lines()), 15, "a refused reload")
+        assert d2.proc.poll() is None and _advancing(d2)
         # The owner says the clock is good now (SIGHUP): the daemon re-checks and says so.
-        config.write_text(config.read_text().replace("mode: unsynchronized", "mode: synchronized"))
+        config.write_text(good.replace("mode: unsynchronized", "mode: synchronized"))
         d2.proc.send_signal(signal.SIGHUP)
         wait_for(lambda: (d2.daemon_status().get("clock") or {}).get("synced") is True, 15, "clock synced in status")
         assert any("clock is now synchronised" in x.get("msg", "") for x in d2.log_lines())

@@ -64,6 +64,10 @@ class Notifier:
     def reloading(self) -> None:
         self._send("RELOADING=1")
 
+    def reloaded(self, status: str) -> None:
+        """End of a reload (successful or not): systemd waits for READY=1 after RELOADING=1."""
+        self._send(f"READY=1\nSTATUS={_one_line(status)}")
+
 
 def _watchdog_interval() -> float | None:
     """Seconds between required pings, or None when no watchdog is asked for.

@@ -107,8 +107,11 @@ class Daemon:
         self.parts = parts.build(self.state, self.config, clock_synced=self.clock_synced, speed=self.speed,
                                  stop_event=self._stop)
         self.camera_choice = self.parts.camera_choice
-        self._write_status()
         try:
+            try:
+                self._write_status()
+            except OSError as exc:  # e.g. a full disk: recording matters more than the status file
+                self._set_error(f"status file: {exc}")
             self.parts.start_service()
             self._frame_thread = threading.Thread(target=self._frame_loop, name="frames", daemon=True)
             self._maint_thread = threading.Thread(target=self._maintenance_loop, name="maintenance", daemon=True)
@@ -118,7 +121,13 @@ class Daemon:
                 self._stop.wait(0.5)
                 if self._reload.is_set():
                     self._reload.clear()
-                    self._do_reload()
+                    try:
+                        self._do_reload()
+                    except Exception as exc:  # a bad trust store or config must not stop recording
+                        self._set_error(f"reload failed: {exc}")
+                        log.error("reload failed; recording continues with what was loaded before",
+                                  extra={"error": str(exc)})
+                        self.notifier.reloaded("running (reload failed)")
         finally:
             self._shutdown()
         return self._exit_code
@@ -288,8 +297,7 @@ class Daemon:
         except ConsentcamError as exc:
             self._set_error(f"reload failed, keeping the old settings: {exc}")
             log.error("reload failed, keeping the old settings", extra={"error": str(exc)})
-            self.notifier.status("running (reload failed)")
-            self.notifier._send("READY=1")
+            self.notifier.reloaded("running (reload failed: config invalid)")
             return
         changed = diff_config(config_to_dict(self.config), config_to_dict(new))
         assert self.parts is not None
@@ -302,7 +310,7 @@ class Daemon:
         log.info("reloaded", extra={"changed": ",".join(changed) or "nothing", "applied": applied,
                                     "needs_restart": ",".join(ignored) or "nothing"})
         self._check_clock()
-        self.notifier._send("READY=1")
+        self.notifier.reloaded("running (reloaded)")
 
     # -- status -------------------------------------------------------------------------------
 
