@@ -116,20 +116,28 @@ def _print_status(out: dict[str, Any]) -> None:
             ["motion", "yes" if d.get("motion_active") else "no"],
             ["frames / fps", f"{d.get('frames_processed')} / {d.get('fps')}"],
             ["dropped detection frames", d.get("dropped_detection_frames")],
-            ["broker", broker.get("state") if broker.get("enabled") else "disabled"],
+            ["broker", (f"{broker.get('state')}" + (f" ({broker['last_error']})" if broker.get("last_error") and
+                                                   not broker.get("connected") else ""))
+             if broker.get("enabled") else "disabled"],
             ["clock", "synchronised" if clk.get("synced") else "NOT synchronised (expiry not judged)"],
             ["last error", d.get("last_error") or "-"],
             ["status updated", d.get("updated_iso")],
         ]
     rows += [
         ["clips stored", out.get("clips")],
-        ["bytes stored", out.get("bytes_stored")],
-        ["free space", out.get("free_bytes")],
+        ["bytes stored", _size(out.get("bytes_stored"))],
+        ["free space", _size(out.get("free_bytes"))],
         ["pending requests", out.get("pending_requests")],
     ]
     if out.get("vault_error"):
         rows.append(["vault", out["vault_error"]])
-    print_table(None, ["", ""], rows)
+    print_table(None, ["what", "value"], rows)
+
+
+def _size(n: int | None) -> str:
+    from edge.units import format_size
+
+    return "-" if n is None else format_size(int(n))
 
 
 def cmd_demo(ctx: Context) -> int:
