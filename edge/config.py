@@ -104,7 +104,7 @@ class RetentionConfig:
 @dataclass(frozen=True)
 class StorageConfig:
     segment_seconds: float = _duration(1.0, min=0.2, max=2.0, help="crash loses at most one segment")
-    segment_max_bytes: int = _size("4MiB")
+    segment_max_bytes: int = _size("2MiB", help="hard cap on one segment (and on the plaintext held in RAM)")
     retention: RetentionConfig = field(default_factory=RetentionConfig)
 
 

@@ -6,11 +6,11 @@ when the recorder signals a good cut point (``boundary()``) and segment_seconds 
 the buffer reaches segment_max_bytes, or, as a safety net for a recorder that never calls
 ``boundary()``, when twice segment_seconds have passed.
 
-The caller's thread encrypts and hashes; a per-clip I/O thread writes, fsyncs and renames the
-ciphertext (those release the GIL, so the two overlap on a multi-core Pi). The hand-over queue
-holds at most two encrypted segments in flight (one being written, one being encrypted), so
-memory stays bounded and a kill -9 loses at most the segment being filled plus what is in
-flight (milliseconds of work at camera bit rates).
+Three stages overlap: the caller's thread only buffers; an encrypting thread runs
+``pyrage.encrypt`` and SHA-256 (both release the GIL); a per-clip I/O thread writes the
+ciphertext to a temp name, fdatasyncs, renames and fsyncs the directory, in order. At most two
+segments are in flight, so memory stays bounded, and a kill -9 loses at most the segment being
+filled plus what is in flight (milliseconds of work at camera bit rates).
 Nothing here can decrypt: the writer only has the owner's public recipient.
 """
 
@@ -22,6 +22,7 @@ import os
 import queue
 import threading
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -36,6 +37,16 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("consentcam.vault")
 BOUNDARY_SLACK = 0.9
+# pyrage.encrypt and hashlib release the GIL, so a separate encrypting thread overlaps with the
+# caller (capture/encode) and with the I/O thread. One is enough: a second one measured no faster
+# on 2 cores and each extra thread's malloc arena holds on to segment-sized buffers (peak RSS).
+ENCRYPT_THREADS = 1
+
+
+def _encrypt(plain: bytes, recipient: pyrage.x25519.Recipient) -> tuple[bytes, str]:
+    """One segment: a complete age file, and the SHA-256 the seal will list for it."""
+    ciphertext = pyrage.encrypt(plain, [recipient])
+    return ciphertext, hashlib.sha256(ciphertext).hexdigest()
 _STOP = None
 
 
@@ -67,8 +78,9 @@ class ClipWriter:
         self._dropped = 0
         self._dropped_bytes = 0
         self._streak = 0  # consecutive segments dropped for lack of space
-        self._queue: queue.Queue[tuple[bytes, str, int] | None] = queue.Queue()
-        self._slots = threading.Semaphore(2)
+        self._queue: queue.Queue[tuple[Future[tuple[bytes, str]], int] | None] = queue.Queue()
+        self._slots = threading.Semaphore(ENCRYPT_THREADS + 1)
+        self._pool = ThreadPoolExecutor(max_workers=ENCRYPT_THREADS, thread_name_prefix=f"vault-enc-{clip_id}")
         self._thread = threading.Thread(target=self._drain, name=f"vault-{clip_id}", daemon=True)
         self._thread.start()
 
@@ -167,23 +179,15 @@ class ClipWriter:
         if not self._buf:
             return
         self._seg_started = time.monotonic()  # the cut is now; encrypting and writing take a while
+        self._slots.acquire()  # bounded: at most ENCRYPT_THREADS + 1 segments in flight
         plain = bytes(self._buf)
-        self._buf = bytearray()  # freed before the ciphertext is allocated: bounded peak memory
-        # At most two segments in flight: this one and the one the I/O thread is writing.
-        self._slots.acquire()
-        # pyrage.encrypt releases the GIL, so the I/O thread hashes and writes the previous
-        # segment on the other core meanwhile (encrypt_io holds the GIL: no overlap).
+        self._buf = bytearray()
         try:
-            ciphertext = pyrage.encrypt(plain, [self._vault.recipient])
-            # Hashing here (GIL released too) balances the work between this thread and the
-            # I/O thread, whose write + fdatasync + rename + directory fsync take as long.
-            digest = hashlib.sha256(ciphertext).hexdigest()
+            job = self._pool.submit(_encrypt, plain, self._vault.recipient)
         except BaseException:
             self._slots.release()
             raise
-        size = len(plain)
-        del plain
-        self._queue.put((ciphertext, digest, size))
+        self._queue.put((job, len(plain)))
 
     def _drain(self) -> None:
         """I/O thread: hash, write, fsync, rename each encrypted segment, in order."""
@@ -192,12 +196,14 @@ class ClipWriter:
             try:
                 if item is _STOP:
                     return
-                ciphertext, digest, size = item
+                job, size = item
                 del item
                 try:
+                    ciphertext, digest = job.result()
+                    del job
                     self._store(ciphertext, digest, size)
-                finally:
                     del ciphertext
+                finally:
                     self._slots.release()
             except Exception:  # never let a bug kill the thread silently: count and report it
                 log.exception("clip %s: unexpected error storing a segment; it was dropped", self.clip_id)
@@ -237,6 +243,7 @@ class ClipWriter:
         if self._thread.is_alive():
             self._queue.put(_STOP)
             self._thread.join()
+        self._pool.shutdown(wait=True)
 
     def _release_lock(self) -> None:
         if self._lock_fd is not None:
