@@ -255,3 +255,26 @@ def test_batched_audit_entries_form_a_valid_chain(tmp_path: Path) -> None:
     report = verify_log(rig.audit.directory, rig.audit._key.public_key())
     assert report.ok, report.problems
     assert report.head_seq == 23
+
+
+def test_accepted_request_is_visible_only_after_its_audit_entry(tmp_path: Path) -> None:
+    from edge.protocol.pending import PendingQueue
+    from edge.protocol.request import parse_request
+
+    rig = make_rig(tmp_path)
+    seen_when_audited: list[list[str]] = []
+    real_append = rig.audit.append
+
+    def spy(kind, **data):  # type: ignore[no-untyped-def]
+        seen_when_audited.append(rig.pending_ids())
+        return real_append(kind, **data)
+
+    rig.audit.append = spy  # type: ignore[method-assign]
+    assert rig.send(body()).accepted
+    assert seen_when_audited == [[]]  # not yet visible while the acceptance was being audited
+    assert rig.pending_ids() == ["REQ-0000-test"]
+    # A crash between staging and commit: the next start promotes the staged (verified) request.
+    v = parse_request(encode_request(body(id="REQ-crash-0001"), rig.key), rig.verifier.trust)
+    rig.verifier.pending.add(v, NOW, staged=True)
+    assert rig.pending_ids() == ["REQ-0000-test"]
+    assert sorted(p.id for p in PendingQueue(tmp_path / "requests").list()) == ["REQ-0000-test", "REQ-crash-0001"]

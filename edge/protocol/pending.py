@@ -26,6 +26,8 @@ from edge.protocol.request import HEADER_LEN, ID_RE, VerifiedRequest, parse_body
 from edge.protocol.trust import TrustEntry
 from edge.state import DIR_MODE, FILE_MODE, fsync_dir, write_private
 
+STAGED_SUFFIX = ".staged"
+
 
 @dataclass(frozen=True)
 class PendingRequest:
@@ -50,10 +52,14 @@ class PendingQueue:
         self._lock = threading.Lock()
         self._count: int | None = None
         self._count_at = 0.0
+        self._promote_leftovers()
 
     # -- writing -----------------------------------------------------------------------------
 
-    def add(self, request: VerifiedRequest, received: float) -> Path:
+    def add(self, request: VerifiedRequest, received: float, *, staged: bool = False) -> Path:
+        """Write the request's file. ``staged`` writes it under a hidden name that :meth:`commit`
+        makes visible, so the verifier can write its audit entries first (the owner never sees a
+        pending request whose acceptance is not yet in the audit log)."""
         doc = {
             "v": 1,
             "id": request.body.id,
@@ -63,6 +69,10 @@ class PendingQueue:
             "signer": request.signer.to_dict(),
         }
         path = self._path(self.pending_dir, request.body.id)
+        if staged:
+            if path.exists():
+                raise FileExistsError(str(path))
+            path = self.pending_dir / f".{request.body.id}{STAGED_SUFFIX}"
         data = json.dumps(doc, sort_keys=True).encode() + b"\n"
         # O_EXCL: one file per id, never overwritten (the replay cache already guards this).
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
@@ -76,10 +86,29 @@ class PendingQueue:
                 os.unlink(path)
             raise
         os.close(fd)
+        if not staged:
+            with self._lock:
+                if self._count is not None:
+                    self._count += 1
+        return path
+
+    def commit(self, staged: list[Path]) -> None:
+        """Make staged files visible (rename each, then one directory fsync)."""
+        if not staged:
+            return
+        for path in staged:
+            os.replace(path, self.pending_dir / (path.name[1 : -len(STAGED_SUFFIX)] + ".json"))
+        if self.durable:
+            fsync_dir(self.pending_dir)
         with self._lock:
             if self._count is not None:
-                self._count += 1
-        return path
+                self._count += len(staged)
+
+    def _promote_leftovers(self) -> None:
+        # A crash between staging and commit: the request was verified and accepted, keep it.
+        leftovers = [self.pending_dir / n for n in os.listdir(self.pending_dir)
+                     if n.startswith(".") and n.endswith(STAGED_SUFFIX)]
+        self.commit(leftovers)
 
     def count(self) -> int:
         """Pending requests; cached for a second because the owner's CLI also moves files."""

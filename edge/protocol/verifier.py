@@ -21,6 +21,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from edge import clock
@@ -115,6 +116,7 @@ class Verifier:
         self._budget = _AuditBudget(UNAUTH_AUDIT_BURST, UNAUTH_AUDIT_PER_SECOND)
         self._clock_cache: tuple[float, bool] | None = None
         self._events: list[tuple[str, dict[str, Any]]] = []
+        self._staged: list[Path] = []
 
     @classmethod
     def for_state(cls, config: Config, state: Any, audit: AuditLog | None, device_id: str, *,
@@ -207,14 +209,14 @@ class Verifier:
             raise ProtocolError("replayed", f"id {b.id} was seen before")
         if self.replay.rate_count(v.signer.key_id, now) >= v.signer.rate:
             raise ProtocolError("rate_limited", f"{v.signer.rate} per day")
-        if self.pending.count() >= lim.max_pending:
+        if self.pending.count() + len(self._staged) >= lim.max_pending:
             raise ProtocolError("queue_full", f"{lim.max_pending} pending")
         # Accept: claim the id (persistent), then write the pending file.
         keep_until = max(expires, now + DUPLICATE_WINDOW) + lim.max_clock_skew
         if not self.replay.record(b.id, v.digest, v.signer.key_id, now, keep_until):
             raise ProtocolError("replayed", f"id {b.id} was seen before")
         try:
-            self.pending.add(v, now)
+            self._staged.append(self.pending.add(v, now, staged=True))
         except FileExistsError:
             raise ProtocolError("replayed", f"id {b.id} is already pending") from None
         except OSError:
@@ -281,9 +283,15 @@ class Verifier:
             self._events.append((kind, data))
 
     def _flush_events(self) -> None:
+        """Audit first, then make the accepted requests visible to the owner."""
         events, self._events = self._events, []
-        if events and self.audit is not None:
-            append_batch(self.audit, events)
+        staged, self._staged = self._staged, []
+        try:
+            if events and self.audit is not None:
+                append_batch(self.audit, events)
+        finally:
+            # Even if the audit write failed (full disk), accepted requests are not thrown away.
+            self.pending.commit(staged)
 
     def sweep(self) -> list[str]:
         """Housekeeping: expire pending requests (only with a synchronised clock) and prune the cache."""
