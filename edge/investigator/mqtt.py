@@ -11,6 +11,7 @@ from __future__ import annotations
 import queue
 import ssl
 import threading
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -53,6 +54,7 @@ class Connection:
         self.options = options
         self.messages: queue.Queue[mqtt.MQTTMessage] = queue.Queue(maxsize=queue_size)
         self._connected = threading.Event()
+        self._dropped = threading.Event()
         self._connect_reason: str = ""
         self._subacks: dict[int, threading.Event] = {}
         self._sub_results: dict[int, list[Any]] = {}
@@ -82,6 +84,10 @@ class Connection:
 
     def _on_disconnect(self, client: Any, userdata: Any, flags: Any, reason: Any, properties: Any) -> None:
         self._connected.clear()
+        if not self._connect_reason:
+            # Dropped before CONNACK: a TLS rejection (no or wrong client certificate) lands here.
+            self._connect_reason = f"connection closed by the broker ({reason})"
+        self._dropped.set()
 
     def _on_subscribe(self, client: Any, userdata: Any, mid: int, reasons: Any, properties: Any) -> None:
         self._sub_results[mid] = list(reasons)
@@ -103,7 +109,10 @@ class Connection:
         except (OSError, ssl.SSLError) as exc:
             raise BrokerError(f"cannot connect to {self.options.host}:{self.options.port}: {exc}") from exc
         self.client.loop_start()
-        if not self._connected.wait(timeout):
+        deadline = time.monotonic() + timeout
+        while not self._connected.is_set() and not self._dropped.is_set() and time.monotonic() < deadline:
+            self._connected.wait(0.05)
+        if not self._connected.is_set():
             self.close()
             reason = self._connect_reason or "no answer"
             raise BrokerError(f"broker {self.options.host}:{self.options.port} refused or did not answer: {reason}")
