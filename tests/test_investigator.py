@@ -424,3 +424,49 @@ def test_area_request_cli_publishes_one_copy_per_cell(setup: Setup, broker) -> N
         cap.loop_stop()
     assert len(expected) > 1 and sorted(t for t, _ in seen) == sorted(expected) == sorted(sent["topics"])
     assert {request_digest(p) for _, p in seen} == {sent["digest"]}  # the same signed bytes everywhere
+
+
+# -- offline delivery and resume through a real broker ---------------------------------------------
+
+
+def test_receive_offline_then_resume_across_processes(setup: Setup, broker) -> None:  # type: ignore[no-untyped-def]
+    """Messages published while the investigator is offline wait in its persistent session; chunks
+    stored by one `receive` process are reused by the next."""
+    import threading
+
+    import paho.mqtt.client as mqtt
+
+    inv = ["--home", str(setup.home.root)]
+    common = ["receive", "--broker", f"127.0.0.1:{broker.port}", "--request", setup.record.id, "--out",
+              str(setup.out), "--json"]
+    first = run_cli(*inv, *common, "--timeout", "1", prog="consentcam-investigator")  # opens the session
+    assert first.returncode == 12, first.stderr
+    messages = _release(setup)
+    half = len(messages) // 2
+    connected = threading.Event()
+    pub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="fake-device", protocol=mqtt.MQTTv5)
+    pub.on_connect = lambda *a: connected.set()
+    pub.connect("127.0.0.1", broker.port)
+    pub.loop_start()
+    assert connected.wait(10)
+
+    def send(batch: list[bytes]) -> None:
+        for m in batch:
+            pub.publish(setup.topic, m, qos=1).wait_for_publish(10)
+
+    try:
+        send(messages[:half])  # the investigator is offline
+        second = run_cli(*inv, *common, "--timeout", "3", prog="consentcam-investigator")
+        assert second.returncode == 12, second.stderr  # incomplete, but stored
+        stored = list((setup.home.incoming_dir / setup.record.id).rglob("chunks/*"))
+        assert len(stored) == half - 1
+        send(messages[half:])
+    finally:
+        pub.disconnect()
+        pub.loop_stop()
+    third = run_cli(*inv, *common, "--timeout", "20", prog="consentcam-investigator")
+    assert third.returncode == 0, third.stderr
+    assert json.loads(third.stdout)["releases"][0]["status"] == "verified"
+    for cid, data in setup.clips.items():
+        device_id = keys.load_device_info(setup.dev.state).device_id  # type: ignore[attr-defined]
+        assert (setup.out / device_id / "clips" / f"{cid}.ts").read_bytes() == data
