@@ -142,6 +142,8 @@ def probe(path: Path) -> tuple[str, str, float | None]:
 def cmd_import(ctx: Context) -> int:
     paths = [Path(v) for v in ctx.args.videos]
     for path in paths:  # check them all before writing anything
+        if path.is_dir():
+            raise UsageError(f"{path}: is a directory; give video files")
         if not path.is_file():
             raise NotFoundError(f"{path}: no such file")
         if not os.access(path, os.R_OK):
@@ -241,6 +243,8 @@ def cmd_export(ctx: Context) -> int:
         raise OutputExistsError(f"{out}: already exists (use --force to replace it)")
     if out.is_dir():
         raise OutputExistsError(f"{out}: is a directory; give a file name")
+    if not out.parent.is_dir():
+        raise NotFoundError(f"{out.parent}: output directory does not exist")
     vault = open_vault(ctx)
     vault.get(ctx.args.clip_id)  # unknown id: say so before asking for the passphrase
     identity = keys.unlock_owner_identity(ctx.state, ctx.passphrase())
