@@ -178,12 +178,15 @@ def cmd_request(args: argparse.Namespace) -> int:
         raise InvestigatorError(f"cannot build the request: {exc}") from exc
     record = RequestRecord(id=body.id, digest=request_digest(raw), raw=raw, audience=body.to_dict()["audience"],
                            topics=targets, created=now_iso())
-    home.save_request(record)
+    if (home.requests_dir / f"{body.id}.json").exists():
+        raise InvestigatorError(f"a request with id {body.id} was already sent from this home")
     conn = Connection(_broker(args), home.client_id())
     conn.connect()
     try:
         # Subscribe first, in our persistent session: a release published while we are offline waits for us.
         conn.subscribe([reply])
+        # Record it before it leaves, so a reply can never arrive for a request we do not know.
+        home.save_request(record)
         for topic in targets:
             conn.publish(topic, raw)
     finally:

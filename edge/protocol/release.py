@@ -45,7 +45,7 @@ from edge.protocol.chunks import (
 from edge.protocol.manifest import Manifest, ManifestClip, ManifestRequest, clip_member_name, sign_manifest
 from edge.protocol.outbox import OutboxItem, ReleaseSendError
 from edge.signing import encode_public, public_raw
-from edge.state import StateDir, fsync_dir
+from edge.state import StateDir, fsync_dir, write_private
 
 log = logging.getLogger(__name__)
 
@@ -293,8 +293,7 @@ def build_release(
                 chunks=-(-writer.size // chunk_size), created=clock.iso(clock.now()),
             )
             header_bytes = encode_header(header, device_key)
-            (build / outbox.HEADER_NAME).write_bytes(header_bytes)
-            (build / outbox.HEADER_NAME).chmod(0o600)
+            write_private(build / outbox.HEADER_NAME, header_bytes)
             item = OutboxItem(
                 request_id=req["id"], request_digest=req["digest"], inbox=req["inbox"], device_id=device_id,
                 bundle_sha256=header.bundle_sha256, bundle_size=header.bundle_size, chunk_size=chunk_size,
