@@ -102,6 +102,13 @@ def test_bad_input_gives_one_line_and_changes_nothing(state_dir: Path, tmp_path:
         assert res.returncode == 5, (args, res.stderr)
         assert "no clip with id" in _one_line(res.stderr)
 
+    res = run_cli("clips", "export", clip, "--out", str(tmp_path / "nowhere" / "x.ts"), "--passphrase-file",
+                  str(passphrase_file), state=state_dir, config=config)
+    assert res.returncode == 5 and "output directory does not exist" in _one_line(res.stderr)
+    res = run_cli("clips", "export", clip, "--out", str(out_dir), "--passphrase-file", str(passphrase_file),
+                  state=state_dir, config=config)
+    assert res.returncode == 1 and "is a directory" in _one_line(res.stderr)
+
     before = vault.list_clips()
     res = run_cli("clips", "import", str(tmp_path / "missing.ts"), state=state_dir, config=config)
     assert res.returncode == 5 and "no such file" in _one_line(res.stderr)

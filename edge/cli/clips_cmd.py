@@ -239,10 +239,10 @@ def cmd_show(ctx: Context) -> int:
 
 def cmd_export(ctx: Context) -> int:
     out = Path(ctx.args.out)
-    if out.exists() and not ctx.args.force:
-        raise OutputExistsError(f"{out}: already exists (use --force to replace it)")
     if out.is_dir():
         raise OutputExistsError(f"{out}: is a directory; give a file name")
+    if out.exists() and not ctx.args.force:
+        raise OutputExistsError(f"{out}: already exists (use --force to replace it)")
     if not out.parent.is_dir():
         raise NotFoundError(f"{out.parent}: output directory does not exist")
     vault = open_vault(ctx)
