@@ -206,6 +206,11 @@ def test_daemon_lifecycle_against_real_broker(state_dir: Path, tmp_path: Path, b
     assert _decodes(out) > 5
     # After a run: no 4 KiB window of the plaintext footage anywhere under the state dir.
     assert _plaintext_leaks(out, state_dir) == []
+    # Nor in the daemon's log, which also never carries a passphrase or a private key.
+    log_text = (tmp_path / "daemon.log").read_bytes()
+    data = out.read_bytes()
+    assert not any(data[i:i + WINDOW] in log_text for i in range(0, len(data) - WINDOW, WINDOW))
+    assert PASSPHRASE.encode() not in log_text and b"PRIVATE KEY" not in log_text and b"AGE-SECRET-KEY" not in log_text
     # And status now says it is not running (exit 3).
     rc, st = d.status()
     assert rc == 3 and st["running"] is False
