@@ -14,6 +14,7 @@ from pathlib import Path
 import av
 import cv2
 import psutil
+import pytest
 
 from tests.conftest import REPO, run_cli
 
@@ -102,7 +103,8 @@ def test_demo_refuses_a_non_empty_output_folder(tmp_path: Path) -> None:
     assert (out / "something").read_text() == "keep me"
 
 
-def test_demo_ctrl_c_leaves_nothing_running(tmp_path: Path) -> None:
+@pytest.mark.parametrize("moment", ["broker-up", "daemon-up"])
+def test_demo_ctrl_c_leaves_nothing_running(tmp_path: Path, moment: str) -> None:
     proc = subprocess.Popen(_demo_cmd("--out", str(tmp_path / "o")), stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, env=_env(), cwd=REPO)
     seen: dict[int, psutil.Process] = {}
@@ -118,13 +120,16 @@ def test_demo_ctrl_c_leaves_nothing_running(tmp_path: Path) -> None:
                     cmdlines.append(" ".join(child.cmdline()))
                 except psutil.NoSuchProcess:
                     continue
-            if any("mosquitto" in c for c in cmdlines) and any(" run " in f"{c} " for c in cmdlines):
+            broker_up = any("mosquitto" in c for c in cmdlines)
+            daemon_up = any(" run " in f"{c} " for c in cmdlines)
+            if broker_up and (moment == "broker-up" or daemon_up):
                 break
             assert proc.poll() is None, proc.stderr.read().decode()[-2000:] if proc.stderr else ""
             time.sleep(0.2)
         else:
             raise AssertionError("the demo never started its broker and daemon")
-        time.sleep(1.0)
+        if moment == "daemon-up":
+            time.sleep(1.0)
         proc.send_signal(signal.SIGINT)
         rc = proc.wait(30)
     finally:
