@@ -68,7 +68,8 @@ class ClipWriter:
         self.clock_synced = clock_synced
         self._cap = max(1, vault.storage.segment_max_bytes)
         self._seconds = vault.storage.segment_seconds
-        self._buf = bytearray()
+        self._chunks: list[bytes] = []  # the segment being filled: plaintext, RAM only
+        self._buffered = 0
         self._motion = 0.0
         self._began = time.monotonic()
         self._seg_started = self._began
@@ -89,14 +90,18 @@ class ClipWriter:
     def write(self, data: bytes | bytearray | memoryview) -> None:
         """Add plaintext container bytes. Seals full segments as the buffer fills."""
         self._check_open()
-        view = memoryview(data).cast("B")
-        while view:
-            room = self._cap - len(self._buf)
-            self._buf += view[:room]
-            view = view[room:]
-            if len(self._buf) >= self._cap:
+        if not isinstance(data, bytes):
+            data = bytes(data)  # the caller may reuse its buffer; bytes are kept by reference
+        pos = 0
+        while pos < len(data):
+            room = self._cap - self._buffered
+            piece = data if pos == 0 and len(data) <= room else data[pos : pos + room]
+            self._chunks.append(piece)
+            self._buffered += len(piece)
+            pos += len(piece)
+            if self._buffered >= self._cap:
                 self._flush()
-        if self._buf and time.monotonic() - self._seg_started >= 2 * self._seconds:
+        if self._buffered and time.monotonic() - self._seg_started >= 2 * self._seconds:
             self._flush()
 
     def boundary(self) -> None:
@@ -106,7 +111,7 @@ class ClipWriter:
         segment_seconds by default) must cut at every call despite timer jitter, not every other.
         """
         self._check_open()
-        if self._buf and time.monotonic() - self._seg_started >= BOUNDARY_SLACK * self._seconds:
+        if self._buffered and time.monotonic() - self._seg_started >= BOUNDARY_SLACK * self._seconds:
             self._flush()
 
     def note_motion(self, score: float) -> None:
@@ -129,7 +134,7 @@ class ClipWriter:
         if self._closed:
             return
         self._closed = True
-        self._buf = bytearray()
+        self._chunks, self._buffered = [], 0
         self._stop_sink()
         self._end_drop_streak()
         try:
@@ -167,7 +172,7 @@ class ClipWriter:
     @property
     def buffered(self) -> int:
         """Plaintext bytes in RAM, not yet cut into a segment."""
-        return len(self._buf)
+        return self._buffered
 
     # -- internals ----------------------------------------------------------------------------
 
@@ -176,12 +181,12 @@ class ClipWriter:
             raise WriterClosedError(f"clip {self.clip_id} is already closed")
 
     def _flush(self) -> None:
-        if not self._buf:
+        if not self._buffered:
             return
         self._seg_started = time.monotonic()  # the cut is now; encrypting and writing take a while
         self._slots.acquire()  # bounded: at most ENCRYPT_THREADS + 1 segments in flight
-        plain = bytes(self._buf)
-        self._buf = bytearray()
+        plain = b"".join(self._chunks)  # the one copy of the plaintext (none if it is a single piece)
+        self._chunks, self._buffered = [], 0
         try:
             job = self._pool.submit(_encrypt, plain, self._vault.recipient)
         except BaseException:
