@@ -77,7 +77,7 @@ class CameraConfig:
 class MotionConfig:
     sensitivity: float = _num(0.5, min=0.0, max=1.0, help="0 = only large, obvious motion; 1 = everything")
     min_area: float = _num(0.004, min=0.0, max=1.0, help="smallest moving object, as a fraction of the frame")
-    min_duration: float = _duration(0.3, max=10.0, help="motion must persist this long to start an event")
+    min_duration: float = _duration(0.2, max=10.0, help="motion must persist this long to start an event")
     zones: tuple[Polygon, ...] = _polygons("only motion inside these polygons counts (empty: all)")
     ignore: tuple[Polygon, ...] = _polygons("motion inside these polygons never counts")
     work_width: int = _num(160, min=64, max=640, help="detector working width in pixels (cost vs detail)")

@@ -7,7 +7,7 @@
 - lores stream (YUV420, detect size) -> its Y plane is the detection frame.
 - privacy masks: a pre_callback writes black (Y=16, U=V=128) into the main buffer before the
   encoder sees it. Cost: one numpy fancy-index assignment over the masked pixels per frame
-  (measured on x86 at 1280x720 with 10 % masked: ~0.3 ms; expect roughly 2-4 ms on a Pi 4 and
+  (measured on x86 at 1280x720 with 10 % masked: ~0.4 ms; expect roughly 2-4 ms on a Pi 4 and
   more on a Zero 2 W; budget ~5 % of a core at 15 fps). Masks cost nothing when empty.
 
 picamera2 is imported lazily inside this module's functions only.
