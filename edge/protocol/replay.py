@@ -58,6 +58,7 @@ class ReplayStore:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
+        self._batch = False
         path.chmod(0o600)
 
     def close(self) -> None:
@@ -78,24 +79,41 @@ class ReplayStore:
             ).fetchone()
         return int(n)
 
+    def begin(self) -> None:
+        """Open one transaction for a batch of record() calls (committed by :meth:`commit`)."""
+        with self._lock:
+            if not self._db.in_transaction:
+                self._db.execute("BEGIN IMMEDIATE")
+                self._batch = True
+
+    def commit(self) -> None:
+        with self._lock:
+            if self._db.in_transaction:
+                self._db.execute("COMMIT")
+            self._batch = False
+
     def record(self, request_id: str, digest: str, signer: str, now: float, keep_until: float) -> bool:
         """Remember an accepted request and count it against its signer. False if the id was taken
         meanwhile (another process won the race): treat as a replay."""
         with self._lock:
+            own = not self._batch
             try:
-                self._db.execute("BEGIN IMMEDIATE")
+                if own:
+                    self._db.execute("BEGIN IMMEDIATE")
                 cur = self._db.execute(
                     "INSERT OR IGNORE INTO seen (id, digest, signer, first_seen, keep_until) VALUES (?, ?, ?, ?, ?)",
                     (request_id, digest, signer, now, keep_until),
                 )
                 if cur.rowcount != 1:
-                    self._db.execute("ROLLBACK")
+                    if own:
+                        self._db.execute("ROLLBACK")
                     return False
                 self._db.execute("INSERT INTO rate (signer, ts) VALUES (?, ?)", (signer, now))
-                self._db.execute("COMMIT")
+                if own:
+                    self._db.execute("COMMIT")
                 return True
             except BaseException:
-                if self._db.in_transaction:
+                if own and self._db.in_transaction:
                     self._db.execute("ROLLBACK")
                 raise
 

@@ -153,6 +153,7 @@ class Verifier:
         """Process a batch (the service drains its queue this way): the audit entries of the whole
         batch are written with one fsync and one head signature instead of one each."""
         with self._lock:
+            self.replay.begin()  # one SQLite transaction for the batch
             try:
                 return [self._process(bytes(data), topic) for data, topic in items]
             finally:
@@ -286,6 +287,7 @@ class Verifier:
         """Audit first, then make the accepted requests visible to the owner."""
         events, self._events = self._events, []
         staged, self._staged = self._staged, []
+        self.replay.commit()
         try:
             if events and self.audit is not None:
                 append_batch(self.audit, events)
