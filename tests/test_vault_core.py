@@ -274,3 +274,17 @@ def test_clip_digest_test_vectors() -> None:
     assert zeros == "ea293fb33b63fa419a33f5890b1ba4661bd18eb7ded539339068474531436533"
     assert empty in doc and zeros in doc
     assert clip_digest(["00" * 32, "11" * 32]) != clip_digest(["11" * 32, "00" * 32])  # order matters
+
+
+def test_odd_recorder_metadata_never_stops_a_seal(state_dir: Path) -> None:
+    import numpy as np
+
+    vault = open_vault(state_dir, storage(CAP))
+    w = vault.begin_clip("porch", 1000.0)
+    w.write(b"x" * 10)
+    w.note_motion(float("nan"))
+    w.note_motion(np.float32(0.5))
+    rec = w.close(1001.0, {"fps": np.int64(15), "gain": float("inf"), "box": (1, 2), "where": Path("/x")})
+    assert rec.extra == {"fps": 15, "gain": None, "box": [1, 2], "where": "/x"}
+    assert rec.motion_score == pytest.approx(0.5)
+    assert [c.ok for c in vault.verify(rec.id)] == [True]

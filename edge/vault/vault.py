@@ -18,6 +18,7 @@ import fcntl
 import hashlib
 import json
 import logging
+import math
 import os
 import shutil
 import tempfile
@@ -242,7 +243,7 @@ class Vault:
         return False
 
     def _finish_clip(self, writer: ClipWriter, status: str, end: float, extra: dict[str, Any]) -> ClipRecord:
-        canonical_json(extra)  # fails early on values that cannot be sealed
+        extra = _sealable(extra, writer.clip_id)
         if end < writer.start:
             log.warning("clip %s: end time before start (clock stepped back?); using start", writer.clip_id)
             end = writer.start
@@ -699,6 +700,29 @@ def _record_from_seal(body: dict[str, Any], held: bool, hold_reason: str) -> Cli
         status=status if status in FINISHED else STATUS_RECOVERED, extra=dict(body.get("extra") or {}),
         hold_reason=hold_reason,
     )
+
+
+def _sealable(extra: dict[str, Any], clip_id: str) -> dict[str, Any]:
+    """Recorder metadata as plain JSON, so a stray numpy number or NaN can never stop a seal."""
+
+    def plain(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {str(k): plain(v) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [plain(v) for v in value]
+        if hasattr(value, "item") and callable(value.item):  # numpy scalars
+            value = value.item()
+        if isinstance(value, float) and not math.isfinite(value):
+            return None
+        if value is None or isinstance(value, bool | int | float | str):
+            return value
+        return str(value)
+
+    cleaned = plain(extra)
+    if cleaned != extra:
+        log.warning("clip %s: extra metadata adjusted to plain JSON for the seal", clip_id)
+    canonical_json(cleaned)
+    return cleaned
 
 
 def _write_file(path: Path, data: bytes | memoryview) -> None:

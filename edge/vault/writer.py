@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 import os
 import queue
 import threading
@@ -115,7 +116,9 @@ class ClipWriter:
             self._flush()
 
     def note_motion(self, score: float) -> None:
-        self._motion = max(self._motion, float(score))
+        score = float(score)
+        if math.isfinite(score):
+            self._motion = max(self._motion, score)
 
     def close(self, end: float, extra: dict[str, Any] | None = None) -> ClipRecord:
         """Seal the last segment, sign the clip's seal, index it. Returns the finished record."""
