@@ -285,3 +285,41 @@ def test_send_now_without_broker_keeps_it_queued(state_dir: Path, tmp_path: Path
                     "--send-now", "--timeout", "2", timeout=90)
     assert res.returncode != 0 and "stays queued for the daemon" in res.stderr
     assert outbox.get_item(StateDir(state_dir), "REQ-down-0001").status == "queued"
+
+
+def test_daemon_service_publishes_queued_release_and_decline(state_dir: Path, tmp_path: Path, broker: Broker,
+                                                            passphrase_file: Path) -> None:
+    from edge.mqtt_link import MqttLink
+    from edge.protocol.service import ConsentService
+
+    scene = Scene(state_dir, tmp_path, broker)
+    scene.deliver(scene.request("REQ-queue-0001"))
+    scene.deliver(scene.request("REQ-queue-0002"))
+    res = scene.cli("requests", "approve", "REQ-queue-0001", "--passphrase-file", str(passphrase_file), "--json")
+    assert res.returncode == 0, res.stderr
+    chunks = json.loads(res.stdout)["chunks"]
+    assert scene.cli("requests", "deny", "REQ-queue-0002", "--notify").returncode == 0
+    c, got = _collector(broker, "consentcam/v1/inbox/police/#")
+    st = StateDir(state_dir)
+    config = load_config(scene.config_path)
+    audit = AuditLog(st.audit, keys.load_device_key(st))
+    link = MqttLink(config.mqtt, scene.info.device_id, min_backoff=0.1, max_backoff=0.5)
+    service = ConsentService(config, st, link, audit, scene.info.device_id)
+    link.start()
+    try:
+        assert link.wait_connected(10)
+        service.start()
+        deadline = time.monotonic() + 20
+        while len(got) < chunks + 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        kinds_seen = sorted(message_kind(m) for m in got)
+        assert kinds_seen == sorted(["header", "decline"] + ["chunk"] * chunks)
+        assert outbox.get_item(st, "REQ-queue-0001").status == "sent"
+        assert not (state_dir / "requests" / "declines" / "REQ-queue-0002.bin").exists()
+    finally:
+        service.stop()
+        link.stop()
+        c.loop_stop()
+        c.disconnect()
+    assert [e["data"]["request_id"] for e in kinds(state_dir, "release.sent")] == ["REQ-queue-0001"]
+    assert [e["data"]["id"] for e in kinds(state_dir, "decline.sent")] == ["REQ-queue-0002"]
