@@ -470,3 +470,15 @@ def test_receive_offline_then_resume_across_processes(setup: Setup, broker) -> N
     for cid, data in setup.clips.items():
         device_id = keys.load_device_info(setup.dev.state).device_id  # type: ignore[attr-defined]
         assert (setup.out / device_id / "clips" / f"{cid}.ts").read_bytes() == data
+
+
+def test_substituted_chunk_fails_the_signed_bundle_hash(setup: Setup) -> None:
+    messages = _release(setup)
+    c = chunks.decode_chunk(messages[2])
+    evil = bytes([c.payload[0] ^ 1]) + c.payload[1:]  # same size, valid own hash, wrong content
+    r = setup.receiver()
+    assert r.handle(setup.topic, encode_chunk(c.request_digest, c.bundle_sha256, c.index, c.count, evil)).kind \
+        == "chunk"
+    _feed(r, setup.topic, messages)
+    assert r.refused and r.refused[0].detail.startswith("bundle_hash_mismatch"), r.refused
+    _assert_nothing_verified(setup.out)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import json
 import logging
 import os
@@ -278,14 +279,12 @@ def _write(path: Path, data: bytes) -> None:
 
 def finish_bundle(directory: Path, header: ReleaseHeader, record: RequestRecord, identity: Any, recipient: str,
                   out: Path) -> Path:
-    """Reassemble, check, decrypt, extract and verify; returns OUT/<device_id>. Raises ReleaseRefused."""
-    bundle_path = directory / "bundle.age"
-    _assemble(directory / "chunks", header, bundle_path)
+    """Check, decrypt, extract and verify a complete bundle; returns OUT/<device_id>. Raises ReleaseRefused."""
     out.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
     staging = out / f".incoming-{header.device_id}-{os.urandom(4).hex()}"
     plain = directory / f".bundle.tar.{os.urandom(4).hex()}.part"
     try:
-        _decrypt(bundle_path, plain, identity)
+        _decrypt_chunks(directory / "chunks", header, plain, identity)
         staging.mkdir(mode=DIR_MODE)
         manifest_json, manifest_sig, clips = _extract(plain, staging)
         manifest = _verify_release(manifest_json, manifest_sig, clips, header, record, recipient)
@@ -307,39 +306,72 @@ def finish_bundle(directory: Path, header: ReleaseHeader, record: RequestRecord,
         raise ReleaseRefused(exc.reason, exc.detail) from exc
     finally:
         plain.unlink(missing_ok=True)
-        bundle_path.unlink(missing_ok=True)
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)
 
 
-def _assemble(chunks_dir: Path, header: ReleaseHeader, target: Path) -> None:
-    digest = hashlib.sha256()
-    size = 0
-    with open(target, "wb") as out:
-        for index in range(header.chunks):
+class _ChunkReader(io.RawIOBase):
+    """The bundle, read straight from the stored chunk files in index order, hashed on the way."""
+
+    def __init__(self, chunks_dir: Path, count: int) -> None:
+        super().__init__()
+        self._dir, self._count, self._next = chunks_dir, count, 0
+        self._current = memoryview(b"")
+        self.sha256 = hashlib.sha256()
+        self.size = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        target = memoryview(buffer).cast("B")
+        while not self._current:
+            if self._next >= self._count:
+                return 0
             try:
-                data = (chunks_dir / f"{index:010d}").read_bytes()
+                data = (self._dir / f"{self._next:010d}").read_bytes()
             except OSError as exc:
-                raise ReleaseRefused("incomplete", f"chunk {index} is missing") from exc
-            digest.update(data)
-            size += len(data)
-            out.write(data)
-    if size != header.bundle_size or digest.hexdigest() != header.bundle_sha256:
-        target.unlink(missing_ok=True)
-        raise ReleaseRefused("bundle_hash_mismatch", "the reassembled bundle does not match its signed header")
+                raise ReleaseRefused("incomplete", f"chunk {self._next} is missing") from exc
+            self._next += 1
+            self.sha256.update(data)
+            self.size += len(data)
+            self._current = memoryview(data)
+        n = min(len(target), len(self._current))
+        target[:n] = self._current[:n]
+        self._current = self._current[n:]
+        return n
+
+    def drain(self) -> None:
+        while self.readinto(bytearray(1 << 20)):
+            pass
 
 
-def _decrypt(bundle: Path, target: Path, identity: Any) -> None:
+def _decrypt_chunks(chunks_dir: Path, header: ReleaseHeader, target: Path, identity: Any) -> None:
+    """Decrypt the chunks as one stream to ``target``; then require the header's size and SHA-256.
+
+    The plaintext goes to a temporary file that is used only after both the age authentication
+    and the bundle hash succeeded (age writes plaintext before it detects a damaged tail).
+    """
+    reader = _ChunkReader(chunks_dir, header.chunks)
+    failure: ReleaseRefused | None = None
     fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
-    with open(bundle, "rb") as src, os.fdopen(fd, "wb") as dst:
+    with os.fdopen(fd, "wb") as dst:
         try:
-            pyrage.decrypt_io(src, dst, [identity])
+            pyrage.decrypt_io(reader, dst, [identity])
         except pyrage.DecryptError as exc:
-            raise ReleaseRefused(
-                "not_for_us", f"the bundle does not decrypt with this investigator's identity ({exc})"
-            ) from exc
+            failure = ReleaseRefused(
+                "not_for_us", f"the bundle does not decrypt with this investigator's identity ({exc})")
+        except ReleaseRefused as exc:
+            failure = exc
         except Exception as exc:  # pyrage reports damaged input with assorted error types
-            raise ReleaseRefused("decrypt_failed", f"the bundle cannot be decrypted: {exc}") from exc
+            failure = ReleaseRefused("decrypt_failed", f"the bundle cannot be decrypted: {exc}")
+    if failure is not None and failure.reason == "incomplete":
+        raise failure
+    reader.drain()  # hash every byte, so a damaged bundle is reported as such, not as "not for us"
+    if reader.size != header.bundle_size or reader.sha256.hexdigest() != header.bundle_sha256:
+        raise ReleaseRefused("bundle_hash_mismatch", "the reassembled bundle does not match its signed header")
+    if failure is not None:
+        raise failure
 
 
 def _extract(tar_path: Path, staging: Path) -> tuple[bytes, bytes, dict[str, tuple[str, int]]]:
