@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import time
 from pathlib import Path
 
 import pytest
@@ -275,6 +277,11 @@ def test_accepted_request_is_visible_only_after_its_audit_entry(tmp_path: Path) 
     assert rig.pending_ids() == ["REQ-0000-test"]
     # A crash between staging and commit: the next start promotes the staged (verified) request.
     v = parse_request(encode_request(body(id="REQ-crash-0001"), rig.key), rig.verifier.trust)
-    rig.verifier.pending.add(v, NOW, staged=True)
+    staged = rig.verifier.pending.add(v, NOW, staged=True)
     assert rig.pending_ids() == ["REQ-0000-test"]
+    # Young staged files belong to a running daemon's batch: another process leaves them alone.
+    assert [p.id for p in PendingQueue(tmp_path / "requests").list()] == ["REQ-0000-test"]
+    old = time.time() - 3600
+    os.utime(staged, (old, old))
     assert sorted(p.id for p in PendingQueue(tmp_path / "requests").list()) == ["REQ-0000-test", "REQ-crash-0001"]
+    rig.verifier.pending.commit([staged])  # the daemon's own commit after someone else promoted it: no error

@@ -28,6 +28,7 @@ from edge.protocol.trust import TrustEntry
 from edge.state import DIR_MODE, FILE_MODE, fsync_dir, write_private
 
 STAGED_SUFFIX = ".staged"
+STAGED_MAX_AGE = 60.0  # a batch commits within milliseconds; older staged files are crash leftovers
 
 
 @dataclass(frozen=True)
@@ -100,17 +101,25 @@ class PendingQueue:
         if self.durable:
             _sync_files(staged, self.pending_dir)
         for path in staged:
-            os.replace(path, self.pending_dir / (path.name[1 : -len(STAGED_SUFFIX)] + ".json"))
+            # Missing: a concurrent process already promoted it as a leftover (nothing lost).
+            with contextlib.suppress(FileNotFoundError):
+                os.replace(path, self.pending_dir / (path.name[1 : -len(STAGED_SUFFIX)] + ".json"))
         if self.durable:
             fsync_dir(self.pending_dir)
         with self._lock:
             if self._count is not None:
                 self._count += len(staged)
 
-    def _promote_leftovers(self) -> None:
-        # A crash between staging and commit: the request was verified and accepted, keep it.
-        leftovers = [self.pending_dir / n for n in os.listdir(self.pending_dir)
-                     if n.startswith(".") and n.endswith(STAGED_SUFFIX)]
+    def _promote_leftovers(self, min_age: float = STAGED_MAX_AGE) -> None:
+        """A crash between staging and commit: the request was verified and accepted, keep it.
+        Only files older than ``min_age`` count: younger ones belong to a running daemon's batch."""
+        cutoff = time.time() - min_age
+        leftovers = []
+        for n in os.listdir(self.pending_dir):
+            if n.startswith(".") and n.endswith(STAGED_SUFFIX):
+                with contextlib.suppress(FileNotFoundError):
+                    if (self.pending_dir / n).stat().st_mtime < cutoff:
+                        leftovers.append(self.pending_dir / n)
         self.commit(leftovers)
 
     def count(self) -> int:
@@ -236,7 +245,10 @@ def _sync_files(paths: list[Path], directory: Path) -> None:
         finally:
             os.close(fd)
     for path in paths:
-        fd = os.open(path, os.O_RDONLY)
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except FileNotFoundError:  # promoted by another process meanwhile (and synced by it)
+            continue
         try:
             os.fsync(fd)
         finally:

@@ -155,9 +155,17 @@ class Verifier:
         with self._lock:
             self.replay.begin()  # one SQLite transaction for the batch
             try:
-                return [self._process(bytes(data), topic) for data, topic in items]
+                return [self._process_guarded(bytes(data), topic) for data, topic in items]
             finally:
                 self._flush_events()
+
+    def _process_guarded(self, data: bytes, topic: str | None) -> Outcome:
+        # One message hitting a local fault (disk full, I/O error) must not sink the rest of the batch.
+        try:
+            return self._process(data, topic)
+        except Exception:
+            log.exception("request processing failed")
+            return Outcome("error", "internal_error", None, request_digest(data))
 
     def _process(self, data: bytes, topic: str | None) -> Outcome:
         digest = request_digest(data)
