@@ -13,7 +13,7 @@ import numpy as np
 
 from edge.config import MotionConfig, RecordingConfig
 from edge.motion.detector import MotionDetector
-from edge.recording.events import Ended, EventMachine, Started
+from edge.recording.events import Ended, EventMachine, Phase, Started
 
 
 @dataclass
@@ -51,15 +51,14 @@ def analyse(frames: Iterable[tuple[float, np.ndarray]], fps: float, motion: Moti
         r = detector.process(luma)
         result.frames += 1
         result.active_frames += r.active
-        if machine.phase.value != "idle" or r.active:
-            peak = max(peak, r.score) if machine.in_event or machine.phase.value == "pending" else r.score
+        peak = max(peak, r.score)  # over the pending run and the event
         for tr in machine.update(t, r.active):
             if isinstance(tr, Started):
                 onset = tr.at
             elif isinstance(tr, Ended):
                 result.events.append(DetectedEvent(tr.start, tr.motion_end, peak, onset))
                 peak = 0.0
-        if machine.phase.value == "idle":
+        if machine.phase is Phase.IDLE:
             peak = 0.0
     for tr in machine.finish(last_t):
         if isinstance(tr, Ended):
