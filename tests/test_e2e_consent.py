@@ -6,9 +6,12 @@ from __future__ import annotations
 
 import json
 import os
+import pwd
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -22,7 +25,7 @@ from edge import audit, clock, keys
 from edge.daemon.status import status_path
 from edge.protocol import chunks, outbox
 from edge.state import StateDir
-from tests.conftest import Broker, run_cli, start_broker
+from tests.conftest import REPO, Broker, run_cli, start_broker
 from tests.consent_helpers import decoded_frames, make_ts
 
 INV = "consentcam-investigator"
@@ -208,37 +211,33 @@ def _make_pki(d: Path, device_id: str) -> dict[str, str]:
         extra = ["-extfile", str(ext)] if name == "server" else []
         _openssl("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial",
                  "-out", f"{name}.crt", "-days", "2", *extra, cwd=d)
-    for f in d.iterdir():
-        f.chmod(0o644)  # mosquitto drops to its own user: it must read its key and the CA
     return {"ca": str(d / "ca.crt"), "cert": str(d / "device.crt"), "key": str(d / "device.key"),
             "inv_cert": str(d / "inv.crt"), "inv_key": str(d / "inv.key"), "dir": str(d)}
 
 
-def _tls_broker(d: Path, pki: dict[str, str], device_id: str) -> Broker:
-    acl = d / "acl"
+def _tls_broker(pki: dict[str, str]) -> tuple[Broker, Path]:
+    """mosquitto with TLS, required client certificates, CN as user name and the shipped %u ACL
+    (deploy/mosquitto/consentcam.acl) plus the `user` block make-certs.sh adds for an investigator."""
+    d = Path(tempfile.mkdtemp(prefix="cc-e2e-broker-"))
+    d.chmod(0o755)  # mosquitto started as root drops to its own user: it must reach these files
+    for name in ("ca.crt", "server.crt", "server.key"):
+        shutil.copy(Path(pki["dir"]) / name, d / name)
+        (d / name).chmod(0o644 if name.endswith(".crt") else 0o600)
+    if os.geteuid() == 0:
+        mosq = pwd.getpwnam("mosquitto")
+        os.chown(d / "server.key", mosq.pw_uid, mosq.pw_gid)
+    acl = d / "consentcam.acl"
     acl.write_text(
-        "# anyone authenticated may send a request; a device reads only its own request topic\n"
-        f"pattern write {ROOT}/device/+/request\n"
-        f"pattern read {ROOT}/device/%u/request\n"
-        "# a requester reads only its own inbox\n"
-        f"pattern read {ROOT}/inbox/%u/#\n"
-        f"user {device_id}\n"
-        f"topic write {ROOT}/inbox/#\n"
-        f"topic read {ROOT}/area/#\n"
-        "user alice\n"
-        f"topic write {ROOT}/area/#\n"
+        (REPO / "deploy" / "mosquitto" / "consentcam.acl").read_text()
+        + f"\nuser alice\ntopic write {ROOT}/device/+/request\ntopic write {ROOT}/area/#\n"
     )
     acl.chmod(0o644)
-    os.chmod(d, 0o755)
-    for parent in d.parents:
-        if str(parent).startswith("/tmp/pytest-of"):
-            os.chmod(parent, 0o755)
     conf = (
-        f"cafile {pki['ca']}\ncertfile {pki['dir']}/server.crt\nkeyfile {pki['dir']}/server.key\n"
+        f"cafile {d}/ca.crt\ncertfile {d}/server.crt\nkeyfile {d}/server.key\n"
         "require_certificate true\nuse_identity_as_username true\nallow_anonymous false\n"
         f"acl_file {acl}\n"
     )
-    return start_broker(d / "broker", conf)
+    return start_broker(d / "broker", conf), d
 
 
 class Capture:
@@ -276,7 +275,7 @@ def test_request_approve_release_verify_tls_client_certs_acl(state_dir: Path, tm
                                                              passphrase_file: Path, daemon_runner: list) -> None:
     device_id = keys.load_device_info(StateDir(state_dir)).device_id
     pki = _make_pki(tmp_path / "pki", device_id)
-    tls_broker = _tls_broker(tmp_path, pki, device_id)
+    tls_broker, broker_dir = _tls_broker(pki)
     eve = None
     try:
         w = _world(state_dir, tmp_path, passphrase_file, tls_broker.port, pki)
@@ -298,6 +297,7 @@ def test_request_approve_release_verify_tls_client_certs_acl(state_dir: Path, tm
         if eve is not None:
             eve.close()
         tls_broker.stop()
+        shutil.rmtree(broker_dir, ignore_errors=True)
 
 
 # -- deny: silence, and the opt-in signed decline ------------------------------------------------
