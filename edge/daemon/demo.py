@@ -105,21 +105,33 @@ class Demo:
         if prog == "consentcam" and state:
             cmd += ["--state-dir", str(self.state), "--config", str(self.config)]
         cmd += list(args)
+        what = " ".join([prog, *args])
         env = _child_env()
         env["COLUMNS"] = str(max(self.console.width, 100))  # tables laid out for this terminal
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env,
-                              start_new_session=True)
-        if check and proc.returncode != 0:
-            what = " ".join([prog, *args])
-            raise DemoError(f"`{what}` failed (exit {proc.returncode}): {_last_line(proc.stderr)}")
-        return proc
+        with INTERRUPTS.deferred():  # the child is tracked before a Ctrl-C can unwind us
+            proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                                    start_new_session=True)
+            self.procs.append(("command", proc))
+        try:
+            stdout, stderr = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            _stop_process(proc, 2.0)
+            raise DemoError(f"`{what}` did not finish within {timeout:.0f} s") from None
+        finally:
+            if proc.poll() is not None:
+                self.procs.remove(("command", proc))
+        result = subprocess.CompletedProcess(cmd, proc.returncode, stdout, stderr)
+        if check and result.returncode != 0:
+            raise DemoError(f"`{what}` failed (exit {result.returncode}): {_last_line(stderr)}")
+        return result
 
     def spawn(self, name: str, cmd: Sequence[str]) -> subprocess.Popen:
-        log = open(self.logs / f"{name}.log", "ab")  # noqa: SIM115 - closed with the process
-        proc = subprocess.Popen(list(cmd), stdout=log, stderr=subprocess.STDOUT, env=_child_env(),
-                                start_new_session=True)
-        log.close()  # the child holds its own copy
-        self.procs.append((name, proc))
+        with open(self.logs / f"{name}.log", "ab") as log, INTERRUPTS.deferred():
+            # Ctrl-C is held until the child is in self.procs: a KeyboardInterrupt raised inside
+            # Popen() (after the fork) would otherwise leave an untracked child running.
+            proc = subprocess.Popen(list(cmd), stdout=log, stderr=subprocess.STDOUT, env=_child_env(),
+                                    start_new_session=True)
+            self.procs.append((name, proc))
         return proc
 
     def stop_all(self) -> None:
@@ -446,8 +458,33 @@ def _tail(path: Path, lines: int = 5) -> str:
         return "(no log)"
 
 
-def _raise_interrupt(_signum: int, _frame: Any) -> None:
-    raise KeyboardInterrupt
+class Interrupts:
+    """SIGINT and SIGTERM become KeyboardInterrupt, except inside `deferred()` (starting a child
+    and recording it), where they are held and raised as soon as the child is tracked."""
+
+    def __init__(self) -> None:
+        self.depth = 0
+        self.pending = False
+
+    def handler(self, _signum: int, _frame: Any) -> None:
+        if self.depth:
+            self.pending = True
+            return
+        raise KeyboardInterrupt
+
+    @contextlib.contextmanager
+    def deferred(self) -> Iterator[None]:
+        self.depth += 1
+        try:
+            yield
+        finally:
+            self.depth -= 1
+            if not self.depth and self.pending:
+                self.pending = False
+                raise KeyboardInterrupt
+
+
+INTERRUPTS = Interrupts()
 
 
 def run_demo(*, out: str | None, clips: int, as_json: bool, keep_work: bool) -> int:
@@ -460,20 +497,21 @@ def run_demo(*, out: str | None, clips: int, as_json: bool, keep_work: bool) -> 
     work = Path(tempfile.mkdtemp(prefix="consentcam-demo-"))
     work.chmod(0o700)
     # SIGTERM (e.g. from a supervisor) cleans up exactly like Ctrl-C.
-    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+    previous = {sig: signal.signal(sig, INTERRUPTS.handler) for sig in (signal.SIGINT, signal.SIGTERM)}
     demo = Demo(out_dir.resolve(), work, clips, as_json)
     try:
         summary = demo.run()
     finally:
-        # A second Ctrl-C must not cut the cleanup short: ignore SIGINT until the children are gone.
-        previous_int = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        # A second Ctrl-C must not cut the cleanup short: ignore both until the children are gone.
+        for sig in previous:
+            signal.signal(sig, signal.SIG_IGN)
         try:
             demo.stop_all()
+            # The logs (no footage, keys or passphrases in them) help when something went wrong.
+            shutil.copytree(work / "logs", out_dir / "logs", dirs_exist_ok=True)
         finally:
-            signal.signal(signal.SIGINT, previous_int)
-        # The logs (no footage, keys or passphrases in them) help when something went wrong.
-        shutil.copytree(work / "logs", out_dir / "logs", dirs_exist_ok=True)
-        signal.signal(signal.SIGTERM, previous)
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
         if keep_work:
             demo.console.print(f"[dim]work dir kept: {work}[/dim]")
         else:
