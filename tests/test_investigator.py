@@ -482,3 +482,23 @@ def test_substituted_chunk_fails_the_signed_bundle_hash(setup: Setup) -> None:
     _feed(r, setup.topic, messages)
     assert r.refused and r.refused[0].detail.startswith("bundle_hash_mismatch"), r.refused
     _assert_nothing_verified(setup.out)
+
+
+def test_receiver_survives_arbitrary_messages(setup: Setup) -> None:
+    """Property-based: random bytes behind every magic never crash the receiver nor write output."""
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    receiver = setup.receiver()
+    genuine = _release(setup)
+
+    @settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(st.sampled_from([b"", b"CCRH\x01", b"CCRC\x01", b"CCRD\x01", genuine[0][:69], genuine[1][:109]]),
+           st.binary(max_size=600))
+    def fuzz(prefix: bytes, data: bytes) -> None:
+        event = receiver.handle(setup.topic, prefix + data)
+        assert event.kind in ("ignored", "chunk", "duplicate")
+
+    fuzz()
+    _assert_nothing_verified(setup.out)
+    assert not receiver.completed and not receiver.refused

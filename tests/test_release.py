@@ -244,6 +244,7 @@ def _publisher(port: int) -> mqtt.Client:
 
 def test_publish_sends_header_then_all_chunks_once(released, broker) -> None:  # type: ignore[no-untyped-def]
     dev, _inv, _vr, item, _clips, _ = released
+    bundle = item.bundle_path.read_bytes()
     cap = Capture(broker.port)
     client = _publisher(broker.port)
     try:
@@ -263,7 +264,8 @@ def test_publish_sends_header_then_all_chunks_once(released, broker) -> None:  #
     assert len(cap.messages) == 1 + item.chunks
     assert cap.messages[0][1] == item.header_path.read_bytes()
     payload = b"".join(chunks.decode_chunk(p).payload for _, p, _ in cap.messages[1:])
-    assert payload == item.bundle_path.read_bytes()
+    assert payload == bundle
+    assert not item.bundle_path.exists() and item.header_path.exists()  # sent: the bundle is dropped
     sent = [e for e in audit.read_entries(dev.state.audit) if e["kind"] == "release.sent"]
     assert len(sent) == 1 and sent[0]["data"]["chunks"] == item.chunks
 

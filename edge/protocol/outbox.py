@@ -3,7 +3,7 @@
 Layout, one directory per approved request::
 
     state/outbox/<request_id>/
-        bundle.age    the age-encrypted tar (ciphertext only; to the request's recipient)
+        bundle.age    the age-encrypted tar (ciphertext only; to the request's recipient); removed once sent
         header.bin    the signed release header, exactly as published
         meta.json     OutboxItem (status "queued" or "sent")
         lock          flock target: whoever holds it is the only publisher of this item
@@ -29,7 +29,7 @@ from typing import Any
 
 from edge import clock
 from edge.errors import ConsentcamError, NotFoundError, StateError
-from edge.state import DIR_MODE, FILE_MODE, StateDir, write_private
+from edge.state import DIR_MODE, FILE_MODE, StateDir, fsync_dir, write_private
 
 BUNDLE_NAME = "bundle.age"
 HEADER_NAME = "header.bin"
@@ -156,8 +156,13 @@ def claim(item: OutboxItem) -> Iterator[OutboxItem]:
 
 
 def mark_sent(item: OutboxItem) -> OutboxItem:
+    """Record the item as sent, then drop its bundle: the device cannot read it (it is encrypted to
+    the requester) and a Pi's SD card should not carry it. header.bin and meta.json stay as the record."""
     done = replace(item, status="sent", sent_at=clock.iso(clock.now()), attempts=item.attempts + 1)
     write_meta(done)
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(done.bundle_path)
+    fsync_dir(done.directory)
     return done
 
 
