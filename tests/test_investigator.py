@@ -502,3 +502,36 @@ def test_receiver_survives_arbitrary_messages(setup: Setup) -> None:
     fuzz()
     _assert_nothing_verified(setup.out)
     assert not receiver.completed and not receiver.refused
+
+
+def test_receive_cli_refuses_a_retargeted_release_clearly(setup: Setup, broker) -> None:  # type: ignore[no-untyped-def]
+    import threading
+
+    import paho.mqtt.client as mqtt
+
+    inv = ["--home", str(setup.home.root)]
+    common = ["receive", "--broker", f"127.0.0.1:{broker.port}", "--request", setup.record.id, "--out",
+              str(setup.out)]
+    assert run_cli(*inv, *common, "--timeout", "1", prog="consentcam-investigator").returncode == 12
+    genuine = _release(setup)
+    plain = _plain(setup, genuine)
+    other = str(pyrage.x25519.Identity.generate().to_public())
+    forged = bytearray(genuine[0])  # a header signed by someone else: ignored, not fatal
+    forged[5:69] = Ed25519PrivateKey.generate().sign(b"x")
+    connected = threading.Event()
+    pub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="hostile", protocol=mqtt.MQTTv5)
+    pub.on_connect = lambda *a: connected.set()
+    pub.connect("127.0.0.1", broker.port)
+    pub.loop_start()
+    assert connected.wait(10)
+    try:
+        for m in [bytes(forged), *_wrap(setup, plain, recipient=other)]:
+            pub.publish(setup.topic, m, qos=1).wait_for_publish(10)
+    finally:
+        pub.disconnect()
+        pub.loop_stop()
+    res = run_cli(*inv, *common, "--timeout", "20", prog="consentcam-investigator")
+    assert res.returncode == 6, res.stdout + res.stderr
+    assert "bad_signature" in res.stderr  # the forged header was reported and ignored
+    assert res.stderr.strip().splitlines()[-1].startswith("consentcam-investigator: release refused: not_for_us")
+    _assert_nothing_verified(setup.out)
