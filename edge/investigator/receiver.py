@@ -10,9 +10,9 @@ Nothing here trusts the broker. Per request, every message on the reply topic is
 
 Verified chunks are stored on disk (ciphertext only) under ``HOME/incoming/<request_id>/<bundle>/``,
 so an interrupted receive resumes where it stopped. When a bundle is complete it is reassembled and
-its SHA-256 and size checked, decrypted with our age identity to a temporary file (age writes
-plaintext before it can detect a damaged tail), unpacked member by member with strict rules, and
-the manifest and every clip verified. Only then is the staging directory renamed to
+its SHA-256 and size checked, decrypted with our age identity and unpacked member by member with
+strict rules into a hidden staging directory (age writes plaintext before it can detect a damaged
+tail, so nothing there counts until every check passed), and the manifest and every clip verified. Only then is the staging directory renamed to
 ``OUT/<device_id>/``: a refused release leaves nothing in OUT.
 """
 
@@ -27,6 +27,7 @@ import os
 import re
 import shutil
 import tarfile
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -282,11 +283,9 @@ def finish_bundle(directory: Path, header: ReleaseHeader, record: RequestRecord,
     """Check, decrypt, extract and verify a complete bundle; returns OUT/<device_id>. Raises ReleaseRefused."""
     out.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
     staging = out / f".incoming-{header.device_id}-{os.urandom(4).hex()}"
-    plain = directory / f".bundle.tar.{os.urandom(4).hex()}.part"
     try:
-        _decrypt_chunks(directory / "chunks", header, plain, identity)
         staging.mkdir(mode=DIR_MODE)
-        manifest_json, manifest_sig, clips = _extract(plain, staging)
+        manifest_json, manifest_sig, clips = _decrypt_and_extract(directory / "chunks", header, identity, staging)
         manifest = _verify_release(manifest_json, manifest_sig, clips, header, record, recipient)
         _write(staging / "manifest.json", manifest_json)
         _write(staging / "manifest.sig", manifest_sig)
@@ -305,7 +304,6 @@ def finish_bundle(directory: Path, header: ReleaseHeader, record: RequestRecord,
     except ProtocolError as exc:
         raise ReleaseRefused(exc.reason, exc.detail) from exc
     finally:
-        plain.unlink(missing_ok=True)
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)
 
@@ -346,42 +344,66 @@ class _ChunkReader(io.RawIOBase):
             pass
 
 
-def _decrypt_chunks(chunks_dir: Path, header: ReleaseHeader, target: Path, identity: Any) -> None:
-    """Decrypt the chunks as one stream to ``target``; then require the header's size and SHA-256.
+def _decrypt_and_extract(chunks_dir: Path, header: ReleaseHeader, identity: Any,
+                         staging: Path) -> tuple[bytes, bytes, dict[str, tuple[str, int]]]:
+    """Decrypt the stored chunks as one stream and unpack the tar from it into ``staging``.
 
-    The plaintext goes to a temporary file that is used only after both the age authentication
-    and the bundle hash succeeded (age writes plaintext before it detects a damaged tail).
+    age decrypts on a worker thread into a pipe; the tar is read from the other end, so the
+    plaintext is never written anywhere but the staging directory, which is removed unless every
+    check below passes (age emits plaintext before it can detect a damaged tail, so nothing is
+    trusted until decryption finished, the bundle hash matched and the manifest verified).
     """
     reader = _ChunkReader(chunks_dir, header.chunks)
-    failure: ReleaseRefused | None = None
-    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
-    with os.fdopen(fd, "wb") as dst:
+    failure: list[BaseException] = []
+    read_fd, write_fd = os.pipe()
+
+    def produce() -> None:
+        with os.fdopen(write_fd, "wb") as sink:
+            try:
+                pyrage.decrypt_io(reader, sink, [identity])
+            except BaseException as exc:  # handed to the main thread below
+                failure.append(exc)
+
+    worker = threading.Thread(target=produce, name="bundle-decrypt", daemon=True)
+    worker.start()
+    extracted: tuple[bytes, bytes, dict[str, tuple[str, int]]] | None = None
+    extract_error: ReleaseRefused | None = None
+    with os.fdopen(read_fd, "rb") as source:
         try:
-            pyrage.decrypt_io(reader, dst, [identity])
-        except pyrage.DecryptError as exc:
-            failure = ReleaseRefused(
-                "not_for_us", f"the bundle does not decrypt with this investigator's identity ({exc})")
+            extracted = _extract(source, staging)
+            while source.read(1 << 20):  # the rest (tar padding): age authenticates the final chunk last
+                pass
         except ReleaseRefused as exc:
-            failure = exc
-        except Exception as exc:  # pyrage reports damaged input with assorted error types
-            failure = ReleaseRefused("decrypt_failed", f"the bundle cannot be decrypted: {exc}")
-    if failure is not None and failure.reason == "incomplete":
-        raise failure
-    reader.drain()  # hash every byte, so a damaged bundle is reported as such, not as "not for us"
+            extract_error = exc
+    worker.join()
+    reader.drain()  # hash every byte, so a damaged bundle is reported as such
     if reader.size != header.bundle_size or reader.sha256.hexdigest() != header.bundle_sha256:
         raise ReleaseRefused("bundle_hash_mismatch", "the reassembled bundle does not match its signed header")
-    if failure is not None:
-        raise failure
+    if failure and extract_error is None:
+        exc = failure[0]
+        if isinstance(exc, ReleaseRefused):
+            raise exc
+        if isinstance(exc, pyrage.DecryptError):
+            raise ReleaseRefused("not_for_us", f"the bundle does not decrypt with this investigator's identity ({exc})")
+        raise ReleaseRefused("decrypt_failed", f"the bundle cannot be decrypted: {exc}")
+    if failure and isinstance(failure[0], pyrage.DecryptError) and extract_error.reason == "malformed_bundle":
+        # Nothing (or garbage) came out because it is not ours: say that, not "bad tar".
+        raise ReleaseRefused("not_for_us", f"the bundle does not decrypt with this investigator's identity "
+                                           f"({failure[0]})")
+    if extract_error is not None:
+        raise extract_error
+    assert extracted is not None
+    return extracted
 
 
-def _extract(tar_path: Path, staging: Path) -> tuple[bytes, bytes, dict[str, tuple[str, int]]]:
+def _extract(source: Any, staging: Path) -> tuple[bytes, bytes, dict[str, tuple[str, int]]]:
     """Unpack only regular files named clips/<id>.ts, then manifest.json, then manifest.sig."""
     clips: dict[str, tuple[str, int]] = {}
     manifest_json: bytes | None = None
     manifest_sig: bytes | None = None
     (staging / "clips").mkdir(mode=DIR_MODE)
     try:
-        with tarfile.open(tar_path, mode="r|") as tar:
+        with tarfile.open(fileobj=source, mode="r|") as tar:
             for member in tar:
                 name = member.name
                 if not member.isreg():
