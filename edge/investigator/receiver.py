@@ -12,8 +12,9 @@ Verified chunks are stored on disk (ciphertext only) under ``HOME/incoming/<requ
 so an interrupted receive resumes where it stopped. When a bundle is complete it is reassembled and
 its SHA-256 and size checked, decrypted with our age identity and unpacked member by member with
 strict rules into a hidden staging directory (age writes plaintext before it can detect a damaged
-tail, so nothing there counts until every check passed), and the manifest and every clip verified. Only then is the staging directory renamed to
-``OUT/<device_id>/``: a refused release leaves nothing in OUT.
+tail, so nothing there counts until every check passed), and the manifest and every clip verified.
+Only then is the staging directory renamed to ``OUT/<device_id>/``: a refused release leaves
+nothing in OUT.
 """
 
 from __future__ import annotations
