@@ -286,3 +286,41 @@ def test_publish_claim_is_exclusive_and_times_out_without_broker(released, broke
         client.loop_stop()
     current = outbox.get_item(dev.state, item.request_id)
     assert current.status == "queued" and current.attempts == 1
+
+
+def test_publish_through_the_device_link_keeps_one_connection(state_dir: Path, broker) -> None:  # type: ignore[no-untyped-def]
+    """Many large chunks through edge.mqtt_link (its own loop thread) while a subscriber drains them:
+    the connection must never be dropped (two threads writing one socket would corrupt it)."""
+    import os
+
+    from edge.config import MqttConfig
+    from edge.mqtt_link import MqttLink
+
+    dev = open_device(state_dir)
+    writer = dev.vault.begin_clip("front", time.time() - 100)
+    for _ in range(24):
+        writer.write(os.urandom(1 << 20))
+        writer.boundary()
+    cid = writer.close(time.time() - 50).id
+    inv = new_investigator()
+    vr = verified(inv, signed_request(inv, keys.load_device_info(dev.state).device_id))
+    item = build_release(dev.state, dev.vault, dev.identity, vr, [cid], dev.device_key, 256 * 1024)
+    sub = subprocess.Popen(["mosquitto_sub", "-h", "127.0.0.1", "-p", str(broker.port), "-t", "consentcam/#",
+                            "-q", "1", "-C", str(item.chunks + 1)], stdout=subprocess.DEVNULL)
+    link = MqttLink(MqttConfig(enabled=True, host="127.0.0.1", port=broker.port, max_message_bytes=512 * 1024),
+                    "device-link-test")
+    try:
+        time.sleep(0.5)
+        link.start()
+        assert link.wait_connected(10)
+        done = publish_release(link, item, "consentcam/v1", 20)
+        assert sub.wait(30) == 0  # the subscriber got every message
+    finally:
+        link.stop()
+        if sub.poll() is None:
+            sub.kill()
+    assert done.status == "sent" and item.chunks > 90
+    assert link.connects == 1, f"the link reconnected {link.connects - 1} times: {link.last_error}"
+    # The race is probabilistic (a few drops per hundreds of 1 MB messages without the guard), so
+    # also check the guard itself: publish() must leave the socket writes to the link's loop thread.
+    assert link.client.on_socket_register_write is not None
