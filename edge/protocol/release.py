@@ -258,7 +258,10 @@ def build_release(
         raise ReleaseError(f"request {req['id']}: recipient is not an age X25519 key") from exc
     records = [vault.get(cid) for cid in clip_ids]  # NotFoundError names a missing clip
     for rec in records:
-        clip_member_name(rec.id)
+        try:
+            clip_member_name(rec.id)
+        except ValueError as exc:
+            raise ReleaseError(str(exc)) from exc
     approved = clock.now() if approved_at is None else approved_at
     device_id = device_id_for(public_raw(device_key))
     device_pub = encode_public(device_key)
