@@ -535,3 +535,33 @@ def test_receive_cli_refuses_a_retargeted_release_clearly(setup: Setup, broker) 
     assert "bad_signature" in res.stderr  # the forged header was reported and ignored
     assert res.stderr.strip().splitlines()[-1].startswith("consentcam-investigator: release refused: not_for_us")
     _assert_nothing_verified(setup.out)
+
+
+@pytest.mark.parametrize("args, code, message", [
+    (["request", "--device", "ccx", "--from=-1h", "--to", "now", "--case", "c", "--reason", "r", "--broker",
+      "nohost"], 11, "expected HOST:PORT"),
+    (["request", "--area", "51.5,-0.1", "--from=-1h", "--to", "now", "--case", "c", "--reason", "r", "--broker",
+      "127.0.0.1:1"], 1, "expected LAT,LON,RADIUS_M"),
+    (["request", "--device", "ccx", "--from", "yesterday", "--to", "now", "--case", "c", "--reason", "r",
+      "--broker", "127.0.0.1:1"], 1, "time 'yesterday'"),
+    (["request", "--area", "51.5,-0.1,50000", "--from=-1h", "--to", "now", "--case", "c", "--reason", "r",
+      "--broker", "127.0.0.1:1"], 8, "radius_m"),
+    (["receive", "--request", "nosuchrequest", "--out", "x", "--broker", "127.0.0.1:1"], 5, "no request"),
+    (["verify", "/nonexistent/dir"], 6, "not a directory"),
+    (["keygen", "--name", "B", "--inbox", "Bad Inbox!"], 3, "keys already exist"),
+])
+def test_cli_bad_input_gets_one_clear_line(setup: Setup, args: list[str], code: int, message: str) -> None:
+    before = sorted(setup.home.requests_dir.iterdir())
+    res = run_cli("--home", str(setup.home.root), *args, prog="consentcam-investigator", timeout=60)
+    assert res.returncode == code, res.stderr
+    assert message in res.stderr and res.stderr.count("\n") == 1, res.stderr
+    assert sorted(setup.home.requests_dir.iterdir()) == before  # nothing recorded, nothing lost
+
+
+def test_cli_without_keys_says_run_keygen(tmp_path: Path) -> None:
+    res = run_cli("--home", str(tmp_path / "empty"), "request", "--device", "ccx", "--from=-1h", "--to", "now",
+                  "--case", "c", "--reason", "r", "--broker", "127.0.0.1:1", prog="consentcam-investigator")
+    assert res.returncode == 3 and "keygen" in res.stderr and res.stderr.count("\n") == 1
+    res = run_cli("--home", str(tmp_path / "new"), "keygen", "--name", "B", "--inbox", "Bad Inbox!",
+                  prog="consentcam-investigator")
+    assert res.returncode == 1 and "inbox 'Bad Inbox!'" in res.stderr
