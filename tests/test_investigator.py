@@ -565,3 +565,10 @@ def test_cli_without_keys_says_run_keygen(tmp_path: Path) -> None:
     res = run_cli("--home", str(tmp_path / "new"), "keygen", "--name", "B", "--inbox", "Bad Inbox!",
                   prog="consentcam-investigator")
     assert res.returncode == 1 and "inbox 'Bad Inbox!'" in res.stderr
+
+
+def test_oversized_release_is_ignored(setup: Setup) -> None:
+    messages = _release(setup)
+    r = Receiver(setup.home, setup.out, [setup.record], max_bundle_bytes=1000)
+    event = r.handle(setup.topic, messages[0])
+    assert event.kind == "ignored" and event.detail.startswith("too_large")

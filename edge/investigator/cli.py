@@ -34,7 +34,7 @@ from edge.investigator.receiver import REPORT_JSON, Event, Receiver
 from edge.investigator.verify import verify_dir
 from edge.protocol import topics
 from edge.protocol.request import Area, RequestBody, Requester, encode_request, request_digest
-from edge.units import parse_duration
+from edge.units import parse_duration, parse_size
 
 
 class NothingReceived(ConsentcamError):
@@ -74,6 +74,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--request", metavar="ID", help="one request (default: every request sent from this home)")
     p.add_argument("--out", required=True, metavar="DIR", help="verified releases go to DIR/<device_id>/")
     p.add_argument("--timeout", type=float, default=600.0, metavar="S", help="give up after S seconds (600)")
+    p.add_argument("--max-bytes", default="16GiB", metavar="SIZE",
+                   help="refuse releases larger than this (default 16GiB)")
     p.add_argument("--count", type=int, default=0, metavar="N",
                    help="stop after N releases (default: 1 for a device request, wait for --timeout for areas)")
     _broker_options(p)
@@ -221,7 +223,11 @@ def cmd_receive(args: argparse.Namespace) -> int:
         elif event.kind == "refused":
             print(f"consentcam-investigator: REFUSED release from {event.device_id}: {event.detail}", file=sys.stderr)
 
-    receiver = Receiver(home, Path(args.out), records, on_event)
+    try:
+        max_bytes = parse_size(args.max_bytes)
+    except ValueError as exc:
+        raise InvestigatorError(f"--max-bytes: {exc}") from exc
+    receiver = Receiver(home, Path(args.out), records, on_event, max_bundle_bytes=max_bytes)
     reply_topics = [topics.inbox_topic(args.topic_root, card.inbox, r.id) for r in records]
     conn = Connection(_broker(args), home.client_id())
     conn.connect()

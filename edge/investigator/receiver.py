@@ -48,6 +48,7 @@ log = logging.getLogger(__name__)
 
 ORPHAN_BUNDLES_MAX = 8  # bundles seen without a header yet (reordered delivery) kept at once
 ORPHAN_BYTES_MAX = 256 * 1024 * 1024
+MAX_BUNDLE_BYTES = 16 * 1024**3  # per release; `receive --max-bytes` changes it
 REPORT_JSON = "verification-report.json"
 REPORT_TXT = "verification-report.txt"
 _CLIP_MEMBER = re.compile(r"^clips/([A-Za-z0-9][A-Za-z0-9_.-]{0,127})\.ts$")
@@ -89,8 +90,10 @@ class ReleaseRefused(Exception):
 
 class Receiver:
     def __init__(self, home: Home, out: Path, requests: list[RequestRecord],
-                 on_event: Callable[[Event], None] | None = None) -> None:
+                 on_event: Callable[[Event], None] | None = None, *,
+                 max_bundle_bytes: int = MAX_BUNDLE_BYTES) -> None:
         self.home = home
+        self.max_bundle_bytes = max_bundle_bytes
         self.out = Path(out)
         self.requests = {r.id: r for r in requests}
         self.identity = home.identity()
@@ -163,6 +166,10 @@ class Receiver:
     def _header(self, record: RequestRecord, payload: bytes) -> Event:
         header = decode_header(payload)
         self._check_addressing(record, header.request_id, header.request_digest, header.device_id, "release header")
+        if header.bundle_size > self.max_bundle_bytes:
+            # Anyone can make a device key; bound what one release may put on our disk.
+            raise ProtocolError("too_large", f"release of {header.bundle_size} bytes exceeds the "
+                                             f"{self.max_bundle_bytes}-byte limit (--max-bytes)")
         bundle = self._bundle(record.id, header.bundle_sha256)
         if bundle is None:
             return self._emit(Event("duplicate", record.id, header.device_id, "release already handled"))
