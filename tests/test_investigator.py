@@ -458,6 +458,7 @@ def test_receive_offline_then_resume_across_processes(setup: Setup, broker) -> N
         send(messages[:half])  # the investigator is offline
         second = run_cli(*inv, *common, "--timeout", "3", prog="consentcam-investigator")
         assert second.returncode == 12, second.stderr  # incomplete, but stored
+        assert f"incomplete after 3s: {half - 1} of {len(messages) - 1} chunks" in second.stderr
         stored = list((setup.home.incoming_dir / setup.record.id).rglob("chunks/*"))
         assert len(stored) == half - 1
         send(messages[half:])

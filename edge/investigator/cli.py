@@ -269,6 +269,13 @@ def _receive_outcome(args: argparse.Namespace, receiver: Receiver) -> int:
         return 0
     if receiver.refused:
         raise IntegrityError(f"release refused: {receiver.refused[0].detail}")
+    partial = [b for b in receiver.bundles.values() if b.header is not None and b.have]
+    if partial:
+        b = partial[0]
+        assert b.header is not None
+        raise NothingReceived(
+            f"incomplete after {args.timeout:g}s: {len(b.have)} of {b.header.chunks} chunks from {b.header.device_id} "
+            "(kept; run receive again, or ask the owner to resend if the broker dropped queued messages)")
     raise NothingReceived(f"nothing received within {args.timeout:g}s")
 
 
