@@ -573,3 +573,22 @@ def test_oversized_release_is_ignored(setup: Setup) -> None:
     r = Receiver(setup.home, setup.out, [setup.record], max_bundle_bytes=1000)
     event = r.handle(setup.topic, messages[0])
     assert event.kind == "ignored" and event.detail.startswith("too_large")
+
+
+def test_replies_to_another_request_are_kept_for_its_own_receive(setup: Setup) -> None:
+    """The persistent session delivers replies to every request sent; a receive for request A must
+    not swallow request B's release or decline: they wait under HOME/incoming for B's receive."""
+    device_id = keys.load_device_info(setup.dev.state).device_id  # type: ignore[attr-defined]
+    other, other_vr = _record(setup.home, device_id, "req-bbbbbbbb")
+    b_topic = "consentcam/v1/inbox/alice/req-bbbbbbbb"
+    everything = [setup.record, other]
+    for_a = Receiver(setup.home, setup.out, everything, selected={setup.record.id})
+    kinds = _feed(for_a, b_topic, _release(setup, other_vr))
+    assert "complete" not in kinds and not for_a.completed
+    assert for_a.handle(b_topic, decline_message(other_vr, setup.dev.device_key)).kind == "kept"  # type: ignore[attr-defined]
+    _assert_nothing_verified(setup.out)
+    for_b = Receiver(setup.home, setup.out, everything, selected={other.id})
+    events = for_b.finish_ready()
+    assert sorted(e.kind for e in events) == ["complete", "declined"]
+    done = next(e for e in events if e.kind == "complete")
+    assert (Path(done.path) / "verification-report.json").exists()  # type: ignore[arg-type]

@@ -204,7 +204,8 @@ def cmd_request(args: argparse.Namespace) -> int:
 def cmd_receive(args: argparse.Namespace) -> int:
     home = _home(args)
     card = home.card()
-    records = [home.load_request(args.request)] if args.request else home.list_requests()
+    everything = home.list_requests()
+    records = [home.load_request(args.request)] if args.request else everything
     if not records:
         raise InvestigatorError(f"no requests were sent from {home.root}: nothing to receive")
     wanted = args.count or (1 if all(r.device_id for r in records) and len(records) == 1 else 0)
@@ -227,7 +228,11 @@ def cmd_receive(args: argparse.Namespace) -> int:
         max_bytes = parse_size(args.max_bytes)
     except ValueError as exc:
         raise InvestigatorError(f"--max-bytes: {exc}") from exc
-    receiver = Receiver(home, Path(args.out), records, on_event, max_bundle_bytes=max_bytes)
+    # Our persistent session may deliver replies to any request we sent: keep them all (under
+    # HOME/incoming), finish only the selected ones into --out.
+    receiver = Receiver(home, Path(args.out), everything, on_event, max_bundle_bytes=max_bytes,
+                        selected={r.id for r in records})
+    receiver.finish_ready()
     reply_topics = [topics.inbox_topic(args.topic_root, card.inbox, r.id) for r in records]
     conn = Connection(_broker(args), home.client_id())
     conn.connect()

@@ -56,7 +56,7 @@ _CLIP_MEMBER = re.compile(r"^clips/([A-Za-z0-9][A-Za-z0-9_.-]{0,127})\.ts$")
 
 @dataclass
 class Event:
-    kind: str  # header | chunk | complete | declined | refused | ignored | duplicate
+    kind: str  # header | chunk | complete | declined | refused | ignored | duplicate | kept
     request_id: str = ""
     device_id: str = ""
     detail: str = ""
@@ -91,11 +91,15 @@ class ReleaseRefused(Exception):
 class Receiver:
     def __init__(self, home: Home, out: Path, requests: list[RequestRecord],
                  on_event: Callable[[Event], None] | None = None, *,
-                 max_bundle_bytes: int = MAX_BUNDLE_BYTES) -> None:
+                 max_bundle_bytes: int = MAX_BUNDLE_BYTES, selected: set[str] | None = None) -> None:
+        """``requests``: every request we know (our persistent session may deliver replies to any of
+        them, and each is kept); ``selected``: the ones to finish into ``out`` now (default: all).
+        Replies to the others are stored under HOME/incoming and finished by a later receive."""
         self.home = home
         self.max_bundle_bytes = max_bundle_bytes
         self.out = Path(out)
         self.requests = {r.id: r for r in requests}
+        self.selected = set(self.requests) if selected is None else set(selected)
         self.identity = home.identity()
         self.card = home.card()
         self.on_event = on_event or (lambda e: None)
@@ -207,6 +211,11 @@ class Receiver:
     def _decline(self, record: RequestRecord, payload: bytes) -> Event:
         decline = decode_decline(payload)
         self._check_addressing(record, decline.request_id, decline.request_digest, decline.device_id, "decline")
+        if record.id not in self.selected:
+            keep = self.home.incoming_dir / record.id
+            keep.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
+            _write(keep / f"decline-{decline.device_id}.bin", payload)
+            return self._emit(Event("kept", record.id, decline.device_id, "decline for another request: kept"))
         target = self.out / decline.device_id
         target.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
         _write(target / "decline.bin", payload)
@@ -244,9 +253,24 @@ class Receiver:
                 (bundle.chunks_dir / f"{index:010d}").unlink(missing_ok=True)
                 del bundle.have[index]
 
+    def finish_ready(self) -> list[Event]:
+        """Finish what earlier runs stored for the selected requests (complete bundles, declines)."""
+        events = []
+        for rid in sorted(self.selected):
+            base = self.home.incoming_dir / rid
+            for stored in sorted(base.glob("decline-*.bin")) if base.is_dir() else []:
+                event = self.handle(f"stored/{rid}", stored.read_bytes())
+                stored.unlink(missing_ok=True)
+                events.append(event)
+        for bundle in list(self.bundles.values()):
+            event = self._maybe_finish(bundle)
+            if event is not None:
+                events.append(event)
+        return events
+
     def _maybe_finish(self, bundle: _Bundle) -> Event | None:
         header = bundle.header
-        if header is None or len(bundle.have) < header.chunks:
+        if header is None or len(bundle.have) < header.chunks or bundle.request_id not in self.selected:
             return None
         record = self.requests[bundle.request_id]
         try:
