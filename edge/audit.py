@@ -105,25 +105,41 @@ class AuditLog:
 
     def append(self, kind: str, **data: Any) -> dict[str, Any]:
         """Append one entry durably and re-sign the head. Returns the entry."""
+        return self.append_many([(kind, data)])[0]
+
+    def append_many(self, events: list[tuple[str, dict[str, Any]]]) -> list[dict[str, Any]]:
+        """Append several entries with one write, one fsync and one signed head.
+
+        The entries are exactly those that one ``append`` per event would produce; batching only
+        saves the per-entry fsync and signature, which otherwise cap request intake on an SD card.
+        """
+        if not events:
+            return []
         with self._thread_lock, self._file_lock():
             seq, prev = self._tail()
-            entry: dict[str, Any] = {
-                "data": data,
-                "kind": kind,
-                "prev": prev,
-                "seq": seq,
-                "time": clock.iso(clock.now()),
-            }
-            entry["hash"] = entry_hash(entry)
-            line = canonical_json(entry) + b"\n"
+            entries, lines = [], []
+            for kind, data in events:
+                entry: dict[str, Any] = {
+                    "data": data,
+                    "kind": kind,
+                    "prev": prev,
+                    "seq": seq,
+                    "time": clock.iso(clock.now()),
+                }
+                entry["hash"] = entry_hash(entry)
+                entries.append(entry)
+                lines.append(canonical_json(entry) + b"\n")
+                prev, seq = entry["hash"], seq + 1
+            blob = memoryview(b"".join(lines))
             fd = os.open(self.log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, FILE_MODE)
             try:
-                os.write(fd, line)
+                while blob:  # os.write may write less than asked
+                    blob = blob[os.write(fd, blob) :]
                 os.fsync(fd)
             finally:
                 os.close(fd)
-            self._write_head(seq, entry["hash"])
-            return entry
+            self._write_head(seq - 1, prev)
+            return entries
 
     def head(self) -> Head | None:
         return read_head(self.head_path)

@@ -123,3 +123,13 @@ def test_show_lists_entries_as_json(state_dir: Path) -> None:
     assert res.returncode == 0
     entries = json.loads(res.stdout)
     assert [e["data"]["index"] for e in entries] == [0, 1]
+
+
+def test_batched_appends_chain_like_single_ones(state_dir: Path) -> None:
+    log, state = _log(state_dir)
+    entries = log.append_many([("test.batch", {"index": i}) for i in range(4)])
+    log.append("test.single")
+    assert [e["seq"] for e in entries] == [1, 2, 3, 4]
+    assert [e["prev"] for e in entries[1:]] == [e["hash"] for e in entries[:-1]]
+    report = audit.verify_log(state.audit, _public(state))
+    assert report.ok and report.entries == 6 and report.head_seq == 5, report.problems

@@ -265,13 +265,13 @@ def test_accepted_request_is_visible_only_after_its_audit_entry(tmp_path: Path) 
 
     rig = make_rig(tmp_path)
     seen_when_audited: list[list[str]] = []
-    real_append = rig.audit.append
+    real_append_many = rig.audit.append_many
 
-    def spy(kind, **data):  # type: ignore[no-untyped-def]
+    def spy(events):  # type: ignore[no-untyped-def]
         seen_when_audited.append(rig.pending_ids())
-        return real_append(kind, **data)
+        return real_append_many(events)
 
-    rig.audit.append = spy  # type: ignore[method-assign]
+    rig.audit.append_many = spy  # type: ignore[method-assign]
     assert rig.send(body()).accepted
     assert seen_when_audited == [[]]  # not yet visible while the acceptance was being audited
     assert rig.pending_ids() == ["REQ-0000-test"]

@@ -15,7 +15,6 @@ flood cannot turn the audit log into a disk-filling fsync storm.
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 from collections import OrderedDict
@@ -25,16 +24,14 @@ from pathlib import Path
 from typing import Any
 
 from edge import clock
-from edge.audit import AuditLog, entry_hash
+from edge.audit import AuditLog
 from edge.config import Config, Location
-from edge.encoding import canonical_json
 from edge.errors import ProtocolError
 from edge.protocol import geo
 from edge.protocol.pending import PendingQueue
 from edge.protocol.replay import ReplayStore, SeenRow
 from edge.protocol.request import VerifiedRequest, parse_request, request_digest
 from edge.protocol.trust import TrustStore
-from edge.state import FILE_MODE
 
 log = logging.getLogger(__name__)
 
@@ -298,7 +295,7 @@ class Verifier:
         self.replay.commit()
         try:
             if events and self.audit is not None:
-                append_batch(self.audit, events)
+                self.audit.append_many(events)
         finally:
             # Even if the audit write failed (full disk), accepted requests are not thrown away.
             self.pending.commit(staged)
@@ -315,34 +312,3 @@ class Verifier:
         return self.pending.expire(now, self.audit)
 
 
-def append_batch(audit: AuditLog, events: list[tuple[str, dict[str, Any]]]) -> None:
-    """Append several entries to the audit hash chain with one write, one fsync and one signed head.
-
-    Produces exactly the entries ``AuditLog.append`` would (same fields, hashes and head), so
-    ``verify_log`` cannot tell the difference; it only saves the per-entry fsyncs and signatures
-    that would otherwise cap intake on an SD card. Falls back to ``append`` for a single entry or
-    if the AuditLog internals it relies on are not there.
-    """
-    needed = ("_thread_lock", "_file_lock", "_tail", "_write_head", "log_path")
-    if len(events) == 1 or not all(hasattr(audit, n) for n in needed):
-        for kind, data in events:
-            audit.append(kind, **data)
-        return
-    with audit._thread_lock, audit._file_lock():
-        seq, prev = audit._tail()
-        lines = []
-        for kind, data in events:
-            entry: dict[str, Any] = {"data": data, "kind": kind, "prev": prev, "seq": seq,
-                                     "time": clock.iso(clock.now())}
-            entry["hash"] = entry_hash(entry)
-            lines.append(canonical_json(entry) + b"\n")
-            prev, seq = entry["hash"], seq + 1
-        blob = memoryview(b"".join(lines))
-        fd = os.open(audit.log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, FILE_MODE)
-        try:
-            while blob:
-                blob = blob[os.write(fd, blob):]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        audit._write_head(seq - 1, prev)
