@@ -93,3 +93,9 @@ def test_topic_names_reject_unsafe_parts() -> None:
         topics.area_topic("consentcam/v1", "gcpu")  # area topics are always precision 5
     with pytest.raises(ValueError):
         topics.check_root("consentcam/#")
+
+
+def test_cover_cells_refuse_an_unbounded_fan_out_near_the_poles() -> None:
+    assert len(geo.cover_cells(85.0, 0.0, 10_000, 5)) <= geo.MAX_COVER_CELLS
+    with pytest.raises(ValueError, match="smaller radius"):
+        geo.cover_cells(89.99, 0.0, 10_000, 5)

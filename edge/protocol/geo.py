@@ -107,8 +107,16 @@ def _nearest_distance(lat: float, lon: float, cell_bounds: tuple[float, float, f
     return haversine_m(lat, lon, near_lat, near_lon)
 
 
-def cover_cells(lat: float, lon: float, radius_m: float, precision: int = PROTOCOL_PRECISION) -> list[str]:
-    """Every cell of this precision that intersects the circle (a safe superset), sorted."""
+MAX_COVER_CELLS = 256  # one MQTT publish per cell: bound the requester's fan-out
+
+
+def cover_cells(lat: float, lon: float, radius_m: float, precision: int = PROTOCOL_PRECISION,
+                limit: int = MAX_COVER_CELLS) -> list[str]:
+    """Every cell of this precision that intersects the circle (a safe superset), sorted.
+
+    Raises ValueError when more than ``limit`` cells would be needed (near the poles cells are
+    narrow, and a 10 km circle can touch thousands of them).
+    """
     _check_precision(precision)
     lat_bits, lon_bits = _bits(precision)
     rows, cols = 1 << lat_bits, 1 << lon_bits
@@ -128,6 +136,9 @@ def cover_cells(lat: float, lon: float, radius_m: float, precision: int = PROTOC
         col_lo = math.floor((lon - dlon + 180.0) / dlon_cell)
         col_hi = math.floor((lon + dlon + 180.0) / dlon_cell)
         col_list = sorted({c % cols for c in range(col_lo, col_hi + 1)})
+    candidates = (row_hi - row_lo + 1) * len(col_list)
+    if candidates > 4 * limit:
+        raise ValueError(f"this area would need about {candidates} area topics (limit {limit}); use a smaller radius")
     out = set()
     for row in range(row_lo, row_hi + 1):
         for col in col_list:
@@ -135,4 +146,6 @@ def cover_cells(lat: float, lon: float, radius_m: float, precision: int = PROTOC
             if _nearest_distance(lat, lon, bounds(cell)) <= reach:
                 out.add(cell)
     out.add(encode(lat, lon, precision))
+    if len(out) > limit:
+        raise ValueError(f"this area touches {len(out)} cells (limit {limit}); use a smaller radius")
     return sorted(out)
