@@ -41,6 +41,7 @@ WIDE_CELL = 0.1  # a cell counts towards a global change when this fraction of i
 TOGGLE_RATE, TOGGLE_LIMIT = 0.25, 0.5  # per-pixel toggle memory: update rate, level that mutes a pixel
 CLIP_HIGH = 250  # luma at or above this is treated as saturated
 LEVEL_JUMP = 0.12  # or the mean brightness jumps by this fraction from one frame to the next
+RECOVER = 4.0  # seconds after a re-seed during which moving areas learn at the normal rate
 WARMUP = 2.0  # seconds of learning after start (or a change of frame size) before detecting
 
 
@@ -102,6 +103,7 @@ class MotionDetector:
         self._prev_over = np.zeros((wh, ww), bool)
         self._toggle = np.zeros((wh, ww), np.float32)
         self._zbg = None
+        self._recover = 0
         # Start-up: learn the background and where things flicker before judging anything.
         self._settle = round(WARMUP * self.fps)
 
@@ -157,6 +159,9 @@ class MotionDetector:
             self._prev_frac[:] = 0
             self._prev_over[:] = False
             self._settle = max(self._settle, self._settle_frames)
+            # a subject caught in the new background leaves a ghost when it walks away: for a few
+            # seconds, moving areas learn at the normal rate so such ghosts fade quickly
+            self._recover = round(RECOVER * self.fps)
             self.reseeds += 1
             log.debug("global change: background re-seeded (frame %d)", self.frames)
             return MotionResult(0.0, False, settling=True, global_change=True)
@@ -171,13 +176,17 @@ class MotionDetector:
         if active.any() or unclipped is not None:
             alpha = np.full((wh, ww), a_bg, np.float32)
             if active.any():
-                fg = cv2.resize(active.astype(np.uint8), (ww, wh), interpolation=cv2.INTER_NEAREST)
-                alpha[fg > 0] = self._a_bg_fg
+                # protect the whole object and a one-cell margin, not just its changed edges: a
+                # person who stands still must not be learnt into the background from the inside
+                grown = cv2.dilate(active.astype(np.uint8), self._kernel)
+                fg = cv2.resize(grown, (ww, wh), interpolation=cv2.INTER_NEAREST)
+                alpha[fg > 0] = self._a_bg_fg if self._recover <= 0 else a_bg
             if unclipped is not None:
                 alpha[~unclipped] = 0.0
             self._zbg += alpha * (z - self._zbg)
         else:
             self._zbg += a_bg * (z - self._zbg)
+        self._recover -= 1
         if self._settle > 0:
             self._settle -= 1
             return MotionResult(0.0, False, settling=True)
