@@ -103,7 +103,7 @@ class MotionDetector:
         self._prev_over = np.zeros((wh, ww), bool)
         self._toggle = np.zeros((wh, ww), np.float32)
         self._zbg = None
-        self._recover = 0
+        self._recover = round((WARMUP + RECOVER) * self.fps)  # nothing is "foreground" yet at start-up
         # Start-up: learn the background and where things flicker before judging anything.
         self._settle = round(WARMUP * self.fps)
 
