@@ -175,6 +175,13 @@ user_and_dirs() {
     fi
 }
 
+os_codename() {
+    # VERSION_CODENAME of the target system (the fake root's when --prefix is given).
+    local f="$ROOT/etc/os-release"
+    [ -r "$f" ] || f=/etc/os-release
+    sed -n 's/^VERSION_CODENAME=//p' "$f" 2>/dev/null | tr -d '"'
+}
+
 venv_and_package() {
     run install -d -m 0755 "$OPT"
     if [ ! -x "$VENV/bin/python" ]; then
@@ -187,7 +194,14 @@ venv_and_package() {
     if [ "$SKIP_PIP" -eq 1 ]; then
         note "skipping pip install (--skip-pip)"
     else
-        run "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --no-cache-dir "$SRC"
+        local pip=("$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --no-cache-dir)
+        if [ "$(os_codename)" = "bookworm" ]; then
+            # Keep Bookworm's numpy 1.24 (picamera2's simplejpeg is built against it): see the file.
+            run "${pip[@]}" -r "$SRC/deploy/requirements/bookworm.txt"
+            run "${pip[@]}" --no-deps "$SRC"
+        else
+            run "${pip[@]}" "$SRC"
+        fi
     fi
     # Documentation and firmware presets next to the venv (the unit's Documentation= points here).
     run rm -rf "$OPT/docs" "$OPT/firmware_configs"

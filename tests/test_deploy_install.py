@@ -205,3 +205,32 @@ def test_shell_syntax(script: Path) -> None:
 def test_shellcheck(script: Path) -> None:
     proc = subprocess.run(["shellcheck", "--severity=style", str(script)], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stdout
+
+
+@needs_root
+@pytest.mark.parametrize(("codename", "bookworm_path"), [("bookworm", True), ("trixie", False)])
+def test_bookworm_keeps_the_system_numpy(tmp_path: Path, codename: str, bookworm_path: bool) -> None:
+    """On Bookworm the venv must not shadow numpy 1.24, which apt's picamera2/simplejpeg are built against."""
+    root = fake_root(tmp_path)
+    (root / "etc/os-release").write_text(f'ID=debian\nVERSION_CODENAME="{codename}"\n')
+    proc = install(root, "--dry-run", "--no-apt", "--model", "pi4", "--camera", "imx219")
+    pip_lines = [ln for ln in proc.stderr.splitlines() if " -m pip install" in ln]
+    assert pip_lines, proc.stderr
+    uses_bookworm_set = any("deploy/requirements/bookworm.txt" in ln for ln in pip_lines)
+    assert uses_bookworm_set == bookworm_path
+    if bookworm_path:
+        assert any("--no-deps" in ln for ln in pip_lines)
+        pins = (REPO / "deploy/requirements/bookworm.txt").read_text()
+        assert "\nnumpy" not in pins, "numpy must come from the system on Bookworm"
+
+
+def test_bookworm_pins_follow_pyproject() -> None:
+    import tomllib
+
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"]
+    pinned = dict(dep.split("==") for dep in project)
+    lines = (REPO / "deploy/requirements/bookworm.txt").read_text().splitlines()
+    bookworm = dict(ln.split("==") for ln in lines if ln and not ln.startswith("#"))
+    assert set(bookworm) == set(pinned) - {"numpy"}
+    differing = {name for name in bookworm if bookworm[name] != pinned[name]}
+    assert differing == {"opencv-python-headless"}, differing
