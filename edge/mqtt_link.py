@@ -88,6 +88,11 @@ class MqttLink:
             self._setup_tls(c)
         if will is not None:
             c.will_set(will.topic, will.payload, qos=will.qos, retain=will.retain)
+        # Our own thread runs loop(); without a write hook paho would also write to the socket
+        # from whichever thread calls publish(), and large messages from two threads interleave
+        # (the broker then drops the connection). With the hook, publish() only queues and wakes
+        # the loop thread, which does all the writing.
+        c.on_socket_register_write = _loop_thread_writes
         c.on_connect = self._on_connect
         c.on_disconnect = self._on_disconnect
         c.on_message = self._on_unmatched
@@ -263,3 +268,7 @@ class MqttLink:
             raise LinkError(f"publish failed: {exc}") from exc
         if not info.is_published():
             raise LinkError(f"no acknowledgement from the broker within {timeout:g}s")
+
+
+def _loop_thread_writes(client: mqtt.Client, userdata: object, sock: object) -> None:
+    """paho's write-registration hook: nothing to do, the link's loop thread writes."""

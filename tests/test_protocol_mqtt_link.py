@@ -197,3 +197,46 @@ def test_publish_refuses_when_disconnected_and_never_retains(broker: Broker) -> 
         link.stop()
         watcher.loop_stop()
         watcher.disconnect()
+
+
+def test_large_publishes_from_several_threads_keep_one_connection(broker: Broker) -> None:
+    """Only the link's loop thread may write the socket: concurrent 512 KiB publishes from three
+    threads must neither corrupt the stream (the broker would drop us) nor lose a message."""
+    link = MqttLink(MqttConfig(host=broker.host, port=broker.port), DEVICE, min_backoff=0.1, max_backoff=0.3)
+    received: list[bytes] = []
+    ready = threading.Event()
+    reader = mqtt.Client(callback_api_version=mqtt.CallbackAPIVersion.VERSION2, client_id="reader",
+                         protocol=mqtt.MQTTv5)
+    reader.on_message = lambda c, u, m: received.append(bytes(m.payload[:8]))
+    reader.on_subscribe = lambda *a: ready.set()
+    reader.connect(broker.host, broker.port, 30)
+    reader.loop_start()
+    reader.subscribe("big/#", qos=1)
+    assert ready.wait(5)
+    link.start()
+    errors: list[Exception] = []
+
+    def sender(n: int) -> None:
+        for i in range(20):
+            try:
+                link.publish(f"big/{n}", f"{n:02d}-{i:04d}|".encode() + os.urandom(512 * 1024), timeout=20)
+            except Exception as exc:  # collected and asserted below
+                errors.append(exc)
+
+    try:
+        assert link.wait_connected(10)
+        threads = [threading.Thread(target=sender, args=(n,)) for n in range(3)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(120)
+        deadline = time.monotonic() + 30
+        while len(received) < 60 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not errors, errors[:3]
+        assert link.connects == 1, "the broker dropped the link: interleaved socket writes"
+        assert sorted(received) == sorted(f"{n:02d}-{i:04d}|".encode() for n in range(3) for i in range(20))
+    finally:
+        link.stop()
+        reader.loop_stop()
+        reader.disconnect()
