@@ -252,3 +252,17 @@ def test_vault_errors_never_stop_the_recorder(state_dir: Path) -> None:
     rec, _ = record(state_dir, SyntheticScene(2, "walk", 20), small_config(), vault=broken)
     assert rec.vault_errors >= 1 and rec.clips_closed == 0
     assert rec.status()["vault_errors"] == rec.vault_errors and rec.status()["frames"] == 300
+
+
+def test_motion_back_within_merge_gap_continues_one_clip_without_holes(state_dir: Path, tmp_path: Path,
+                                                                        identity) -> None:
+    from edge.capture.synthetic import Subject
+
+    scene = SyntheticScene(2, "quiet", 20)
+    # two quick crossings with about 3 s of nothing in between: > post_roll (1 s), < merge_gap (6 s)
+    scene.subjects = [Subject("person", 3.0, -0.05, 1.05, 0.62, 0.5), Subject("person", 8.5, 1.05, -0.05, 0.62, -0.5)]
+    _rec, vault = record(state_dir, scene, small_config(post_roll=1, merge_gap=6))
+    (clip,) = vault.list_clips()
+    assert clip.extra["event_end"] - T0 > 9.0  # the second crossing is in the same event
+    frames = decode(vault, clip.id, identity, tmp_path / "clip.ts")
+    assert len(frames) == round((clip.end - clip.start) * FPS)  # the held seconds were written too
