@@ -7,8 +7,9 @@ the buffer reaches segment_max_bytes, or, as a safety net for a recorder that ne
 ``boundary()``, when twice segment_seconds have passed.
 
 Three stages overlap: the caller's thread only buffers; an encrypting thread runs
-``pyrage.encrypt`` and SHA-256 (both release the GIL); a per-clip I/O thread writes the
-ciphertext to a temp name, fdatasyncs, renames and fsyncs the directory, in order. At most two
+``pyrage.encrypt`` (it releases the GIL); a per-clip I/O thread hashes the ciphertext (SHA-256,
+for the seal), writes it to a temp name, fdatasyncs, renames and fsyncs the directory, in order.
+Hashing in the I/O thread balances the two stages (measured 494 -> 565 MB/s on 2 cores). At most two
 segments are in flight, so memory stays bounded, and a kill -9 loses at most the segment being
 filled plus what is in flight (milliseconds of work at camera bit rates).
 Nothing here can decrypt: the writer only has the owner's public recipient.
@@ -44,10 +45,9 @@ BOUNDARY_SLACK = 0.9
 ENCRYPT_THREADS = 1
 
 
-def _encrypt(plain: bytes, recipient: pyrage.x25519.Recipient) -> tuple[bytes, str]:
-    """One segment: a complete age file, and the SHA-256 the seal will list for it."""
-    ciphertext = pyrage.encrypt(plain, [recipient])
-    return ciphertext, hashlib.sha256(ciphertext).hexdigest()
+def _encrypt(plain: bytes, recipient: pyrage.x25519.Recipient) -> bytes:
+    """One segment: a complete age file."""
+    return pyrage.encrypt(plain, [recipient])
 _STOP = None
 
 
@@ -80,7 +80,7 @@ class ClipWriter:
         self._dropped = 0
         self._dropped_bytes = 0
         self._streak = 0  # consecutive segments dropped for lack of space
-        self._queue: queue.Queue[tuple[Future[tuple[bytes, str]], int] | None] = queue.Queue()
+        self._queue: queue.Queue[tuple[Future[bytes], int] | None] = queue.Queue()
         self._slots = threading.Semaphore(ENCRYPT_THREADS + 1)
         self._pool = ThreadPoolExecutor(max_workers=ENCRYPT_THREADS, thread_name_prefix=f"vault-enc-{clip_id}")
         self._thread = threading.Thread(target=self._drain, name=f"vault-{clip_id}", daemon=True)
@@ -207,9 +207,10 @@ class ClipWriter:
                 job, size = item
                 del item
                 try:
-                    ciphertext, digest = job.result()
+                    ciphertext = job.result()
                     del job
-                    self._store(ciphertext, digest, size)
+                    # Hashing here rather than in the encrypting thread balances the two stages.
+                    self._store(ciphertext, hashlib.sha256(ciphertext).hexdigest(), size)
                     del ciphertext
                 finally:
                     self._slots.release()
