@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -73,14 +74,20 @@ class StateDir:
         return path
 
 
-def write_private(path: Path, data: bytes, *, mode: int = FILE_MODE) -> None:
-    """Atomically replace ``path`` with ``data``: temp file in the same directory, fsync, rename."""
+def write_private(path: Path, data: bytes | Iterable[bytes], *, mode: int = FILE_MODE) -> None:
+    """Atomically replace ``path``: temp file in the same directory, fsync, rename.
+
+    ``data`` may be an iterable of chunks (streamed, e.g. decrypted footage). If it raises part
+    way, the temp file is removed and ``path`` is untouched: nothing half-written ever appears.
+    """
     path.parent.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
+    chunks = [data] if isinstance(data, bytes | bytearray | memoryview) else data
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         os.fchmod(fd, mode)
         with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
+            for chunk in chunks:
+                fh.write(chunk)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)

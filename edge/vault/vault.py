@@ -21,7 +21,6 @@ import logging
 import math
 import os
 import shutil
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -433,20 +432,7 @@ class Vault:
         chunks = self.iter_plaintext(clip_id, identity)  # integrity checked before any byte is written
         if not out.parent.is_dir():
             raise NotFoundError(f"{out.parent}: output directory does not exist")
-        fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".part")
-        try:
-            os.fchmod(fd, FILE_MODE)
-            with os.fdopen(fd, "wb") as fh:
-                for chunk in chunks:
-                    fh.write(chunk)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, out)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
-            raise
-        fsync_dir(out.parent)
+        write_private(out, chunks)  # temp file + rename: a failed check leaves ``out`` untouched
         return rec
 
     # -- integrity ----------------------------------------------------------------------------
