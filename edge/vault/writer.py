@@ -6,10 +6,12 @@ when the recorder signals a good cut point (``boundary()``) and segment_seconds 
 the buffer reaches segment_max_bytes, or, as a safety net for a recorder that never calls
 ``boundary()``, when twice segment_seconds have passed.
 
-Three stages overlap: the caller's thread only buffers; an encrypting thread runs
-``pyrage.encrypt`` (it releases the GIL); a per-clip I/O thread hashes the ciphertext (SHA-256,
-for the seal), writes it to a temp name, fdatasyncs, renames and fsyncs the directory, in order.
-Hashing in the I/O thread balances the two stages (measured 494 -> 565 MB/s on 2 cores). At most two
+Three stages: the caller's thread only buffers; an encrypting thread runs ``pyrage.encrypt``;
+a per-clip I/O thread hashes the ciphertext (SHA-256, for the seal), writes it to a temp name,
+fdatasyncs, renames and fsyncs the directory, in order. pyrage holds the GIL while it encrypts
+(measured: two encrypting threads are no faster than one), so encryption overlaps only with the
+GIL-free parts of the other stages (file writes, fsync); hashing in the I/O thread rather than
+next to encryption still helped (494 -> 565 MB/s on 2 cores). At most two
 segments are in flight, so memory stays bounded, and a kill -9 loses at most the segment being
 filled plus what is in flight (milliseconds of work at camera bit rates).
 Nothing here can decrypt: the writer only has the owner's public recipient.
@@ -39,9 +41,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("consentcam.vault")
 BOUNDARY_SLACK = 0.9
-# pyrage.encrypt and hashlib release the GIL, so a separate encrypting thread overlaps with the
-# caller (capture/encode) and with the I/O thread. One is enough: a second one measured no faster
-# on 2 cores and each extra thread's malloc arena holds on to segment-sized buffers (peak RSS).
+# One encrypting thread: pyrage holds the GIL while it encrypts, so a second one measured no
+# faster, and each extra thread's malloc arena holds on to segment-sized buffers (peak RSS).
 ENCRYPT_THREADS = 1
 
 
