@@ -35,6 +35,10 @@ class PreRoll:
         while True:
             nxt = self._next_keyframe_index()
             if nxt is None:
+                if self._bytes > self.max_bytes:
+                    # One GOP larger than the cap (a camera that stopped sending keyframes): drop it
+                    # all, or RAM grows without bound. The ring restarts at the next keyframe.
+                    self.clear()
                 return
             if self._packets[nxt].time <= horizon or self._bytes > self.max_bytes:
                 for _ in range(nxt):

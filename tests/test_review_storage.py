@@ -1,0 +1,104 @@
+"""Storage/recording review findings: each test failed before its fix (real components, no mocks)."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from pathlib import Path
+
+from vault_support import open_vault, storage
+
+from edge.capture.frames import EncodedPacket
+from edge.recording.events import Ended, EventMachine, Phase
+from edge.recording.preroll import PreRoll
+
+T0 = 1_790_000_000.0
+
+
+def test_preroll_stays_bounded_when_the_camera_never_sends_another_keyframe() -> None:
+    # One keyframe, then only delta frames (infinite GOP, or a broken camera): the byte cap must
+    # still hold, or RAM grows until the daemon is killed.
+    ring = PreRoll(3.0, max_bytes=100_000)
+    ring.push(EncodedPacket(pts=0, keyframe=True, data=bytes(1000), time=T0), keep=3.0)
+    for i in range(1, 2000):
+        ring.push(EncodedPacket(pts=i, keyframe=False, data=bytes(1000), time=T0 + i / 15), keep=3.0)
+    assert ring.size <= 100_000 + 1000
+    # Whatever it holds still starts at a keyframe (or it is empty): a clip must decode.
+    kept = ring.since(T0 + 1e9)
+    assert not kept or kept[0].keyframe
+
+
+def test_event_ends_after_a_backward_clock_step_while_holding() -> None:
+    # NTP stepping the wall clock back an hour while the event is in its merge gap must not keep
+    # the recorder holding (and buffering every packet in RAM) for an hour.
+    m = EventMachine(min_duration=0.3, post_roll=2.0, merge_gap=4.0)
+    t, ended = 0.0, []
+    for i in range(30):  # 3 s of motion at 10 fps
+        t = i / 10
+        ended += [x for x in m.update(t, True) if isinstance(x, Ended)]
+    for _ in range(25):  # quiet until holding
+        t += 0.1
+        m.update(t, False)
+    assert m.phase is Phase.HOLDING
+    t -= 3600.0  # the clock steps back
+    for _ in range(100):  # 10 s more of quiet frames: far more than merge_gap
+        t += 0.1
+        ended += [x for x in m.update(t, False) if isinstance(x, Ended)]
+    assert m.phase is Phase.IDLE and len(ended) == 1
+
+
+def test_event_ends_after_a_backward_clock_step_while_recording() -> None:
+    m = EventMachine(min_duration=0.3, post_roll=2.0, merge_gap=0.0)
+    t, ended = 0.0, []
+    for i in range(30):
+        t = i / 10
+        m.update(t, True)
+    assert m.phase is Phase.RECORDING
+    t -= 3600.0
+    for _ in range(50):  # 5 s of quiet: more than post_roll
+        t += 0.1
+        ended += [x for x in m.update(t, False) if isinstance(x, Ended)]
+    assert m.phase is Phase.IDLE and len(ended) == 1
+
+
+def test_retention_never_deletes_a_clip_whose_hold_file_exists(state_dir: Path) -> None:
+    # `clips hold` writes hold.json, then updates the index. A crash (or a locked/full index)
+    # between the two leaves the index saying "not held": retention must trust the hold file.
+    vault = open_vault(state_dir, storage(max_bytes=1))
+    start = time.time() - 100
+    ids = []
+    for n in range(2):
+        w = vault.begin_clip("porch", start + n)
+        w.write(bytes(5000))
+        ids.append(w.close(start + n + 1).id)
+    vault.hold(ids[0], "evidence")
+    db = sqlite3.connect(vault.root / "index.sqlite")
+    db.execute("UPDATE clips SET held=0, hold_reason='' WHERE id=?", (ids[0],))
+    db.commit()
+    db.close()
+    vault.close()
+    vault = open_vault(state_dir, storage(max_bytes=1))
+    deleted = vault.enforce_retention()
+    assert ids[0] not in deleted
+    assert (vault.clips_dir / ids[0] / "seal.json").exists()
+    assert ids[1] in deleted
+
+
+def test_every_file_under_the_vault_is_0600_and_every_directory_0700(state_dir: Path) -> None:
+    # Under the default umask 022: SQLite creates its database, -wal and -shm files itself.
+    vault = open_vault(state_dir, storage())
+    start = time.time() - 100
+    w = vault.begin_clip("porch", start)
+    w.write(bytes(200_000))
+    rec = w.close(start + 2)
+    vault.hold(rec.id, "x")
+    w = vault.begin_clip("porch", start + 5)
+    w.write(bytes(1000))  # left open: marker, lock, index row "recording"
+    loose = []
+    for path in [vault.root, *vault.root.rglob("*")]:
+        mode = path.stat().st_mode & 0o777
+        if mode != (0o700 if path.is_dir() else 0o600):
+            loose.append(f"{path.relative_to(state_dir)} {mode:o}")
+    w.close(start + 6)
+    vault.close()
+    assert loose == []
