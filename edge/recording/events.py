@@ -63,6 +63,7 @@ class EventMachine:
         self.last_motion: float | None = None
         self._pending_since: float | None = None  # motion run being confirmed (pending or holding)
         self._pending_last: float | None = None
+        self._last_now: float | None = None
 
     @property
     def in_event(self) -> bool:
@@ -75,6 +76,7 @@ class EventMachine:
 
     def update(self, now: float, active: bool) -> list[Transition]:
         out: list[Transition] = []
+        self._follow_clock(now)
         if self._pending_since is not None:
             self._run_frames += 1
             self._run_active += active
@@ -114,6 +116,23 @@ class EventMachine:
         return [ended]
 
     # -- internals ------------------------------------------------------------------------------
+
+    def _follow_clock(self, now: float) -> None:
+        """The wall clock stepped backwards (NTP on a Pi without an RTC): move the remembered times
+        by the same step, so post_roll and merge_gap still count real seconds. Otherwise an event
+        would wait out the whole step (an hour back = an hour of holding packets in RAM)."""
+        last, self._last_now = self._last_now, now
+        if last is None or now >= last:
+            return
+        step = now - last
+        if self.event_start is not None:
+            self.event_start += step
+        if self.last_motion is not None:
+            self.last_motion += step
+        if self._pending_since is not None:
+            self._pending_since += step
+        if self._pending_last is not None:
+            self._pending_last += step
 
     def _begin_run(self, now: float) -> None:
         self._pending_since = self._pending_last = now
