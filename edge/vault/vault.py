@@ -235,7 +235,7 @@ class Vault:
 
     def _evict_one(self, reason: str, exclude: str | None) -> bool:
         for rec in self.index.list(include_recording=False):
-            if rec.held or rec.id == exclude:
+            if rec.held or rec.id == exclude or self._held_on_disk(rec.id):
                 continue
             if self.delete(rec.id, reason):
                 return True
@@ -545,6 +545,11 @@ class Vault:
             self.audit.append("clip.unheld", clip_id=clip_id)
         return self.get(clip_id)
 
+    def _held_on_disk(self, clip_id: str) -> bool:
+        """The hold file is the truth: `hold` writes it before the index, so a crash (or a locked
+        index) in between leaves the index saying "not held". Deleting code asks the disk too."""
+        return self._read_hold(self.clips_dir / clip_id)[0]
+
     def _read_hold(self, clip_dir: Path) -> tuple[bool, str]:
         try:
             doc = json.loads((clip_dir / HOLD_NAME).read_bytes())
@@ -565,7 +570,7 @@ class Vault:
         now = clock.now() if now is None else now
         rules = self.storage.retention
         clips = self.index.list(include_recording=False)
-        candidates = [c for c in clips if not c.held]
+        candidates = [c for c in clips if not c.held and not self._held_on_disk(c.id)]
         plan: list[tuple[str, str]] = []
         chosen: set[str] = set()
         if rules.max_age > 0:
