@@ -7,7 +7,9 @@ the index consistent across crashes and lets the daemon write while the CLI read
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -16,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from edge.errors import StateError
+from edge.state import FILE_MODE
 from edge.vault.records import FINISHED, ClipRecord
 
 SCHEMA_VERSION = 1
@@ -63,6 +66,7 @@ class ClipIndex:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._lock = threading.RLock()
+        _private_files(path)
         try:
             self._db = sqlite3.connect(path, timeout=10.0, check_same_thread=False, isolation_level=None)
             self._db.execute("PRAGMA journal_mode=WAL")
@@ -159,6 +163,17 @@ class ClipIndex:
             params.extend(FINISHED)
         sql += " ORDER BY start, id"
         return [_record(r) for r in self._query(sql, tuple(params))]
+
+
+def _private_files(path: Path) -> None:
+    """Create the database 0600 before SQLite does (it would use the umask, typically 0644); SQLite
+    gives its -wal and -shm files the database's mode. Older files are tightened too."""
+    with contextlib.suppress(FileNotFoundError):
+        os.close(os.open(path, os.O_RDWR | os.O_CREAT, FILE_MODE))
+    for suffix in ("", "-wal", "-shm"):
+        with contextlib.suppress(FileNotFoundError):
+            if os.stat(f"{path}{suffix}").st_mode & 0o777 != FILE_MODE:
+                os.chmod(f"{path}{suffix}", FILE_MODE)
 
 
 def _select() -> str:
