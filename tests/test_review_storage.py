@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import sqlite3
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -102,3 +106,42 @@ def test_every_file_under_the_vault_is_0600_and_every_directory_0700(state_dir: 
     w.close(start + 6)
     vault.close()
     assert loose == []
+
+
+def test_export_killed_by_sigterm_leaves_no_plaintext_temp_file(state_dir: Path, tmp_path: Path,
+                                                                 passphrase_file: Path) -> None:
+    # SIGTERM (systemd stopping a session) or SIGHUP (terminal closed) mid-export must not leave the
+    # decrypted temp file behind: it is plaintext footage.
+    vault = open_vault(state_dir, storage(segment_max_bytes=2 * 1024 * 1024))
+    start = time.time() - 100
+    w = vault.begin_clip("porch", start)
+    block = os.urandom(1024 * 1024)
+    for _ in range(160):
+        w.write(block)
+    clip_id = w.close(start + 60).id
+    vault.close()
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    cmd = [sys.executable, "-c", "import sys; from edge.cli.main import main; sys.exit(main())",
+           "--state-dir", str(state_dir), "clips", "export", clip_id, "--out", str(out_dir / "clip.ts"),
+           "--passphrase-file", str(passphrase_file)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    caught = False
+    deadline = time.monotonic() + 60
+    try:
+        while time.monotonic() < deadline and proc.poll() is None:
+            if any(p.name.endswith(".tmp") for p in out_dir.iterdir()):
+                proc.send_signal(signal.SIGSTOP)  # freeze it with the temp file in place
+                caught = any(p.name.endswith(".tmp") for p in out_dir.iterdir())
+                proc.send_signal(signal.SIGTERM)
+                proc.send_signal(signal.SIGCONT)
+                break
+            time.sleep(0.001)
+        proc.wait(30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+    assert caught, "the export finished before the test could interrupt it"
+    assert proc.returncode != 0
+    assert sorted(p.name for p in out_dir.iterdir()) == []

@@ -6,6 +6,8 @@ import argparse
 import contextlib
 import logging
 import os
+import signal
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -237,6 +239,22 @@ def cmd_show(ctx: Context) -> int:
     return 0
 
 
+@contextlib.contextmanager
+def _interrupt_on_termination() -> Iterator[None]:
+    """SIGTERM/SIGHUP become KeyboardInterrupt while plaintext is being written: the export's temp
+    file is then removed on the way out, instead of the default action killing the process and
+    leaving decrypted footage next to the output."""
+    def interrupt(signum: int, _frame: Any) -> None:
+        raise KeyboardInterrupt(signal.Signals(signum).name)
+
+    previous = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
 def cmd_export(ctx: Context) -> int:
     out = Path(ctx.args.out)
     if out.is_dir():
@@ -248,7 +266,8 @@ def cmd_export(ctx: Context) -> int:
     vault = open_vault(ctx)
     vault.get(ctx.args.clip_id)  # unknown id: say so before asking for the passphrase
     identity = keys.unlock_owner_identity(ctx.state, ctx.passphrase())
-    rec = vault.export(ctx.args.clip_id, identity, out)
+    with _interrupt_on_termination():
+        rec = vault.export(ctx.args.clip_id, identity, out)
     if ctx.json:
         emit_json({"clip_id": rec.id, "out": str(out), "bytes": rec.plaintext_size})
     else:
