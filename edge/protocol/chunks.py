@@ -195,8 +195,10 @@ def _decode_signed(data: bytes, magic: bytes, domain: bytes, what: str) -> dict[
         raise ProtocolError("malformed", f"{what}: unsupported version {data[4]}")
     signature, raw = data[5:SIGNED_PREFIX], data[SIGNED_PREFIX:]
     try:
-        body = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as exc:
+        # NaN/Infinity would make the canonical re-encoding below raise; deep nesting raises
+        # RecursionError. Both are hostile input (no key is needed), so both are ProtocolErrors.
+        body = json.loads(raw.decode("utf-8"), parse_constant=_no_constant)
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise ProtocolError("malformed", f"{what}: body is not UTF-8 JSON") from exc
     if not isinstance(body, dict):
         raise ProtocolError("malformed", f"{what}: body is not a JSON object")
@@ -206,9 +208,21 @@ def _decode_signed(data: bytes, magic: bytes, domain: bytes, what: str) -> dict[
     device_id = body.get("device_id")
     if not isinstance(device_id, str) or device_id != device_id_for(public_raw(public)):
         raise ProtocolError("device_id_mismatch", f"{what}: device id {device_id!r} is not derived from its key")
-    if raw != canonical_json(body):
+    if raw != _canonical_or_none(body):
         raise ProtocolError("malformed", f"{what}: body is not canonical JSON")
     return body
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not allowed")
+
+
+def _canonical_or_none(body: Any) -> bytes | None:
+    # A number such as 1e999 parses as infinity, which has no canonical encoding.
+    try:
+        return canonical_json(body)
+    except ValueError:
+        return None
 
 
 def _public_key(text: Any, what: str) -> Ed25519PublicKey:

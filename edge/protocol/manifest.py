@@ -90,8 +90,9 @@ def verify_manifest(data: bytes, signature: bytes, *, expected_device_key: str |
     if len(signature) != SIGNATURE_BYTES:
         raise ProtocolError("bad_signature", f"manifest.sig is {len(signature)} bytes, expected 64")
     try:
-        body = json.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as exc:
+        # Hostile JSON (NaN, deep nesting) must be a ProtocolError, never ValueError/RecursionError later.
+        body = json.loads(data.decode("utf-8"), parse_constant=_no_constant)
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise ProtocolError("malformed", "manifest.json is not UTF-8 JSON") from exc
     if not isinstance(body, dict) or not isinstance(body.get("device_key"), str):
         raise ProtocolError("malformed", "manifest.json has no device_key")
@@ -105,7 +106,7 @@ def verify_manifest(data: bytes, signature: bytes, *, expected_device_key: str |
         raise ProtocolError("bad_signature", "manifest signature does not verify with the device key")
     if body.get("device_id") != device_id_for(public_raw(public)):
         raise ProtocolError("device_id_mismatch", "manifest device id is not derived from its device key")
-    if data != canonical_json(body):
+    if data != _canonical_or_none(body):
         raise ProtocolError("malformed", "manifest.json is not canonical JSON")
     return _parse(body)
 
@@ -160,6 +161,18 @@ def _parse(body: dict[str, Any]) -> Manifest:
         clips=tuple(clips),
         created=body["created"],
     )
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not allowed")
+
+
+def _canonical_or_none(body: Any) -> bytes | None:
+    # A number such as 1e999 parses as infinity, which has no canonical encoding.
+    try:
+        return canonical_json(body)
+    except ValueError:
+        return None
 
 
 def _exact(obj: Any, names: set[str], where: str) -> None:
