@@ -438,8 +438,10 @@ def _extract(source: Any, staging: Path) -> tuple[bytes, bytes, dict[str, tuple[
         with tarfile.open(fileobj=source, mode="r|") as tar:
             for member in tar:
                 name = member.name
-                if not member.isreg():
-                    raise ReleaseRefused("unsafe_bundle", f"member {name!r} is not a regular file")
+                # isreg() also admits GNU sparse members, whose holes would expand a tiny bundle
+                # into an arbitrarily large file on our disk: only plain files are allowed.
+                if member.type not in (tarfile.REGTYPE, tarfile.AREGTYPE) or member.issparse():
+                    raise ReleaseRefused("unsafe_bundle", f"member {name!r} is not a plain regular file")
                 if manifest_sig is not None:
                     raise ReleaseRefused("unsafe_bundle", f"unexpected member {name!r} after manifest.sig")
                 match = _CLIP_MEMBER.match(name)
