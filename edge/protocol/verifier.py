@@ -175,7 +175,7 @@ class Verifier:
         body = verified.body
         seen = self.replay.lookup(body.id)
         if self._is_duplicate(verified, now, seen):
-            self._audit("request.duplicate", id=body.id, digest=digest, signer=verified.signer.name)
+            self._audit_duplicate(body.id, digest, verified.signer.name)
             return Outcome("duplicate", None, verified, digest)
         try:
             self._check(verified, now, seen is not None)
@@ -268,6 +268,18 @@ class Verifier:
             return
         self.flush_suppressed()
         self._audit("request.refused", reason=exc.reason, detail=exc.detail[:200], digest=digest, size=size)
+
+    def _audit_duplicate(self, request_id: str, digest: str, signer: str) -> None:
+        # Requests cross the broker in the clear: anyone who captured one can resend the same
+        # signed bytes at will. A copy adds nothing new, so copies share the garbage budget and
+        # beyond it are counted (as "duplicate") in the summary entry instead of one entry each.
+        if self.audit is None:
+            return
+        if not self._budget.take():
+            self._budget.suppressed["duplicate"] = self._budget.suppressed.get("duplicate", 0) + 1
+            return
+        self.flush_suppressed()
+        self._audit("request.duplicate", id=request_id, digest=digest, signer=signer)
 
     def refuse_oversized(self, digest: str, size: int) -> Outcome:
         """A payload the intake would not even queue (see ConsentService): audited like the others."""
