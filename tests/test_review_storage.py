@@ -145,3 +145,19 @@ def test_export_killed_by_sigterm_leaves_no_plaintext_temp_file(state_dir: Path,
     assert caught, "the export finished before the test could interrupt it"
     assert proc.returncode != 0
     assert sorted(p.name for p in out_dir.iterdir()) == []
+
+
+def test_daemon_cannot_dump_core(state_dir: Path, tmp_path: Path) -> None:
+    # A crash in FFmpeg/libx264 would otherwise write a core file (or hand one to systemd-coredump)
+    # holding frames, pre-roll and segment buffers: plaintext footage on disk.
+    from tests.daemon_helpers import DaemonProc, wait_for, write_config
+
+    config = write_config(tmp_path / "config.yaml")
+    daemon = DaemonProc(state_dir, config, tmp_path / "daemon.log")
+    try:
+        wait_for(lambda: daemon.daemon_status().get("running"), 60, "the daemon to run")
+        limits = Path(f"/proc/{daemon.pid}/limits").read_text()
+    finally:
+        assert daemon.stop() == 0
+    line = next(x for x in limits.splitlines() if x.startswith("Max core file size"))
+    assert line.split()[4:6] == ["0", "0"], line

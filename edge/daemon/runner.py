@@ -18,6 +18,7 @@ from __future__ import annotations
 import faulthandler
 import logging
 import os
+import resource
 import shutil
 import signal
 import threading
@@ -97,6 +98,7 @@ class Daemon:
 
     def run(self) -> int:
         self.state.require_initialised()
+        _no_core_dumps()
         self._install_signals()
         self.notifier.status("starting")
         log.info("starting", extra={"pid": os.getpid(), "state_dir": str(self.state.root),
@@ -374,3 +376,13 @@ def diff_config(old: Any, new: Any, prefix: str = "") -> list[str]:
             out += diff_config(old.get(key), new.get(key), f"{prefix}{key}.")
         return out
     return [prefix.rstrip(".")] if old != new else []
+
+
+def _no_core_dumps() -> None:
+    """A crash (say in FFmpeg on odd camera data) must not write a core file, nor hand one to
+    systemd-coredump (which honours the limit): it would hold frames, pre-roll and segment
+    buffers, i.e. plaintext footage on disk. Hard limit too, so no library can raise it again."""
+    try:
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    except (ValueError, OSError) as exc:
+        log.warning("could not disable core dumps", extra={"error": str(exc)})
