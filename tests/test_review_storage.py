@@ -161,3 +161,18 @@ def test_daemon_cannot_dump_core(state_dir: Path, tmp_path: Path) -> None:
         assert daemon.stop() == 0
     line = next(x for x in limits.splitlines() if x.startswith("Max core file size"))
     assert line.split()[4:6] == ["0", "0"], line
+
+
+def test_a_stray_lock_file_in_a_sealed_clip_is_cleaned_up_on_open(state_dir: Path) -> None:
+    # A CLI's recover() racing the daemon's close (seal written, lock removed between its two
+    # checks) re-created .lock in a sealed clip; verify then calls it "extra" and export refuses
+    # the clip forever. The next open must tidy it like a leftover marker.
+    vault = open_vault(state_dir, storage())
+    start = time.time() - 100
+    w = vault.begin_clip("porch", start)
+    w.write(bytes(5000))
+    clip_id = w.close(start + 1).id
+    (vault.clips_dir / clip_id / ".lock").touch(mode=0o600)
+    vault.close()
+    vault = open_vault(state_dir, storage())
+    assert [c.problems for c in vault.verify(clip_id)] == [[]]

@@ -300,7 +300,8 @@ class Vault:
         known = self.index.statuses()
         for clip_dir in self._clip_dirs():
             if (clip_dir / SEAL_NAME).exists():
-                if (clip_dir / MARKER_NAME).exists() and not self._is_locked(clip_dir):
+                leftover = (clip_dir / MARKER_NAME).exists() or (clip_dir / LOCK_NAME).exists()
+                if leftover and not self._is_locked(clip_dir):
                     self._cleanup_sealed(clip_dir)
                 if known.get(clip_dir.name, STATUS_RECORDING) == STATUS_RECORDING:
                     self._reindex_one(clip_dir)  # sealed, but the index missed it (crash in between)
@@ -336,6 +337,10 @@ class Vault:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 return False  # a writer took it meanwhile
+            if (clip_dir / SEAL_NAME).exists():
+                # Its writer sealed it (and dropped the lock) since recover() looked: not ours to
+                # touch. The lock file we may have re-created goes on the next open.
+                return False
             try:
                 marker = json.loads((clip_dir / MARKER_NAME).read_bytes())
                 start = float(marker["start"])
