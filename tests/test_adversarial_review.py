@@ -156,3 +156,29 @@ def test_replayed_copies_of_a_captured_request_do_not_flood_the_audit_log(tmp_pa
     # A fresh request from the same requester is still audited individually.
     assert rig.send(body(id="REQ-0001-fresh")).accepted and rig.audit_entries("request.accepted")[-1]["data"][
         "id"] == "REQ-0001-fresh"
+
+
+def test_a_trusted_requester_cannot_flood_the_audit_log_with_refused_requests(tmp_path: Path) -> None:
+    """The per-requester rate limit counts accepted requests only; a trusted but hostile (or
+    stolen) key could send endless fresh requests that fail a later check, one audit entry each."""
+    from edge import clock
+    from tests.protocol_support import entry
+
+    key, other = Ed25519PrivateKey.generate(), Ed25519PrivateKey.generate()
+    rig = make_rig(tmp_path, key=key, trust=[entry(key), entry(other, "insurer")])
+    n = UNAUTH_AUDIT_BURST + 300
+    too_long = {"window_start": clock.iso(NOW - 13 * 3600), "window_end": clock.iso(NOW - 60)}
+    for i in range(n):
+        assert rig.send(body(id=f"REQ-flood-{i:05d}", **too_long)).reason == "window_too_long"
+    individual = rig.audit_entries("request.refused")
+    assert UNAUTH_AUDIT_BURST <= len(individual) < UNAUTH_AUDIT_BURST + 20, len(individual)
+    # Another requester's refusals keep their own budget and are audited one by one.
+    assert rig.send(body(id="REQ-other-00001", **too_long), other).reason == "window_too_long"
+    assert rig.audit_entries("request.refused")[-1]["data"]["id"] == "REQ-other-00001"
+    rig.verifier.flush_suppressed()
+    counted = sum(e["data"]["counts"].get("window_too_long", 0)
+                  for e in rig.audit_entries("request.refused_suppressed"))
+    assert counted + len(individual) == n
+    # Acceptances are never suppressed.
+    assert rig.send(body(id="REQ-good-00001")).accepted
+    assert rig.audit_entries("request.accepted")[-1]["data"]["id"] == "REQ-good-00001"

@@ -111,6 +111,7 @@ class Verifier:
         self._lock = threading.Lock()
         self._recent: OrderedDict[str, float] = OrderedDict()  # digest -> first seen (refused ones)
         self._budget = _AuditBudget(UNAUTH_AUDIT_BURST, UNAUTH_AUDIT_PER_SECOND)
+        self._signer_budgets: dict[str, _AuditBudget] = {}  # refusals per trusted key (few keys)
         self._clock_cache: tuple[float, bool] | None = None
         self._events: list[tuple[str, dict[str, Any]]] = []
         self._staged: list[Path] = []
@@ -181,8 +182,13 @@ class Verifier:
             self._check(verified, now, seen is not None)
         except ProtocolError as exc:
             self._remember_refused(digest, now)
-            self._audit("request.refused", reason=exc.reason, detail=exc.detail[:200], id=body.id, digest=digest,
-                        signer=verified.signer.name, size=len(data))
+            if self._signer_budget(verified.signer.key_id).take():
+                self._audit("request.refused", reason=exc.reason, detail=exc.detail[:200], id=body.id,
+                            digest=digest, signer=verified.signer.name, size=len(data))
+            elif self.audit is not None:
+                # The rate limit counts acceptances only: a trusted but hostile key could otherwise
+                # buy one audit entry per fresh refused request, without bound.
+                self._budget.suppressed[exc.reason] = self._budget.suppressed.get(exc.reason, 0) + 1
             log.info("request refused", extra={"reason": exc.reason, "request_id": body.id})
             return Outcome("refused", exc.reason, verified, digest)
         self._audit("request.accepted", id=body.id, digest=digest, signer=verified.signer.name,
@@ -268,6 +274,12 @@ class Verifier:
             return
         self.flush_suppressed()
         self._audit("request.refused", reason=exc.reason, detail=exc.detail[:200], digest=digest, size=size)
+
+    def _signer_budget(self, key_id: str) -> _AuditBudget:
+        budget = self._signer_budgets.get(key_id)
+        if budget is None:
+            budget = self._signer_budgets[key_id] = _AuditBudget(UNAUTH_AUDIT_BURST, UNAUTH_AUDIT_PER_SECOND)
+        return budget
 
     def _audit_duplicate(self, request_id: str, digest: str, signer: str) -> None:
         # Requests cross the broker in the clear: anyone who captured one can resend the same
