@@ -182,3 +182,21 @@ def test_a_trusted_requester_cannot_flood_the_audit_log_with_refused_requests(tm
     # Acceptances are never suppressed.
     assert rig.send(body(id="REQ-good-00001")).accepted
     assert rig.audit_entries("request.accepted")[-1]["data"]["id"] == "REQ-good-00001"
+
+
+def test_refused_orphan_chunks_leave_no_state_behind(setup: Setup) -> None:
+    """Chunks need no signature (only the request digest, which anyone on the broker has seen).
+    One naming a new bundle used to leave a bookkeeping entry in memory even when it was refused
+    for lack of room: a flood of them grew the receiver without bound."""
+    from edge.investigator.receiver import ORPHAN_BUNDLES_MAX
+
+    r = setup.receiver()
+    digest = bytes.fromhex(setup.record.digest)
+    kinds = [r.handle(setup.topic, chunks.encode_chunk(digest, i.to_bytes(32, "big"), 0, 1, b"x")).kind
+             for i in range(ORPHAN_BUNDLES_MAX + 2000)]
+    assert kinds.count("chunk") == ORPHAN_BUNDLES_MAX and kinds.count("ignored") == 2000
+    assert len(r.bundles) <= ORPHAN_BUNDLES_MAX
+    # The genuine release still completes.
+    for m in _release(setup):
+        r.handle(setup.topic, m)
+    assert len(r.completed) == 1

@@ -196,10 +196,16 @@ class Receiver:
             return self._emit(Event("duplicate", record.id, detail="release already handled"))
         if chunk.index in bundle.have:
             return self._emit(Event("duplicate", record.id, detail=f"chunk {chunk.index} again"))
-        if bundle.header is not None:
-            _check_chunk_fits(bundle.header, chunk.index, chunk.count, len(chunk.payload))
-        else:
-            self._check_orphan_room(bundle, len(chunk.payload))
+        try:
+            if bundle.header is not None:
+                _check_chunk_fits(bundle.header, chunk.index, chunk.count, len(chunk.payload))
+            else:
+                self._check_orphan_room(bundle, len(chunk.payload))
+        except ProtocolError:
+            # Unsigned input: a refused chunk for a bundle we know nothing of leaves no entry behind.
+            if bundle.header is None and not bundle.have:
+                self.bundles.pop((record.id, bundle.bundle_sha256), None)
+            raise
         bundle.chunks_dir.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
         _write(bundle.chunks_dir / f"{chunk.index:010d}", chunk.payload)
         bundle.have[chunk.index] = len(chunk.payload)
