@@ -176,3 +176,53 @@ def test_a_stray_lock_file_in_a_sealed_clip_is_cleaned_up_on_open(state_dir: Pat
     vault.close()
     vault = open_vault(state_dir, storage())
     assert [c.problems for c in vault.verify(clip_id)] == [[]]
+
+
+_DELETER = """
+import sys, time
+sys.path.insert(0, sys.argv[2])
+from vault_support import open_vault
+vault = open_vault(__import__('pathlib').Path(sys.argv[1]))
+ids = [c.id for c in vault.list_clips()]
+print('ready', flush=True)
+for clip_id in ids:
+    vault.delete(clip_id, 'manual')
+print('done', flush=True)
+time.sleep(30)
+"""
+
+
+def test_kill9_during_deletions_never_loses_an_audit_entry(state_dir: Path) -> None:
+    # Guarantee 10: every deletion is in the audit log. A kill -9 after the clip's files are gone
+    # but before its audit entry was appended must not leave a silent deletion.
+    import random
+
+    from edge.audit import read_entries
+
+    vault = open_vault(state_dir, storage())
+    start = time.time() - 1000
+    made: set[str] = set()
+    for n in range(400):
+        w = vault.begin_clip("porch", start + n)
+        w.write(bytes(2000))
+        made.add(w.close(start + n + 0.5).id)
+    vault.close()
+    tests_dir = str(Path(__file__).parent)
+    rng = random.Random(7)
+    for _ in range(15):
+        proc = subprocess.Popen([sys.executable, "-c", _DELETER, str(state_dir), tests_dir],
+                                stdout=subprocess.PIPE, text=True)
+        try:
+            assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+            time.sleep(rng.uniform(0.002, 0.025))
+        finally:
+            proc.kill()
+            proc.wait(10)
+        vault = open_vault(state_dir, storage())  # finishes any interrupted deletion
+        on_disk = {p.name for p in vault.clips_dir.iterdir()}
+        vault.close()
+        audited = {e["data"]["clip_id"] for e in read_entries(state_dir / "audit") if e["kind"] == "clip.deleted"}
+        gone = made - on_disk
+        if len(gone) == len(made):
+            break
+        assert gone - audited == set()

@@ -624,18 +624,32 @@ class Vault:
         return True
 
     def _finish_delete(self, clip_id: str, reason: str, rec: ClipRecord | None) -> None:
-        shutil.rmtree(self.clips_dir / (TRASH_PREFIX + clip_id), ignore_errors=True)
+        trash = self.clips_dir / (TRASH_PREFIX + clip_id)
+        # Free the space but keep the emptied trash directory until the audit entry is written: it
+        # is the record that an entry is owed, so a crash in between is audited on the next open
+        # (at worst twice, never not at all).
+        with contextlib.suppress(OSError):
+            for child in trash.iterdir():
+                if child.is_dir() and not child.is_symlink():
+                    shutil.rmtree(child, ignore_errors=True)
+                else:
+                    child.unlink(missing_ok=True)
         with contextlib.suppress(Exception):
             self.index.delete(clip_id)
-        self._ensure_reserve()
+        audited = self.audit is None
         if self.audit is not None:
             data: dict[str, Any] = {"clip_id": clip_id, "reason": reason}
             if rec is not None:
                 data.update(camera=rec.camera, start=clock.iso(rec.start), size=rec.size)
             try:
                 self.audit.append("clip.deleted", **data)
+                audited = True
             except OSError as exc:
-                log.error("clip %s deleted (%s) but the audit log could not be written: %s", clip_id, reason, exc)
+                log.error("clip %s deleted (%s) but the audit log could not be written (retried on the next "
+                          "open): %s", clip_id, reason, exc)
+        if audited:
+            shutil.rmtree(trash, ignore_errors=True)
+        self._ensure_reserve()
         log.info("clip %s deleted (%s)", clip_id, reason)
 
     # -- space reserve ----------------------------------------------------------------------------
