@@ -226,3 +226,19 @@ def test_kill9_during_deletions_never_loses_an_audit_entry(state_dir: Path) -> N
         if len(gone) == len(made):
             break
         assert gone - audited == set()
+
+
+def test_systemd_unit_keeps_plaintext_in_ram_out_of_swap_and_core_files() -> None:
+    # Raspberry Pi OS swaps to the SD card by default (dphys-swapfile): pre-roll and segment
+    # buffers must not be paged out there, nor written out as a core dump.
+    unit = Path(__file__).resolve().parent.parent / "systemd" / "consentcam.service"
+    settings = {}
+    for line in unit.read_text().splitlines():
+        key, sep, value = line.strip().partition("=")
+        if sep and not key.startswith(("#", ";")):
+            settings[key] = value
+    assert settings.get("MemorySwapMax") == "0"
+    assert settings.get("LimitCORE") == "0"
+    verify = subprocess.run(["systemd-analyze", "verify", "--man=no", str(unit)], capture_output=True, text=True,
+                            timeout=60)
+    assert "MemorySwapMax" not in verify.stderr and "LimitCORE" not in verify.stderr, verify.stderr
