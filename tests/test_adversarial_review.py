@@ -200,3 +200,21 @@ def test_refused_orphan_chunks_leave_no_state_behind(setup: Setup) -> None:
     for m in _release(setup):
         r.handle(setup.topic, m)
     assert len(r.completed) == 1
+
+
+@pytest.mark.parametrize("char", ["\x1b", "\x7f", "\x85", "\x9b"])
+def test_c1_control_characters_in_requester_text_are_malformed(tmp_path: Path, char: str) -> None:
+    """PROTOCOL.md: no control characters except tab and newline. U+0080..U+009F are control
+    characters too (U+009B is CSI, which some terminals obey when the owner runs `requests show`)."""
+    import dataclasses
+
+    from edge.protocol.request import signature_input
+    from edge.signing import DOMAIN_REQUEST, key_id
+
+    rig = make_rig(tmp_path)
+    payload = canonical_json(dataclasses.replace(body(), reason=f"see {char}[2J here").to_dict())
+    kid = key_id(rig.key)
+    message = b"CCRQ\x01" + kid + sign(rig.key, DOMAIN_REQUEST, signature_input(kid, payload)) + payload
+    outcome = rig.verifier.process(message)
+    assert (outcome.status, outcome.reason) == ("refused", "malformed")
+    assert rig.pending_ids() == []

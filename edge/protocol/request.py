@@ -40,8 +40,9 @@ MAX_AREA_RADIUS_M = 10_000
 ID_RE = re.compile(r"[A-Za-z0-9_-]{8,64}")
 INBOX_RE = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
 DEVICE_ID_RE = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
+# Control characters other than tab and newline: C0, DEL and C1 (U+0080..U+009F; U+009B is CSI).
+CONTROL_RE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 # RFC 3339 in UTC with a Z suffix; fractional seconds optional (up to microseconds).
-CONTROL_RE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")  # control characters other than tab and newline
 TIME_RE = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,6})?Z")
 
 BODY_FIELDS = frozenset(
