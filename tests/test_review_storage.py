@@ -242,3 +242,16 @@ def test_systemd_unit_keeps_plaintext_in_ram_out_of_swap_and_core_files() -> Non
     verify = subprocess.run(["systemd-analyze", "verify", "--man=no", str(unit)], capture_output=True, text=True,
                             timeout=60)
     assert "MemorySwapMax" not in verify.stderr and "LimitCORE" not in verify.stderr, verify.stderr
+
+
+def test_preroll_of_tiny_packets_without_keyframes_is_bounded_in_count_and_stays_fast() -> None:
+    # A static scene gives P-frames of a few dozen bytes; with no further keyframe the 64 MiB byte
+    # cap alone would allow millions of packet objects (far more RAM than their bytes) and make
+    # every push scan them all.
+    ring = PreRoll(3.0)
+    ring.push(EncodedPacket(pts=0, keyframe=True, data=bytes(30), time=T0), keep=3.0)
+    for i in range(1, 15_000):
+        ring.push(EncodedPacket(pts=i, keyframe=False, data=bytes(30), time=T0 + i / 30), keep=3.0)
+    assert len(ring) <= PreRoll.MAX_PACKETS < 15_000
+    kept = ring.since(T0 + 1e9)
+    assert not kept or kept[0].keyframe
