@@ -218,3 +218,18 @@ def test_c1_control_characters_in_requester_text_are_malformed(tmp_path: Path, c
     outcome = rig.verifier.process(message)
     assert (outcome.status, outcome.reason) == ("refused", "malformed")
     assert rig.pending_ids() == []
+
+
+def test_a_window_reaching_into_the_future_is_refused(tmp_path: Path) -> None:
+    """Guarantee 6: windows in the future are refused. Only the start was checked, so a request
+    for "the next 12 hours" was accepted, and an approval hours later (every clip in the window,
+    the CLI's default) sent footage recorded after the request arrived: prospective surveillance."""
+    from edge import clock
+
+    rig = make_rig(tmp_path)
+    ahead = body(id="REQ-ahead-0001", window_start=clock.iso(NOW - 60), window_end=clock.iso(NOW + 6 * 3600))
+    outcome = rig.send(ahead)
+    assert (outcome.status, outcome.reason) == ("refused", "window_in_future")
+    # Clock skew tolerance still applies to the end, as it does to the start.
+    assert rig.send(body(id="REQ-skew-0001", window_start=clock.iso(NOW - 3600),
+                         window_end=clock.iso(NOW + 240))).accepted

@@ -215,6 +215,10 @@ class Verifier:
             raise ProtocolError("window_too_long", f"{end - start:.0f}s > {longest:.0f}s")
         if start > now + lim.max_clock_skew:
             raise ProtocolError("window_in_future", f"starts {b.window_start}")
+        # A window reaching into the future would let an approval given later release footage
+        # recorded after the request arrived (a standing order, not a request for what happened).
+        if end > now + lim.max_clock_skew:
+            raise ProtocolError("window_in_future", f"ends {b.window_end}")
         if end < start:
             raise ProtocolError("window_inverted", "window ends before it starts")
         if seen_before:
