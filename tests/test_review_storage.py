@@ -255,3 +255,34 @@ def test_preroll_of_tiny_packets_without_keyframes_is_bounded_in_count_and_stays
     assert len(ring) <= PreRoll.MAX_PACKETS < 15_000
     kept = ring.since(T0 + 1e9)
     assert not kept or kept[0].keyframe
+
+
+_STARTER = """
+import sys, time
+sys.path.insert(0, sys.argv[2])
+from vault_support import open_vault
+vault = open_vault(__import__('pathlib').Path(sys.argv[1]))
+w = vault.begin_clip('porch', time.time())
+print(w.clip_id, flush=True)
+time.sleep(60)
+"""
+
+
+def test_index_row_of_a_clip_discarded_by_an_interrupted_recovery_is_dropped(state_dir: Path) -> None:
+    # Recovery of a clip with no complete segment removes its directory, then its index row. A crash
+    # in between left a "recording" row for a directory that no longer exists: listed forever, and
+    # `clips verify` reporting the clip "missing" (exit 6) for good.
+    import shutil
+
+    proc = subprocess.Popen([sys.executable, "-c", _STARTER, str(state_dir), str(Path(__file__).parent)],
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        clip_id = proc.stdout.readline().strip()
+    finally:
+        proc.kill()
+        proc.wait(10)
+    shutil.rmtree(state_dir / "vault" / "clips" / clip_id)  # the discard's first step, then the crash
+    vault = open_vault(state_dir, storage())
+    assert clip_id not in [c.id for c in vault.list_clips(include_recording=True)]
+    assert all(c.ok for c in vault.verify())

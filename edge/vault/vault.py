@@ -298,6 +298,13 @@ class Vault:
             elif name.startswith(NEW_PREFIX) and entry.is_dir() and not self._is_locked(entry):
                 shutil.rmtree(entry, ignore_errors=True)
         known = self.index.statuses()
+        present = {d.name for d in self._clip_dirs()}
+        for clip_id, status in known.items():
+            # A "recording" row is written only after its directory got its final name, so one
+            # without a directory is a clip whose discard was cut short by a crash: drop the row.
+            if status == STATUS_RECORDING and clip_id not in present:
+                with contextlib.suppress(Exception):
+                    self.index.delete(clip_id)
         for clip_dir in self._clip_dirs():
             if (clip_dir / SEAL_NAME).exists():
                 leftover = (clip_dir / MARKER_NAME).exists() or (clip_dir / LOCK_NAME).exists()
