@@ -286,3 +286,20 @@ def test_index_row_of_a_clip_discarded_by_an_interrupted_recovery_is_dropped(sta
     vault = open_vault(state_dir, storage())
     assert clip_id not in [c.id for c in vault.list_clips(include_recording=True)]
     assert all(c.ok for c in vault.verify())
+
+
+def test_recovery_leaves_a_clip_being_created_by_another_process_alone(state_dir: Path) -> None:
+    # begin_clip makes .new-<id> and only then creates and locks .lock in it. A `clips list` (which
+    # recovers) landing in between removed the directory under the daemon: the clip failed to
+    # start and its pre-roll was lost. A fresh .new- directory is not abandoned yet.
+    vault = open_vault(state_dir, storage())
+    fresh = vault.clips_dir / ".new-20261122T120000Z-abcdef"
+    stale = vault.clips_dir / ".new-20261122T110000Z-fedcba"
+    fresh.mkdir(mode=0o700)
+    stale.mkdir(mode=0o700)
+    old = time.time() - 3600
+    os.utime(stale, (old, old))
+    vault.close()
+    vault = open_vault(state_dir, storage())
+    assert fresh.is_dir()
+    assert not stale.exists()

@@ -70,6 +70,7 @@ INDEX_NAME = "index.sqlite"
 CLIPS_DIR = "clips"
 TRASH_PREFIX = ".trash-"
 NEW_PREFIX = ".new-"
+NEW_GRACE = 60.0  # seconds: a younger unlocked .new- directory may be one being created right now
 DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
 MAX_EVICTIONS_PER_WRITE = 10_000  # bounds the evict-and-retry loop
 RESERVE_NAME = ".reserve"
@@ -295,7 +296,8 @@ class Vault:
             if name.startswith(TRASH_PREFIX):
                 clip_id = name[len(TRASH_PREFIX):]
                 self._finish_delete(clip_id, "deletion completed after an interruption", self.index.get(clip_id))
-            elif name.startswith(NEW_PREFIX) and entry.is_dir() and not self._is_locked(entry):
+            elif name.startswith(NEW_PREFIX) and entry.is_dir() and not self._is_locked(entry) \
+                    and self._abandoned(entry):
                 shutil.rmtree(entry, ignore_errors=True)
         known = self.index.statuses()
         present = {d.name for d in self._clip_dirs()}
@@ -318,6 +320,15 @@ class Vault:
             if self._recover_clip(clip_dir):
                 recovered.append(clip_dir.name)
         return recovered
+
+    @staticmethod
+    def _abandoned(new_dir: Path) -> bool:
+        """A .new- directory is unlocked for a moment while begin_clip creates its lock: only one
+        older than NEW_GRACE seconds was left by a crash."""
+        try:
+            return abs(clock.now() - new_dir.stat().st_mtime) > NEW_GRACE  # abs: the clock may have stepped
+        except FileNotFoundError:
+            return False
 
     def _cleanup_sealed(self, clip_dir: Path) -> None:
         for leftover in (MARKER_NAME, LOCK_NAME):
