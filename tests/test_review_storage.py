@@ -303,3 +303,24 @@ def test_recovery_leaves_a_clip_being_created_by_another_process_alone(state_dir
     vault = open_vault(state_dir, storage())
     assert fresh.is_dir()
     assert not stale.exists()
+
+
+def test_a_damaged_audit_log_never_costs_footage(state_dir: Path) -> None:
+    # Evicting an old clip to make room appends to the audit log. If the log cannot be appended
+    # to (its last line damaged, by bit rot or by someone editing it), the eviction must still
+    # happen and the new footage must still be stored: availability first, the error is logged.
+    vault = open_vault(state_dir, storage())
+    start = time.time() - 1000
+    w = vault.begin_clip("porch", start)
+    w.write(bytes(5000))
+    old_id = w.close(start + 1).id
+    vault.close()
+    log_path = state_dir / "audit" / "log.jsonl"
+    with open(log_path, "ab") as fh:
+        fh.write(b"{this is not json}\n")
+    vault = open_vault(state_dir, storage(min_free=1 << 62))  # every segment wants more room
+    w = vault.begin_clip("porch", time.time())
+    w.write(os.urandom(100_000))
+    rec = w.close(time.time() + 1)
+    assert w.dropped_segments == 0 and rec.segments >= 1
+    assert not (vault.clips_dir / old_id).exists()

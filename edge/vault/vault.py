@@ -662,7 +662,7 @@ class Vault:
             try:
                 self.audit.append("clip.deleted", **data)
                 audited = True
-            except OSError as exc:
+            except Exception as exc:  # full disk, or a damaged log: never let it stop making room
                 log.error("clip %s deleted (%s) but the audit log could not be written (retried on the next "
                           "open): %s", clip_id, reason, exc)
         if audited:
