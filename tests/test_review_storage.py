@@ -324,3 +324,18 @@ def test_a_damaged_audit_log_never_costs_footage(state_dir: Path) -> None:
     rec = w.close(time.time() + 1)
     assert w.dropped_segments == 0 and rec.segments >= 1
     assert not (vault.clips_dir / old_id).exists()
+
+
+def test_a_damaged_index_never_costs_footage(state_dir: Path) -> None:
+    # The index is only a cache: when it breaks under a running recorder, low free space must not
+    # turn every new segment into a dropped one because eviction could not list the old clips.
+    vault = open_vault(state_dir, storage(min_free=1 << 62))
+    db = sqlite3.connect(vault.root / "index.sqlite")
+    db.execute("DROP TABLE clips")
+    db.commit()
+    db.close()
+    w = vault.begin_clip("porch", time.time())
+    w.write(os.urandom(100_000))
+    w.boundary()
+    assert w.dropped_segments == 0 and len(w.segments) >= 1
+    w.close(time.time() + 1)

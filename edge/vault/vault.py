@@ -235,7 +235,12 @@ class Vault:
                 return
 
     def _evict_one(self, reason: str, exclude: str | None) -> bool:
-        for rec in self.index.list(include_recording=False):
+        try:
+            finished = self.index.list(include_recording=False)
+        except Exception as exc:  # a damaged index: nothing to evict, but the segment is still written
+            log.error("cannot choose a clip to evict: %s", exc)
+            return False
+        for rec in finished:
             if rec.held or rec.id == exclude or self._held_on_disk(rec.id):
                 continue
             if self.delete(rec.id, reason):
