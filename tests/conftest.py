@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from edge.loopback import free_port
+from edge.loopback import wait_for_port as _wait_for_port
 
 REPO = Path(__file__).resolve().parent.parent
 PASSPHRASE = "correct horse battery staple"
@@ -70,21 +71,9 @@ def state_dir(tmp_path: Path, _state_template: Path) -> Path:
     return dest
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def wait_for_port(port: int, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise TimeoutError(f"nothing listening on 127.0.0.1:{port} after {timeout}s")
+    if not _wait_for_port(port, timeout):
+        raise TimeoutError(f"nothing listening on 127.0.0.1:{port} after {timeout}s")
 
 
 @dataclass

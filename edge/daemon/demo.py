@@ -22,7 +22,6 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -34,6 +33,7 @@ from typing import Any
 
 from edge import clock
 from edge.errors import ConsentcamError
+from edge.loopback import free_port, wait_for_port
 
 DEMO_FPS = 10
 DEMO_SPEED = 6.0  # synthetic scene played 6x faster than real time
@@ -184,7 +184,7 @@ class Demo:
             raise DemoError("mosquitto is not installed: run scripts/bootstrap.sh (or apt-get install mosquitto)")
         broker_dir = self.work / "broker"
         broker_dir.mkdir()
-        self.port = _free_port()
+        self.port = free_port()
         conf = broker_dir / "mosquitto.conf"
         conf.write_text("\n".join([
             "per_listener_settings false", "persistence false", f"listener {self.port} 127.0.0.1",
@@ -429,21 +429,9 @@ def _stop_process(proc: subprocess.Popen, grace: float) -> None:
             proc.wait(5.0)
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _wait_port(port: int, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise DemoError(f"the private broker did not start listening on 127.0.0.1:{port} within {timeout:.0f} s")
+    if not wait_for_port(port, timeout):
+        raise DemoError(f"the private broker did not start listening on 127.0.0.1:{port} within {timeout:.0f} s")
 
 
 def _last_line(text: str) -> str:
