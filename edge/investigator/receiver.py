@@ -396,11 +396,13 @@ def _decrypt_and_extract(chunks_dir: Path, header: ReleaseHeader, identity: Any,
     read_fd, write_fd = os.pipe()
 
     def produce() -> None:
-        with os.fdopen(write_fd, "wb") as sink:
-            try:
+        # The with is inside the try: closing the pipe flushes, and when the tar reader stopped
+        # early (a refused member) that flush raises BrokenPipeError, an expected end.
+        try:
+            with os.fdopen(write_fd, "wb") as sink:
                 pyrage.decrypt_io(reader, sink, [identity])
-            except BaseException as exc:  # handed to the main thread below
-                failure.append(exc)
+        except BaseException as exc:  # handed to the main thread below
+            failure.append(exc)
 
     worker = threading.Thread(target=produce, name="bundle-decrypt", daemon=True)
     worker.start()
