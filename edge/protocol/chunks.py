@@ -16,7 +16,6 @@ far as needed to find that key; every field is checked after the signature verif
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 import struct
 from dataclasses import asdict, dataclass
@@ -24,7 +23,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from edge.encoding import canonical_json
+from edge.encoding import canonical_json, strict_json_loads
 from edge.errors import ProtocolError
 from edge.keys import device_id_for
 from edge.signing import (
@@ -194,11 +193,9 @@ def _decode_signed(data: bytes, magic: bytes, domain: bytes, what: str) -> dict[
     if data[4] != VERSION:
         raise ProtocolError("malformed", f"{what}: unsupported version {data[4]}")
     signature, raw = data[5:SIGNED_PREFIX], data[SIGNED_PREFIX:]
-    try:
-        # NaN/Infinity would make the canonical re-encoding below raise; deep nesting raises
-        # RecursionError. Both are hostile input (no key is needed), so both are ProtocolErrors.
-        body = json.loads(raw.decode("utf-8"), parse_constant=_no_constant)
-    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+    try:  # hostile input needs no key: every way JSON can be bad is a ProtocolError
+        body = strict_json_loads(raw)
+    except ValueError as exc:
         raise ProtocolError("malformed", f"{what}: body is not UTF-8 JSON") from exc
     if not isinstance(body, dict):
         raise ProtocolError("malformed", f"{what}: body is not a JSON object")
@@ -211,10 +208,6 @@ def _decode_signed(data: bytes, magic: bytes, domain: bytes, what: str) -> dict[
     if raw != _canonical_or_none(body):
         raise ProtocolError("malformed", f"{what}: body is not canonical JSON")
     return body
-
-
-def _no_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not allowed")
 
 
 def _canonical_or_none(body: Any) -> bytes | None:

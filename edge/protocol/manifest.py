@@ -7,14 +7,13 @@ an investigator keeps with the footage and can re-check offline, long after the 
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from edge.encoding import canonical_json
+from edge.encoding import canonical_json, strict_json_loads
 from edge.errors import ProtocolError
 from edge.keys import device_id_for
 from edge.signing import DOMAIN_MANIFEST, decode_public, encode_public, public_raw, sign, verify
@@ -89,10 +88,9 @@ def verify_manifest(data: bytes, signature: bytes, *, expected_device_key: str |
         raise ProtocolError("oversized", f"manifest.json is {len(data)} bytes")
     if len(signature) != SIGNATURE_BYTES:
         raise ProtocolError("bad_signature", f"manifest.sig is {len(signature)} bytes, expected 64")
-    try:
-        # Hostile JSON (NaN, deep nesting) must be a ProtocolError, never ValueError/RecursionError later.
-        body = json.loads(data.decode("utf-8"), parse_constant=_no_constant)
-    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+    try:  # hostile JSON must be a ProtocolError, never an exception escaping later
+        body = strict_json_loads(data)
+    except ValueError as exc:
         raise ProtocolError("malformed", "manifest.json is not UTF-8 JSON") from exc
     if not isinstance(body, dict) or not isinstance(body.get("device_key"), str):
         raise ProtocolError("malformed", "manifest.json has no device_key")
@@ -161,10 +159,6 @@ def _parse(body: dict[str, Any]) -> Manifest:
         clips=tuple(clips),
         created=body["created"],
     )
-
-
-def _no_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not allowed")
 
 
 def _canonical_or_none(body: Any) -> bytes | None:

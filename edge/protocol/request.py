@@ -25,7 +25,7 @@ import pyrage
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from edge.clock import parse_iso
-from edge.encoding import canonical_json
+from edge.encoding import canonical_json, strict_json_loads
 from edge.errors import ProtocolError
 from edge.signing import DOMAIN_REQUEST, key_id, sign, verify
 
@@ -234,24 +234,10 @@ def parse_request(data: bytes, trust_store: TrustLookup, limits: Any = None) -> 
 def parse_body(body_bytes: bytes) -> RequestBody:
     """Decode the (already authenticated) body: strict UTF-8 JSON object, no duplicate keys, no NaN."""
     try:
-        text = body_bytes.decode("utf-8")
-        data = json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_no_constants)
-    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
-        raise ProtocolError("malformed", f"body is not strict JSON: {type(exc).__name__}") from None
+        data = strict_json_loads(body_bytes)
+    except ValueError as exc:
+        raise ProtocolError("malformed", f"body is not strict JSON: {exc}") from None
     return _body_from_dict(data)
-
-
-def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k, v in pairs:
-        if k in out:
-            raise ValueError(f"duplicate key {k!r}")
-        out[k] = v
-    return out
-
-
-def _no_constants(name: str) -> Any:
-    raise ValueError(f"{name} is not allowed")
 
 
 def _bad(detail: str) -> ProtocolError:
