@@ -8,9 +8,10 @@ not judge request expiry.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
+from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
@@ -34,17 +35,23 @@ def parse_iso(text: str) -> float:
     return datetime.fromisoformat(text[:-1] + "+00:00").timestamp()
 
 
-def kernel_clock_synchronised() -> bool | None:
-    """Ask the kernel (adjtimex) whether NTP considers the clock synchronised; None if unknown."""
-    libc_name = ctypes.util.find_library("c")
-    if not libc_name:
-        return None
+@lru_cache(maxsize=1)
+def _adjtimex() -> Callable[[ctypes.Array[ctypes.c_char]], int] | None:
+    """libc's adjtimex, looked up once: the verifier asks for every request, so no per-call search
+    (ctypes.util.find_library runs ldconfig in a subprocess). libc is already in our process."""
     try:
-        libc = ctypes.CDLL(libc_name, use_errno=True)
-        buf = ctypes.create_string_buffer(512)  # struct timex, zeroed: modes=0 reads only
-        state = libc.adjtimex(buf)
+        return ctypes.CDLL(None, use_errno=True).adjtimex
     except (OSError, AttributeError):
         return None
+
+
+def kernel_clock_synchronised() -> bool | None:
+    """Ask the kernel (adjtimex) whether NTP considers the clock synchronised; None if unknown."""
+    adjtimex = _adjtimex()
+    if adjtimex is None:
+        return None
+    buf = ctypes.create_string_buffer(512)  # struct timex, zeroed: modes=0 reads only
+    state = adjtimex(buf)
     if state < 0:
         return None
     return state != _TIME_ERROR
