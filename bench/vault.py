@@ -3,7 +3,7 @@
 Writes one clip (default 200 MB) through ``ClipWriter`` in a child process (so its peak RSS is
 the writer's alone), then has the real ``age`` binary encrypt the same input file to the same
 recipient in the same run. Prints one JSON object on stdout. All temp data lives under /tmp
-and is removed at the end.
+and is removed at the end (--dir picks another filesystem).
 
     .venv/bin/python bench/vault.py [--mb 200] [--runs 2]
 
@@ -80,10 +80,22 @@ def _run_with_rusage(cmd: list[str]) -> tuple[float, float, float, bytes]:
     return seconds, usage.ru_maxrss / 1024.0, usage.ru_utime + usage.ru_stime, out
 
 
+def _filesystem(path: Path) -> str:
+    """The filesystem type under path (fdatasync costs differ by orders of magnitude between them)."""
+    best = ("", "?")
+    for line in Path("/proc/mounts").read_text().splitlines():
+        _dev, mount, fstype, *_ = line.split()
+        if str(path).startswith(mount.rstrip("/") + "/") and len(mount) > len(best[0]):
+            best = (mount, fstype)
+    return best[1]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mb", type=int, default=200, help="clip size in MB (10^6 bytes)")
     parser.add_argument("--runs", type=int, default=2, help="repetitions; the best of each is reported")
+    parser.add_argument("--dir", default="/tmp",
+                        help="where the vault and the age output are written (same filesystem for both; default /tmp)")
     parser.add_argument("--child", nargs=2, metavar=("STATE", "SOURCE"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -94,7 +106,7 @@ def main() -> int:
     if age is None:
         raise SystemExit("the age CLI is not installed (apt-get install age)")
     size = args.mb * 1_000_000
-    work = Path(tempfile.mkdtemp(prefix="consentcam-bench-", dir="/tmp"))
+    work = Path(tempfile.mkdtemp(prefix="consentcam-bench-", dir=args.dir))
     try:
         source = work / "input.bin"
         with open(source, "wb") as fh:
@@ -152,6 +164,7 @@ def main() -> int:
             "throughput_ratio_vault_to_age": round(vault_mbps / age_mbps, 3),
             "load_average_1min": round(os.getloadavg()[0], 2),
             "cpus": os.cpu_count(),
+            "filesystem": _filesystem(work),
             "targets": {"min_ratio": TARGET_RATIO, "max_rss_mb": TARGET_RSS_MB},
             "meets_targets": vault_mbps / age_mbps >= TARGET_RATIO and peak < TARGET_RSS_MB,
         }

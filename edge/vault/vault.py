@@ -192,7 +192,7 @@ class Vault:
                               codec=codec, clock_synced=bool(clock_synced))
         raise ConsentcamError("could not allocate a unique clip id")  # pragma: no cover - 2^24 collisions
 
-    def _store_segment(self, directory: Path, name: str, ciphertext: bytes | memoryview, *,
+    def _store_segment(self, directory: Path, name: str, ciphertext: bytes | bytearray | memoryview, *,
                        exclude: str | None) -> str | None:
         """Durably write one encrypted segment. On a full disk evict old clips and retry; if
         nothing can be evicted the segment is dropped: returns why (the writer logs it), else None."""

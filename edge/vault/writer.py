@@ -6,14 +6,12 @@ when the recorder signals a good cut point (``boundary()``) and segment_seconds 
 the buffer reaches segment_max_bytes, or, as a safety net for a recorder that never calls
 ``boundary()``, when twice segment_seconds have passed.
 
-Three stages: the caller's thread only buffers; an encrypting thread runs ``pyrage.encrypt``;
-a per-clip I/O thread hashes the ciphertext (SHA-256, for the seal), writes it to a temp name,
-fdatasyncs, renames and fsyncs the directory, in order. pyrage holds the GIL while it encrypts
-(measured: two encrypting threads are no faster than one), so encryption overlaps only with the
-GIL-free parts of the other stages (file writes, fsync); hashing in the I/O thread rather than
-next to encryption still helped (494 -> 565 MB/s on 2 cores). At most two
-segments are in flight, so memory stays bounded, and a kill -9 loses at most the segment being
-filled plus what is in flight (milliseconds of work at camera bit rates).
+Three stages: the caller's thread only buffers; an encrypting thread writes the age file
+(``edge.vault.age_encrypt``: OpenSSL's ChaCha20-Poly1305, which releases the GIL); a per-clip I/O
+thread hashes the ciphertext (SHA-256, for the seal), writes it to a temp name, fdatasyncs, renames
+and fsyncs the directory, in order. Encryption and hashing run on different cores at the same time.
+At most two segments are in flight, so memory stays bounded, and a kill -9 loses at most the
+segment being filled plus what is in flight (milliseconds of work at camera bit rates).
 Nothing here can decrypt: the writer only has the owner's public recipient.
 """
 
@@ -30,9 +28,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import pyrage
-
 from edge.errors import ConsentcamError
+from edge.vault import age_encrypt
 from edge.vault.records import STATUS_COMPLETE, STATUS_RECOVERED, ClipRecord
 from edge.vault.seal import SegmentInfo, segment_name
 
@@ -41,14 +38,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("consentcam.vault")
 BOUNDARY_SLACK = 0.9
-# One encrypting thread: pyrage holds the GIL while it encrypts, so a second one measured no
-# faster, and each extra thread's malloc arena holds on to segment-sized buffers (peak RSS).
+# One encrypting thread: the I/O thread's hashing is the other half of a 2-core budget, and each
+# extra thread's malloc arena holds on to segment-sized buffers (peak RSS).
 ENCRYPT_THREADS = 1
-
-
-def _encrypt(plain: bytes, recipient: pyrage.x25519.Recipient) -> bytes:
-    """One segment: a complete age file."""
-    return pyrage.encrypt(plain, [recipient])
 _STOP = None
 
 
@@ -68,6 +60,7 @@ class ClipWriter:
         self.container = container
         self.codec = codec
         self.clock_synced = clock_synced
+        self._recipient = age_encrypt.recipient_key(str(vault.recipient))
         self._cap = max(1, vault.storage.segment_max_bytes)
         self._seconds = vault.storage.segment_seconds
         self._chunks: list[bytes] = []  # the segment being filled: plaintext, RAM only
@@ -81,7 +74,7 @@ class ClipWriter:
         self._dropped = 0
         self._dropped_bytes = 0
         self._streak = 0  # consecutive segments dropped for lack of space
-        self._queue: queue.Queue[tuple[Future[bytes], int] | None] = queue.Queue()
+        self._queue: queue.Queue[tuple[Future[bytearray], int] | None] = queue.Queue()
         self._slots = threading.Semaphore(ENCRYPT_THREADS + 1)
         self._pool = ThreadPoolExecutor(max_workers=ENCRYPT_THREADS, thread_name_prefix=f"vault-enc-{clip_id}")
         self._thread = threading.Thread(target=self._drain, name=f"vault-{clip_id}", daemon=True)
@@ -192,7 +185,7 @@ class ClipWriter:
         plain = b"".join(self._chunks)  # the one copy of the plaintext (none if it is a single piece)
         self._chunks, self._buffered = [], 0
         try:
-            job = self._pool.submit(_encrypt, plain, self._vault.recipient)
+            job = self._pool.submit(age_encrypt.encrypt, plain, self._recipient)
         except BaseException:
             self._slots.release()
             raise
@@ -221,7 +214,7 @@ class ClipWriter:
             finally:
                 self._queue.task_done()
 
-    def _store(self, ciphertext: bytes, digest: str, size: int) -> None:
+    def _store(self, ciphertext: bytes | bytearray, digest: str, size: int) -> None:
         name = segment_name(len(self._segments))
         info = SegmentInfo(name, len(ciphertext), digest, size)
         try:
