@@ -169,6 +169,9 @@ def test_media_and_crypto_stack_needs_no_writable_executable_memory(tmp_path: Pa
         ident = pyrage.x25519.Identity.generate()
         blob = pyrage.encrypt(buf.getvalue(), [ident.to_public()])
         assert pyrage.decrypt(blob, [ident]) == buf.getvalue()
+        from edge.vault import age_encrypt  # the vault's writer: OpenSSL's ChaCha20-Poly1305
+        blob = bytes(age_encrypt.encrypt(buf.getvalue(), age_encrypt.recipient_key(str(ident.to_public()))))
+        assert pyrage.decrypt(blob, [ident]) == buf.getvalue()
         key = Ed25519PrivateKey.generate()
         key.public_key().verify(key.sign(b"x"), b"x")
         print("ok", len(buf.getvalue()))

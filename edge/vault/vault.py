@@ -193,12 +193,12 @@ class Vault:
         raise ConsentcamError("could not allocate a unique clip id")  # pragma: no cover - 2^24 collisions
 
     def _store_segment(self, directory: Path, name: str, ciphertext: bytes | bytearray | memoryview, *,
-                       exclude: str | None) -> str | None:
+                       exclude: str | None, sync_directory: bool = True) -> str | None:
         """Durably write one encrypted segment. On a full disk evict old clips and retry; if
         nothing can be evicted the segment is dropped: returns why (the writer logs it), else None."""
         self._keep_min_free(len(ciphertext), exclude)
         try:
-            self._retry_on_full(lambda: _write_file(directory / name, ciphertext),
+            self._retry_on_full(lambda: _write_file(directory / name, ciphertext, sync_directory=sync_directory),
                                 f"segment {name} of clip {directory.name}", exclude=exclude)
         except StorageFullError as exc:
             return str(exc)
@@ -758,8 +758,8 @@ def _sealable(extra: dict[str, Any], clip_id: str) -> dict[str, Any]:
     return cleaned
 
 
-def _write_file(path: Path, data: bytes | memoryview) -> None:
-    """Temp name in the same directory, fsync, rename, fsync the directory."""
+def _write_file(path: Path, data: bytes | bytearray | memoryview, *, sync_directory: bool = True) -> None:
+    """Temp name in the same directory, fsync, rename, fsync the directory (unless the caller batches that)."""
     tmp = path.with_name(f".{path.name}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
     try:
@@ -776,7 +776,8 @@ def _write_file(path: Path, data: bytes | memoryview) -> None:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
-    fsync_dir(path.parent)
+    if sync_directory:
+        fsync_dir(path.parent)
 
 
 def _file_sha256(path: Path) -> str:

@@ -6,11 +6,14 @@ when the recorder signals a good cut point (``boundary()``) and segment_seconds 
 the buffer reaches segment_max_bytes, or, as a safety net for a recorder that never calls
 ``boundary()``, when twice segment_seconds have passed.
 
-Three stages: the caller's thread only buffers; an encrypting thread writes the age file
-(``edge.vault.age_encrypt``: OpenSSL's ChaCha20-Poly1305, which releases the GIL); a per-clip I/O
-thread hashes the ciphertext (SHA-256, for the seal), writes it to a temp name, fdatasyncs, renames
-and fsyncs the directory, in order. Encryption and hashing run on different cores at the same time.
-At most two segments are in flight, so memory stays bounded, and a kill -9 loses at most the
+Four stages, each in its own thread so they overlap on a multi-core Pi: the caller's thread only
+buffers; an encrypting thread writes the age file (``edge.vault.age_encrypt``: OpenSSL's
+ChaCha20-Poly1305, which releases the GIL); a hashing thread takes the SHA-256 of the ciphertext
+(for the seal); a per-clip I/O thread writes it to a temp name, fdatasyncs, renames, in order.
+The directory fsync that makes renames durable is coalesced while more segments are queued (at
+most SYNC_EVERY renames share one), so at camera bit rates (one segment a second, queue empty)
+every segment is still durable on its own. At most IN_FLIGHT segments are in flight, so memory
+stays bounded (back-pressure on the caller if the disk is slow), and a kill -9 loses at most the
 segment being filled plus what is in flight (milliseconds of work at camera bit rates).
 Nothing here can decrypt: the writer only has the owner's public recipient.
 """
@@ -29,6 +32,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from edge.errors import ConsentcamError
+from edge.state import fsync_dir
 from edge.vault import age_encrypt
 from edge.vault.records import STATUS_COMPLETE, STATUS_RECOVERED, ClipRecord
 from edge.vault.seal import SegmentInfo, segment_name
@@ -38,10 +42,16 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("consentcam.vault")
 BOUNDARY_SLACK = 0.9
-# One encrypting thread: the I/O thread's hashing is the other half of a 2-core budget, and each
-# extra thread's malloc arena holds on to segment-sized buffers (peak RSS).
-ENCRYPT_THREADS = 1
+# One segment per stage (encrypt, hash, write): enough to keep every stage busy; each more would
+# hold another segment_max_bytes of RAM.
+IN_FLIGHT = 3
+# A power cut may take the renames not yet made durable by a directory fsync: bound how many.
+SYNC_EVERY = 8
 _STOP = None
+
+
+def _sha256_of(sealed: Future[bytearray]) -> str:
+    return hashlib.sha256(sealed.result()).hexdigest()
 
 
 class WriterClosedError(ConsentcamError):
@@ -74,9 +84,11 @@ class ClipWriter:
         self._dropped = 0
         self._dropped_bytes = 0
         self._streak = 0  # consecutive segments dropped for lack of space
-        self._queue: queue.Queue[tuple[Future[bytearray], int] | None] = queue.Queue()
-        self._slots = threading.Semaphore(ENCRYPT_THREADS + 1)
-        self._pool = ThreadPoolExecutor(max_workers=ENCRYPT_THREADS, thread_name_prefix=f"vault-enc-{clip_id}")
+        self._unsynced = 0  # renames since the last directory fsync (I/O thread only)
+        self._queue: queue.Queue[tuple[Future[bytearray], Future[str], int] | None] = queue.Queue()
+        self._slots = threading.Semaphore(IN_FLIGHT)
+        self._encryptor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"vault-enc-{clip_id}")
+        self._hasher = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"vault-hash-{clip_id}")
         self._thread = threading.Thread(target=self._drain, name=f"vault-{clip_id}", daemon=True)
         self._thread.start()
 
@@ -181,30 +193,31 @@ class ClipWriter:
         if not self._buffered:
             return
         self._seg_started = time.monotonic()  # the cut is now; encrypting and writing take a while
-        self._slots.acquire()  # bounded: at most ENCRYPT_THREADS + 1 segments in flight
+        self._slots.acquire()  # bounded: at most IN_FLIGHT segments in flight
         plain = b"".join(self._chunks)  # the one copy of the plaintext (none if it is a single piece)
         self._chunks, self._buffered = [], 0
         try:
-            job = self._pool.submit(age_encrypt.encrypt, plain, self._recipient)
+            sealed = self._encryptor.submit(age_encrypt.encrypt, plain, self._recipient)
+            digest = self._hasher.submit(_sha256_of, sealed)
         except BaseException:
             self._slots.release()
             raise
-        self._queue.put((job, len(plain)))
+        self._queue.put((sealed, digest, len(plain)))
 
     def _drain(self) -> None:
-        """I/O thread: hash, write, fsync, rename each encrypted segment, in order."""
+        """I/O thread: write, fsync, rename each encrypted segment, in order."""
         while True:
             item = self._queue.get()
             try:
                 if item is _STOP:
+                    self._sync_directory()
                     return
-                job, size = item
+                sealed, digest, size = item
                 del item
                 try:
-                    ciphertext = job.result()
-                    del job
-                    # Hashing here rather than in the encrypting thread balances the two stages.
-                    self._store(ciphertext, hashlib.sha256(ciphertext).hexdigest(), size)
+                    ciphertext = sealed.result()
+                    del sealed
+                    self._store(ciphertext, digest.result(), size)
                     del ciphertext
                 finally:
                     self._slots.release()
@@ -218,12 +231,16 @@ class ClipWriter:
         name = segment_name(len(self._segments))
         info = SegmentInfo(name, len(ciphertext), digest, size)
         try:
-            problem = self._vault._store_segment(self.directory, name, ciphertext, exclude=self.clip_id)
+            problem = self._vault._store_segment(self.directory, name, ciphertext, exclude=self.clip_id,
+                                                 sync_directory=False)
         except OSError as exc:
             problem = f"clip {self.clip_id}: could not write segment {name}: {exc.strerror or exc}; dropped"
         if problem is None:
             self._end_drop_streak()
             self._segments.append(info)
+            self._unsynced += 1
+            if self._queue.empty() or self._unsynced >= SYNC_EVERY:  # more queued: let them share the fsync
+                self._sync_directory()
             return
         # One ERROR when footage starts being lost, one when it stops (or at close): no log flood.
         if not self._streak:
@@ -231,6 +248,16 @@ class ClipWriter:
         self._streak += 1
         self._dropped += 1
         self._dropped_bytes += size
+
+    def _sync_directory(self) -> None:
+        """Make the renames so far durable (one fsync of the clip directory for all of them)."""
+        if not self._unsynced:
+            return
+        try:
+            fsync_dir(self.directory)
+        except OSError as exc:  # the segments are written and fsynced; only their names may not survive a power cut
+            log.error("clip %s: could not fsync the clip directory: %s", self.clip_id, exc.strerror or exc)
+        self._unsynced = 0
 
     def _end_drop_streak(self) -> None:
         if self._streak:
@@ -246,7 +273,8 @@ class ClipWriter:
         if self._thread.is_alive():
             self._queue.put(_STOP)
             self._thread.join()
-        self._pool.shutdown(wait=True)
+        self._encryptor.shutdown(wait=True)
+        self._hasher.shutdown(wait=True)
 
     def _release_lock(self) -> None:
         if self._lock_fd is not None:
