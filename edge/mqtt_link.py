@@ -9,11 +9,14 @@
   waits at most ``timeout`` seconds for the broker's acknowledgement. Never retained unless asked.
 - Message handlers run on the network thread: they must only enqueue (see
   :class:`edge.protocol.service.ConsentService`).
-- MQTT v5 ``Maximum Packet Size`` in CONNECT tells the broker not to send anything larger.
+- MQTT v5 ``Maximum Packet Size`` in CONNECT tells the broker not to send anything larger, and
+  :class:`_BoundedClient` enforces it: paho itself buffers whatever length a broker announces (up
+  to 256 MB), so a hostile broker could otherwise exhaust a Pi Zero's RAM and take recording down.
 """
 
 from __future__ import annotations
 
+import errno
 import logging
 import random
 import ssl
@@ -34,6 +37,32 @@ from edge.errors import ConfigError, ConsentcamError
 log = logging.getLogger(__name__)
 
 Handler = Callable[[str, bytes], None]
+PACKET_HEADROOM = 1024  # topic, properties and fixed header on top of the largest payload we accept
+
+
+class _BoundedClient(mqtt.Client):
+    """paho's client, refusing an incoming packet longer than ``max_incoming`` before buffering it.
+
+    paho reads the remaining length of a packet and then reads that many bytes into memory; it
+    does not enforce the Maximum Packet Size we announce. Once the length is known (and before any
+    of the body is read) this raises OSError, which paho reports as a lost connection: the link
+    logs it and reconnects with backoff. Hooks paho-mqtt 2.2's ``_sock_recv`` (pinned;
+    tests/test_protocol_mqtt_link.py drives it with a hostile broker).
+    """
+
+    max_incoming = 0
+    refusal = ""  # why the last connection was dropped by us; paho only reports "connection lost"
+
+    def _sock_recv(self, bufsize: int) -> bytes:
+        packet = self._in_packet
+        if self.max_incoming and packet["have_remaining"] and packet["remaining_length"] > self.max_incoming:
+            length = packet["remaining_length"]
+            self.refusal = (f"broker sent a {length}-byte packet, over the {self.max_incoming}-byte limit "
+                            "(mqtt.max_message_bytes)")
+            log.warning("mqtt broker sent an oversized packet; dropping the connection",
+                        extra={"bytes": length, "limit": self.max_incoming})
+            raise OSError(errno.EMSGSIZE, self.refusal)
+        return super()._sock_recv(bufsize)
 
 
 class LinkError(ConsentcamError):
@@ -76,11 +105,12 @@ class MqttLink:
         self.last_error = ""
         self.connects = 0  # successful connections so far (reconnects = connects - 1)
 
-        c = mqtt.Client(
+        c = _BoundedClient(
             callback_api_version=mqtt.CallbackAPIVersion.VERSION2,
             client_id=self.client_id,
             protocol=mqtt.MQTTv5,
         )
+        c.max_incoming = int(config.max_message_bytes) + PACKET_HEADROOM
         c.max_queued_messages_set(max_inflight)
         if config.username:
             c.username_pw_set(config.username)
@@ -96,7 +126,7 @@ class MqttLink:
         c.on_connect = self._on_connect
         c.on_disconnect = self._on_disconnect
         c.on_message = self._on_unmatched
-        self._client = c
+        self._client: _BoundedClient = c
 
     def _setup_tls(self, c: mqtt.Client) -> None:
         tls = self.config.tls
@@ -163,9 +193,10 @@ class MqttLink:
     def _run(self) -> None:
         attempt = 0
         props = Properties(PacketTypes.CONNECT)
-        props.MaximumPacketSize = int(self.config.max_message_bytes) + 1024  # headroom for topic and header
+        props.MaximumPacketSize = int(self.config.max_message_bytes) + PACKET_HEADROOM
         while not self._stop.is_set():
             self.state = "connecting"
+            self._client.refusal = ""
             try:
                 self._client.connect(self.config.host, self.config.port, self.config.keepalive,
                                      clean_start=True, properties=props)
@@ -176,7 +207,7 @@ class MqttLink:
                 while not self._stop.is_set():
                     rc = self._client.loop(timeout=0.2)
                     if rc != mqtt.MQTT_ERR_SUCCESS:
-                        self._lost(f"connection lost: {mqtt.error_string(rc)}")
+                        self._lost(f"connection lost: {self._client.refusal or mqtt.error_string(rc)}")
                         break
                     if self._connected.is_set():
                         attempt = 0

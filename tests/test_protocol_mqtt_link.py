@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pwd
 import shutil
+import socket
 import subprocess
 import tempfile
 import threading
@@ -240,3 +242,64 @@ def test_large_publishes_from_several_threads_keep_one_connection(broker: Broker
         link.stop()
         reader.loop_stop()
         reader.disconnect()
+
+
+def _read_mqtt_packet(conn: socket.socket) -> bytes:
+    """One whole MQTT packet from a raw socket (fixed header, variable-length remaining length, body)."""
+    header = conn.recv(1)
+    length, shift = 0, 0
+    for _ in range(4):
+        byte = conn.recv(1)[0]
+        length |= (byte & 0x7F) << shift
+        shift += 7
+        if not byte & 0x80:
+            break
+    body = b""
+    while len(body) < length:
+        piece = conn.recv(length - len(body))
+        assert piece, "client closed mid-packet"
+        body += piece
+    return header + body
+
+
+def test_oversized_packet_from_a_hostile_broker_is_refused_before_it_is_buffered() -> None:
+    """A broker that ignores our Maximum Packet Size and announces a 100 MB PUBLISH: the link drops the
+    connection after the header instead of reading the body into RAM, then reconnects."""
+    server = socket.create_server(("127.0.0.1", 0))
+    server.settimeout(15)
+    port = server.getsockname()[1]
+    link = MqttLink(MqttConfig(host="127.0.0.1", port=port, max_message_bytes=64 * 1024), DEVICE,
+                    min_backoff=0.1, max_backoff=0.3)
+    link.start()
+    announced = 100_000_000
+    sent = 0
+    try:
+        conn, _ = server.accept()
+        conn.settimeout(10)
+        assert _read_mqtt_packet(conn)[0] >> 4 == 1  # CONNECT
+        conn.sendall(bytes([0x20, 0x03, 0x00, 0x00, 0x00]))  # CONNACK (v5): accepted, no properties
+        assert link.wait_connected(10)
+        remaining, varint = announced, bytearray()
+        while True:
+            byte, remaining = remaining & 0x7F, remaining >> 7
+            varint.append(byte | (0x80 if remaining else 0))
+            if not remaining:
+                break
+        conn.sendall(bytes([0x30]) + bytes(varint))  # PUBLISH, QoS 0, 100 MB to follow
+        junk = bytes(64 * 1024)
+        deadline = time.monotonic() + 20
+        with contextlib.suppress(OSError):  # reset / broken pipe once the client hung up
+            while sent < 50_000_000 and time.monotonic() < deadline:
+                sent += conn.send(junk)
+        conn.close()
+        # Without the guard paho would read all 50 MB; with it, only what socket buffers absorbed.
+        assert sent < 20_000_000, f"the client kept reading: {sent} bytes accepted"
+        deadline = time.monotonic() + 10
+        while "over the" not in link.last_error and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert "over the 66560-byte limit" in link.last_error and str(announced) in link.last_error
+        again, _ = server.accept()  # and the link reconnects by itself
+        again.close()
+    finally:
+        link.stop()
+        server.close()
