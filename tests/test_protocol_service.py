@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import json
 import threading
@@ -293,5 +294,22 @@ def test_reload_picks_up_a_newly_trusted_requester(device: Device, broker: Broke
         device.service.reload()  # what the daemon does on SIGHUP
         pub.publish(topic, encode_request(live_body(device.info.device_id, id="REQ-new-0002"), newcomer))
         wait_until(lambda: "REQ-new-0002" in device.pending(), what="request from the newly trusted key")
+    finally:
+        pub.close()
+
+
+def test_reload_applies_new_request_limits(device: Device, broker: Broker, requester: Ed25519PrivateKey) -> None:
+    """SIGHUP with a shorter requests.max_window: the same kind of request accepted before is refused after."""
+    pub = Client(broker, "requester")
+    topic = topics.device_topic(ROOT, device.info.device_id)
+    try:
+        pub.publish(topic, encode_request(live_body(device.info.device_id, id="REQ-limits-0001"), requester))
+        wait_until(lambda: "REQ-limits-0001" in device.pending(), what="the one-hour window accepted")
+        stricter = dataclasses.replace(device.config, requests=dataclasses.replace(device.config.requests,
+                                                                                   max_window=1800.0))
+        device.service.reload(stricter)  # what the daemon does on SIGHUP
+        pub.publish(topic, encode_request(live_body(device.info.device_id, id="REQ-limits-0002"), requester))
+        wait_until(lambda: device.service.stats.refusals.get("window_too_long") == 1, what="the window refused")
+        assert "REQ-limits-0002" not in device.pending()
     finally:
         pub.close()

@@ -197,7 +197,7 @@ class Parts:
         applied.append("storage.retention")
         if self.service is not None:
             self.service.reload(config)
-            applied.append("trust store")
+            applied += ["requests", "trust store"]
         return applied
 
 
@@ -264,7 +264,7 @@ class MqttSide:
             self.ha.set_pending(pending)
 
     def reload(self, config: Config) -> None:
-        self.service.reload()
+        self.service.reload(config)
 
     def status(self) -> dict[str, Any]:
         link, service = self.link, self.service

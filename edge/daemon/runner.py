@@ -10,7 +10,7 @@ Threads and why:
   few minutes and whenever free space drops below the configured minimum). It uses its own Vault
   handle so retention never runs on the frame path.
 - the main thread handles signals: SIGTERM/SIGINT stop (closing the current clip properly),
-  SIGHUP reloads the trust store and retention settings from the config file.
+  SIGHUP reloads the trust store, request limits, retention, clock and log settings from the config file.
 """
 
 from __future__ import annotations
@@ -307,7 +307,8 @@ class Daemon:
         if any(k.startswith("log.") for k in changed):
             setup_logging(new.log.level, new.log.format)
             applied.append("log")
-        ignored = [k for k in changed if not k.startswith(("storage.retention", "clock.", "log."))]
+        live = ("storage.retention", "clock.", "log.") + (("requests.",) if "requests" in applied else ())
+        ignored = [k for k in changed if not k.startswith(live)]
         self.config = new
         log.info("reloaded", extra={"changed": ",".join(changed) or "nothing", "applied": applied,
                                     "needs_restart": ",".join(ignored) or "nothing"})

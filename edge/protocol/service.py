@@ -33,7 +33,7 @@ from edge.errors import ConsentcamError
 from edge.protocol import topics
 from edge.protocol.pending import PendingQueue
 from edge.protocol.request import HEADER_LEN, parse_body
-from edge.protocol.verifier import Verifier
+from edge.protocol.verifier import Limits, Verifier
 from edge.state import StateDir
 
 log = logging.getLogger(__name__)
@@ -129,8 +129,14 @@ class ConsentService:
             self._worker = None
         self._flush_drop_audit()
 
-    def reload(self) -> None:
-        """Re-read the trust store (SIGHUP after `consentcam trust add/remove`)."""
+    def reload(self, config: Config | None = None) -> None:
+        """SIGHUP: apply new ``requests.*`` limits (if a config is given) and re-read the trust store
+        (after `consentcam trust add/remove`). Topics and the broker connection need a restart."""
+        if config is not None:
+            # Reference swaps: a message arriving mid-reload is judged by the old or the new limits.
+            self.verifier.limits = Limits.from_config(config)
+            self._max_body = config.requests.max_message_bytes
+            log.info("request limits reloaded")
         try:
             self.verifier.trust.reload()
         except ConsentcamError as exc:  # a damaged file must not stop intake: keep the previous store
