@@ -10,7 +10,7 @@
 - Message handlers run on the network thread: they must only enqueue (see
   :class:`edge.protocol.service.ConsentService`).
 - MQTT v5 ``Maximum Packet Size`` in CONNECT tells the broker not to send anything larger, and
-  :class:`_BoundedClient` enforces it: paho itself buffers whatever length a broker announces (up
+  :class:`BoundedClient` enforces it: paho itself buffers whatever length a broker announces (up
   to 256 MB), so a hostile broker could otherwise exhaust a Pi Zero's RAM and take recording down.
 """
 
@@ -40,7 +40,7 @@ Handler = Callable[[str, bytes], None]
 PACKET_HEADROOM = 1024  # topic, properties and fixed header on top of the largest payload we accept
 
 
-class _BoundedClient(mqtt.Client):
+class BoundedClient(mqtt.Client):
     """paho's client, refusing an incoming packet longer than ``max_incoming`` before buffering it.
 
     paho reads the remaining length of a packet and then reads that many bytes into memory; it
@@ -105,7 +105,7 @@ class MqttLink:
         self.last_error = ""
         self.connects = 0  # successful connections so far (reconnects = connects - 1)
 
-        c = _BoundedClient(
+        c = BoundedClient(
             callback_api_version=mqtt.CallbackAPIVersion.VERSION2,
             client_id=self.client_id,
             protocol=mqtt.MQTTv5,
@@ -126,7 +126,7 @@ class MqttLink:
         c.on_connect = self._on_connect
         c.on_disconnect = self._on_disconnect
         c.on_message = self._on_unmatched
-        self._client: _BoundedClient = c
+        self._client: BoundedClient = c
 
     def _setup_tls(self, c: mqtt.Client) -> None:
         tls = self.config.tls

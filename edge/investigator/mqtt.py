@@ -20,6 +20,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from edge.errors import ConsentcamError
+from edge.mqtt_link import BoundedClient
 
 SESSION_EXPIRY = 7 * 86400
 MAX_PACKET = 16 * 1024 * 1024
@@ -59,8 +60,9 @@ class Connection:
         self._subacks: dict[int, threading.Event] = {}
         self._sub_results: dict[int, list[Any]] = {}
         self.persistent = persistent
-        c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5,
-                        manual_ack=True)
+        c = BoundedClient(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5,
+                          manual_ack=True)
+        c.max_incoming = MAX_PACKET  # a broker ignoring our Maximum Packet Size is cut off, not buffered
         c.max_inflight_messages_set(32)
         if options.username:
             c.username_pw_set(options.username)
