@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import statistics
 import subprocess
@@ -221,6 +222,8 @@ def main() -> int:
     cpu: dict[str, list[float]] = {name: [] for name in names}  # ms per frame, one entry per timed run
     decode: dict[str, list[float]] = {"pyav_y_plane": [], "opencv_bgr_to_grey": []}
     rows = []
+    ratios: dict[str, list[float]] = {name: [] for name in in_process}  # per scene, measured in the same minute
+    load_before = [round(x, 2) for x in os.getloadavg()]
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         for seed in range(101, 101 + args.seeds):
@@ -230,6 +233,7 @@ def main() -> int:
                 motion = MotionRun(video, args.seconds, Path(tmp) / f"motion-{scenario}-{seed}") if have_motion \
                     else None
                 events: dict[str, list[DetectedEvent]] = {}
+                scene_cpu: dict[str, list[float]] = {name: [] for name in names}
                 frames = 0
                 for _ in range(max(1, args.repeats)):
                     for name, run in in_process.items():
@@ -237,7 +241,7 @@ def main() -> int:
                         assert isinstance(res, AnalysisResult)
                         frames = res.frames
                         events.setdefault(name, res.events)  # deterministic: every repeat gives the same events
-                        cpu[name].append(sec / max(res.frames, 1) * 1000)
+                        scene_cpu[name].append(sec / max(res.frames, 1) * 1000)
                     for name, fn in (("pyav_y_plane", decode_only), ("opencv_bgr_to_grey", decode_opencv_bgr)):
                         n, sec = timed(fn, video)
                         decode[name].append(sec / max(int(n), 1) * 1000)
@@ -245,9 +249,17 @@ def main() -> int:
                     events["motion"], motion_cpu = motion.finish()
                     # divided by the file's frame count: if Motion dropped or never reached some frames,
                     # this understates its cost (in Motion's favour)
-                    cpu["motion"].append(motion_cpu / max(frames, 1) * 1000)
+                    scene_cpu["motion"].append(motion_cpu / max(frames, 1) * 1000)
                 row: dict = {"scenario": scenario, "seed": seed, "truth": len(scene.ground_truth.motion),
                              "frames": frames}
+                for name in names:
+                    cpu[name] += scene_cpu[name]
+                    row.setdefault("cpu_ms_per_frame_incl_decode", {})[name] = \
+                        round(statistics.median(scene_cpu[name]), 3)
+                if have_motion:
+                    m = statistics.median(scene_cpu["motion"])
+                    for name in in_process:
+                        ratios[name].append(statistics.median(scene_cpu[name]) / m)
                 for name in names:
                     s = score_events(events[name], scene.ground_truth.motion, tolerance=TOLERANCE)
                     totals[name].add(s)
@@ -292,6 +304,12 @@ def main() -> int:
                       f"resolution ({SIZE[0]}x{SIZE[1]}) for everyone.",
         "decode_ms_per_frame": {name: {"median": round(statistics.median(v), 3),
                                        "range": [round(min(v), 3), round(max(v), 3)]} for name, v in decode.items()},
+        "cpu_vs_motion_same_scene": {name: {"median_ratio": round(statistics.median(v), 3),
+                                            "range": [round(min(v), 3), round(max(v), 3)]}
+                                     for name, v in ratios.items() if v},
+        "machine": {"cpus": os.cpu_count(), "loadavg_before": load_before,
+                    "loadavg_after": [round(x, 2) for x in os.getloadavg()],
+                    "note": "shared with other work: CPU figures are noisy (repeats, ranges, same-scene ratios)"},
         "scenes": rows,
         "summary": {name: _summary(totals[name], cpu[name], lighting_false[name], event_seconds[name])
                     for name in names},
