@@ -137,8 +137,12 @@ def frame_luma(frame, size: tuple[int, int]) -> np.ndarray:  # type: ignore[no-u
         y = cv2.resize(y, size, interpolation=cv2.INTER_AREA)
     if name == "gray" or name.startswith("yuvj") or frame.color_range == _AVCOL_RANGE_JPEG:
         return np.ascontiguousarray(y)
-    # limited range (16-235), as in almost all camera video: stretch to 0-255 like a YUV->RGB->grey
-    # conversion would, so brightness-based rules (saturated highlights) behave the same
+    return limited_to_full_range(y)
+
+
+def limited_to_full_range(y: np.ndarray) -> np.ndarray:
+    """Limited-range luma (16-235, almost all camera video) stretched to 0-255, as a YUV->RGB->grey
+    conversion would: the detector's brightness rules (saturated highlights) expect full range."""
     return cv2.convertScaleAbs(y, alpha=255 / 219, beta=-16 * 255 / 219)
 
 
