@@ -100,6 +100,7 @@ class MotionRun:
                                      stderr=subprocess.DEVNULL)
         self.ps = psutil.Process(self.proc.pid)
         self.deadline = time.monotonic() + seconds + 1.5
+        self.threads_seen = 0  # Motion's own threads (main, motion loop, netcam reader/decoder)
 
     def finish(self) -> tuple[list[DetectedEvent], float]:
         cpu = 0.0
@@ -107,6 +108,7 @@ class MotionRun:
             while time.monotonic() < self.deadline and self.proc.poll() is None:
                 c = self.ps.cpu_times()
                 cpu = c.user + c.system  # not the event-hook shells we added
+                self.threads_seen = max(self.threads_seen, self.ps.num_threads())
                 time.sleep(0.2)
         except psutil.Error:
             pass
@@ -224,6 +226,7 @@ def main() -> int:
     rows = []
     ratios: dict[str, list[float]] = {name: [] for name in in_process}  # per scene, measured in the same minute
     load_before = [round(x, 2) for x in os.getloadavg()]
+    motion_threads = 0
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         for seed in range(101, 101 + args.seeds):
@@ -247,6 +250,7 @@ def main() -> int:
                         decode[name].append(sec / max(int(n), 1) * 1000)
                 if motion is not None:
                     events["motion"], motion_cpu = motion.finish()
+                    motion_threads = max(motion_threads, motion.threads_seen)
                     # divided by the file's frame count: if Motion dropped or never reached some frames,
                     # this understates its cost (in Motion's favour)
                     scene_cpu["motion"].append(motion_cpu / max(frames, 1) * 1000)
@@ -302,6 +306,7 @@ def main() -> int:
                       "process CPU over the whole real-time run (start-up included), divided by the file's frame "
                       "count; one run per scene, measured while the in-process runs happen. Same file, same "
                       f"resolution ({SIZE[0]}x{SIZE[1]}) for everyone.",
+        "decoder_threads": {"consentcam_and_frigate_style": 1, "motion_process_threads_max": motion_threads},
         "decode_ms_per_frame": {name: {"median": round(statistics.median(v), 3),
                                        "range": [round(min(v), 3), round(max(v), 3)]} for name, v in decode.items()},
         "cpu_vs_motion_same_scene": {name: {"median_ratio": round(statistics.median(v), 3),
