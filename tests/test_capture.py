@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import av
+import cv2
 import numpy as np
 import pytest
 
@@ -160,3 +161,83 @@ def test_write_video_rejects_unknown_extensions(tmp_path: Path) -> None:
     with pytest.raises(SceneError, match="choose a video file name"):
         write_video(SyntheticScene(1, "quiet", 1), tmp_path / "out.gif")
     assert not (tmp_path / "out.gif").exists()
+
+
+def _write_frames(path: Path, frames: list[np.ndarray], *, codec: str, pix_fmt: str, fps: int = 10) -> Path:
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream(codec, rate=fps)
+        stream.width, stream.height, stream.pix_fmt = frames[0].shape[1], frames[0].shape[0], pix_fmt
+        for bgr in frames:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(bgr, format="bgr24")):
+                container.mux(packet)
+        for packet in stream.encode(None):
+            container.mux(packet)
+    return path
+
+
+def _black_white_grey(w: int = 160, h: int = 120) -> np.ndarray:
+    bgr = np.zeros((h, w, 3), np.uint8)
+    bgr[:, w // 3: 2 * w // 3] = 128
+    bgr[:, 2 * w // 3:] = 255
+    return bgr
+
+
+@pytest.mark.parametrize(("codec", "pix_fmt", "suffix"), [("libx264", "yuv420p", ".mp4"),  # limited range Y plane
+                                                          ("mjpeg", "yuvj420p", ".avi"),  # full range Y plane
+                                                          ("png", "rgb24", ".mov")])  # no Y plane: via BGR
+def test_file_luma_is_full_range_like_a_bgr_to_grey_conversion(tmp_path: Path, codec: str, pix_fmt: str,
+                                                               suffix: str) -> None:
+    # Detection rules look at absolute brightness (blown-out highlights), so the luma of a
+    # decoded file must span 0-255 whatever range the file's Y plane uses.
+    bgr = _black_white_grey()
+    video = _write_frames(tmp_path / f"bw{suffix}", [bgr] * 4, codec=codec, pix_fmt=pix_fmt)
+    cam = OpenCVCamera(str(video), main_size=(160, 120), detect_size=(80, 60), fps=25, encode=False,
+                       time_origin=0.0)
+    frames = list(cam.frames())
+    cam.close()
+    assert len(frames) == 4 and cam.fps == pytest.approx(10.0)
+    luma = frames[2].luma
+    assert luma.shape == (60, 80) and luma.dtype == np.uint8 and luma.flags.c_contiguous
+    assert luma[:, 2:24].max() <= 4  # black
+    assert abs(int(np.median(luma[:, 30:50])) - 128) <= 4  # mid grey
+    assert luma[:, 58:].min() >= 250  # white reaches the top, not 235
+
+
+def test_file_luma_matches_the_bt601_grey_of_the_decoded_picture(tmp_path: Path) -> None:
+    scene = SyntheticScene(2, "night", 2, fps=10)
+    video = write_video(scene, tmp_path / "night.mkv", size=(320, 240))
+    cam = OpenCVCamera(str(video), main_size=(320, 240), detect_size=(160, 120), fps=10, encode=False,
+                       time_origin=0.0)
+    ours = [f.luma for f in cam.frames()]
+    cam.close()
+    with av.open(str(video)) as media:
+        reference = [cv2.resize(cv2.cvtColor(fr.to_ndarray(format="bgr24"), cv2.COLOR_BGR2GRAY), (160, 120),
+                                interpolation=cv2.INTER_AREA) for fr in media.decode(video=0)]
+    assert len(ours) == len(reference) == 20
+    diff = np.abs(np.array(ours, np.int16) - np.array(reference, np.int16))
+    assert diff.mean() < 1.5 and np.percentile(diff, 99) <= 6  # only chroma rounding at colour edges
+
+
+def test_looping_file_restarts_and_keeps_counting(tmp_path: Path) -> None:
+    video = write_video(SyntheticScene(3, "mixed", 1, fps=10), tmp_path / "short.ts", size=(160, 120))
+    cam = OpenCVCamera(str(video), main_size=(160, 120), detect_size=(80, 60), fps=10, encode=False,
+                       time_origin=100.0, loop=True)
+    frames = []
+    for f in cam.frames():
+        frames.append(f)
+        if len(frames) == 25:
+            break
+    cam.close()
+    assert [f.index for f in frames] == list(range(25))
+    assert frames[24].time == pytest.approx(102.4)
+    assert np.array_equal(frames[0].luma, frames[10].luma)  # frame 10 is the file's first frame again
+
+
+def test_closing_a_file_source_mid_iteration_ends_it_and_frees_the_decoder(tmp_path: Path) -> None:
+    video = write_video(SyntheticScene(3, "mixed", 2, fps=10), tmp_path / "clip.mkv", size=(160, 120))
+    cam = OpenCVCamera(str(video), main_size=(160, 120), detect_size=(80, 60), fps=10, encode=False)
+    it = cam.frames()
+    assert next(it).index == 0
+    cam.close()
+    assert list(it) == []
+    assert cam._file is not None and cam._file._container is None

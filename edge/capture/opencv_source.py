@@ -1,6 +1,10 @@
-"""cv2.VideoCapture sources: /dev/videoN webcams, rtsp:// and http:// IP cameras, video files.
+"""Frame sources for /dev/videoN webcams, rtsp:// and http:// IP cameras (cv2.VideoCapture) and video files.
 
-Frames are converted to the detection Y plane (resized) and encoded by the software encoder.
+Webcams and streams: OpenCV delivers BGR; the detection plane is its BT.601 luma (resized).
+Video files are decoded with PyAV instead, and the detection plane is the decoder's own Y plane
+(resized, limited range expanded to full range), like the Pi camera's lores Y plane: no YUV->BGR->grey
+round trip. BGR is made only when the frame is encoded for recording. One decoder thread for
+pictures up to about 1 MP: the least CPU per frame (FFmpeg's thread pool costs more than it saves there).
 File sources are timed from the file's fps (frame n is at n / fps seconds), not from the wall
 clock, so `consentcam detect` reports times from the start of the file.
 """
@@ -9,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -40,17 +45,105 @@ def open_capture(device: str) -> cv2.VideoCapture:
     elif is_stream_url(device):
         cap = cv2.VideoCapture(device, cv2.CAP_FFMPEG)
     else:
-        path = Path(device)
-        if not path.exists():
-            raise CameraOpenError(f"{device}: no such video file or device")
-        if path.is_dir():
-            raise CameraOpenError(f"{device}: is a directory, not a video file")
+        path = _check_file_path(device)
         _check_video_file(path)
         cap = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG)
     if not cap.isOpened():
         cap.release()
         raise CameraOpenError(f"{device}: cannot open as a video source (not a camera, stream or video file?)")
     return cap
+
+
+def _check_file_path(device: str) -> Path:
+    path = Path(device)
+    if not path.exists():
+        raise CameraOpenError(f"{device}: no such video file or device")
+    if path.is_dir():
+        raise CameraOpenError(f"{device}: is a directory, not a video file")
+    return path
+
+
+# Pixel formats whose plane 0 is the 8-bit luma plane (what H.264/HEVC/MJPEG decoders give).
+_Y_PLANE_FORMATS = frozenset({"yuv420p", "yuvj420p", "yuv422p", "yuvj422p", "yuv444p", "yuvj444p", "yuv440p",
+                              "yuvj440p", "yuv411p", "yuvj411p", "yuv410p", "nv12", "nv21", "nv16", "gray"})
+_SINGLE_THREAD_MAX_PIXELS = 1280 * 800
+_AVCOL_RANGE_JPEG = 2  # full-range (0-255) luma
+
+
+class VideoFileReader:
+    """Decodes a video file with PyAV; the detection plane comes straight from the decoded Y plane."""
+
+    def __init__(self, device: str) -> None:
+        import av
+
+        self._av = av
+        self.path = _check_file_path(device)
+        _check_video_file(self.path)
+        self._container = None
+        self._open()
+        stream = self._stream
+        rate = stream.average_rate or stream.guessed_rate or stream.base_rate
+        self.fps = float(rate) if rate else 0.0
+        frames = int(stream.frames or 0)
+        if frames <= 0 and self.fps > 0:
+            if stream.duration and stream.time_base:
+                frames = round(float(stream.duration * stream.time_base) * self.fps)
+            elif self._container.duration:
+                frames = round(self._container.duration / 1_000_000 * self.fps)
+        self.frame_count = max(frames, 0)
+
+    def _open(self) -> None:
+        av = self._av
+        try:
+            container = av.open(str(self.path))
+            stream = container.streams.video[0]
+            cc = stream.codec_context
+            if cc.width * cc.height <= _SINGLE_THREAD_MAX_PIXELS:
+                stream.thread_type = "NONE"
+                cc.thread_count = 1
+        except (av.FFmpegError, IndexError, UnicodeDecodeError) as exc:
+            raise CameraOpenError(f"{self.path}: cannot open as a video source (not a video file?)") from exc
+        except OSError as exc:
+            raise CameraOpenError(f"{self.path}: cannot read: {exc.strerror or exc}") from exc
+        self._container, self._stream = container, stream
+
+    def frames(self) -> Iterator[object]:
+        """Decoded PyAV frames until the end of the file (or the first undecodable part)."""
+        assert self._container is not None
+        try:
+            yield from self._container.decode(self._stream)
+        except self._av.FFmpegError as exc:
+            log.warning("%s: stopped decoding: %s", self.path, exc)
+
+    def rewind(self) -> None:
+        self.close()
+        self._open()
+
+    def close(self) -> None:
+        if self._container is not None:
+            self._container.close()
+            self._container = None
+
+
+def frame_luma(frame, size: tuple[int, int]) -> np.ndarray:  # type: ignore[no-untyped-def]
+    """Detection plane of a decoded PyAV frame: its Y plane resized, in full range (0-255)."""
+    name = frame.format.name
+    if name not in _Y_PLANE_FORMATS:
+        return to_luma(frame.to_ndarray(format="bgr24"), size)
+    plane = frame.planes[0]
+    w, h = frame.width, frame.height
+    y = np.frombuffer(plane, np.uint8).reshape(h, plane.line_size)[:, :w]  # a view: no copy
+    if (w, h) != size:
+        y = cv2.resize(y, size, interpolation=cv2.INTER_AREA)
+    if name == "gray" or name.startswith("yuvj") or frame.color_range == _AVCOL_RANGE_JPEG:
+        return np.ascontiguousarray(y)
+    return limited_to_full_range(y)
+
+
+def limited_to_full_range(y: np.ndarray) -> np.ndarray:
+    """Limited-range luma (16-235, almost all camera video) stretched to 0-255, as a YUV->RGB->grey
+    conversion would: the detector's brightness rules (saturated highlights) expect full range."""
+    return cv2.convertScaleAbs(y, alpha=255 / 219, beta=-16 * 255 / 219)
 
 
 class OpenCVCamera:
@@ -61,11 +154,18 @@ class OpenCVCamera:
                  loop: bool = False, encode: bool = True, time_origin: float | None = None) -> None:
         # Files: frame n is at time_origin + n / fps (time_origin None: the wall clock at start).
         self.device = device
-        self._cap = open_capture(device)
         self.is_file = not device.startswith("/dev/") and not is_stream_url(device)
-        file_fps = float(self._cap.get(cv2.CAP_PROP_FPS) or 0.0)
+        self._file: VideoFileReader | None = None
+        self._cap: cv2.VideoCapture | None = None
+        if self.is_file:
+            self._file = VideoFileReader(device)
+            file_fps = self._file.fps
+            self.frame_count = self._file.frame_count
+        else:
+            self._cap = open_capture(device)
+            file_fps = 0.0
+            self.frame_count = 0
         self.fps = file_fps if self.is_file and 0 < file_fps <= 240 else fps
-        self.frame_count = int(self._cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0) if self.is_file else 0
         self.detect_size, self.main_size = detect_size, main_size
         self.loop = loop and self.is_file
         self._encoder = None
@@ -75,9 +175,15 @@ class OpenCVCamera:
             self._encoder = H264Encoder(main_size[0], main_size[1], self.fps, bitrate=bitrate,
                                         keyframe_interval=keyframe_interval, privacy_mask=privacy_mask)
         self._closed = False
+        self._file_lock = threading.Lock()
+        self._file_busy = False
         self.time_origin = time_origin
 
     def frames(self) -> Iterator[CapturedFrame]:
+        if self._file is not None:
+            yield from self._file_frames(self._file)
+            return
+        assert self._cap is not None
         start = time.time() if self.time_origin is None else self.time_origin
         n = 0
         offset = 0  # frames of earlier loops (looping files)
@@ -101,9 +207,44 @@ class OpenCVCamera:
                                 monotonic=None if self.is_file else mono)
             n += 1
 
+    def _file_frames(self, reader: VideoFileReader) -> Iterator[CapturedFrame]:
+        start = time.time() if self.time_origin is None else self.time_origin
+        n = 0
+        with self._file_lock:
+            if self._closed:
+                return
+            self._file_busy = True
+        try:
+            while not self._closed:
+                first = n
+                for frame in reader.frames():
+                    if self._closed:
+                        return
+                    t = start + n / self.fps
+                    packets = []
+                    if self._encoder is not None:
+                        packets = self._encoder.encode(frame.to_ndarray(format="bgr24"), t,
+                                                       pts=round(n * PTS_HZ / self.fps))
+                    yield CapturedFrame(time=t, luma=frame_luma(frame, self.detect_size), packets=packets, index=n)
+                    n += 1
+                if not self.loop or n == first or self._closed:
+                    break
+                reader.rewind()
+        finally:
+            with self._file_lock:
+                self._file_busy = False
+                if self._closed:
+                    reader.close()
+
     def close(self) -> None:
-        self._closed = True
-        self._cap.release()
+        # A file is closed by its frame loop when close() comes from another thread mid-decode
+        # (freeing the decoder under it would crash); files never block, so that happens at once.
+        with self._file_lock:
+            self._closed = True
+            if self._file is not None and not self._file_busy:
+                self._file.close()
+        if self._cap is not None:
+            self._cap.release()
 
 
 def _check_video_file(path: Path) -> None:
