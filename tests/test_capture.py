@@ -14,7 +14,12 @@ from edge.capture import CapturedFrame, choose_source, open_camera
 from edge.capture.encoder import H264Encoder
 from edge.capture.masks import rasterise
 from edge.capture.opencv_source import CameraOpenError, OpenCVCamera, open_capture
-from edge.capture.picamera2_source import apply_yuv420_mask, picamera2_available, yuv420_mask_indices
+from edge.capture.picamera2_source import (
+    _is_limited_range,
+    apply_yuv420_mask,
+    picamera2_available,
+    yuv420_mask_indices,
+)
 from edge.capture.synthetic import GroundTruth, SceneError, SyntheticCamera, SyntheticScene, write_video
 from edge.config import config_from_dict
 from edge.errors import ConsentcamError
@@ -241,3 +246,24 @@ def test_closing_a_file_source_mid_iteration_ends_it_and_frees_the_decoder(tmp_p
     cam.close()
     assert list(it) == []
     assert cam._file is not None and cam._file._container is None
+
+
+class _Range:
+    """Stands in for libcamera's ColorSpace.Range enum, which prints as ``Range.Limited`` / ``Range.Full``."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __str__(self) -> str:
+        return f"Range.{self.name}"
+
+
+class _ColourSpace:
+    def __init__(self, name: str) -> None:
+        self.range = _Range(name)
+
+
+def test_pi_lores_luma_is_stretched_only_for_limited_range_colour_spaces() -> None:
+    assert _is_limited_range(_ColourSpace("Limited"))
+    assert not _is_limited_range(_ColourSpace("Full"))
+    assert not _is_limited_range(None)  # unknown: leave the plane as it is

@@ -21,7 +21,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edge.capture.frames import PTS_HZ, CapturedFrame
+from edge.capture.frames import PTS_HZ, CapturedFrame, limited_to_full_range
 from edge.errors import ConsentcamError
 
 log = logging.getLogger("consentcam.capture")
@@ -138,12 +138,6 @@ def frame_luma(frame, size: tuple[int, int]) -> np.ndarray:  # type: ignore[no-u
     if name == "gray" or name.startswith("yuvj") or frame.color_range == _AVCOL_RANGE_JPEG:
         return np.ascontiguousarray(y)
     return limited_to_full_range(y)
-
-
-def limited_to_full_range(y: np.ndarray) -> np.ndarray:
-    """Limited-range luma (16-235, almost all camera video) stretched to 0-255, as a YUV->RGB->grey
-    conversion would: the detector's brightness rules (saturated highlights) expect full range."""
-    return cv2.convertScaleAbs(y, alpha=255 / 219, beta=-16 * 255 / 219)
 
 
 class OpenCVCamera:

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from edge.capture.frames import PTS_HZ, CapturedFrame, EncodedPacket
+from edge.capture.frames import PTS_HZ, CapturedFrame, EncodedPacket, limited_to_full_range
 from edge.errors import ConsentcamError
 
 log = logging.getLogger("consentcam.capture")
@@ -68,6 +68,11 @@ def apply_yuv420_mask(buffer: np.ndarray, y_idx: np.ndarray, uv_idx: np.ndarray)
     flat[uv_idx] = 128
 
 
+def _is_limited_range(colour_space: Any) -> bool:
+    """libcamera's ColorSpace has a ``range`` enum (``Range.Limited`` / ``Range.Full``); unknown: no stretch."""
+    return "limited" in str(getattr(colour_space, "range", "")).lower()
+
+
 class PiCamera:
     name = "picamera2"
 
@@ -91,6 +96,9 @@ class PiCamera:
         except Exception as exc:
             raise PiCameraError(f"picamera2: cannot configure the camera: {exc}") from exc
         self._cam = cam
+        # Video configurations default to a limited-range colour space (Rec.709): stretch the lores
+        # luma like the file path does, so the detector sees the same scale on every source.
+        self._stretch = _is_limited_range(cam.camera_configuration().get("colour_space"))
         if privacy_mask is not None and privacy_mask.any():
             y_idx, uv_idx = yuv420_mask_indices(privacy_mask > 0)
 
@@ -115,7 +123,7 @@ class PiCamera:
                 lores = request.make_array("lores")
             finally:
                 request.release()
-            luma = np.ascontiguousarray(lores[:dh, :dw])
+            luma = limited_to_full_range(lores[:dh, :dw]) if self._stretch else np.ascontiguousarray(lores[:dh, :dw])
             packets = []
             while True:
                 try:
