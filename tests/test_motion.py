@@ -131,3 +131,16 @@ def test_cost_is_bounded_by_the_working_size() -> None:
     det = MotionDetector(MotionConfig(work_width=160), 15)
     det.process(np.zeros((480, 640), np.uint8))
     assert det._work == (160, 120)
+
+
+def test_noise_floor_median_matches_numpy_exactly() -> None:
+    """The detector's partition-based median must give np.median's result bit for bit (odd and even sizes)."""
+    import cv2
+
+    from edge.motion.detector import _median
+
+    rng = np.random.default_rng(7)
+    for shape in [(60, 80), (61, 81), (1, 1), (2, 1), (3, 4)]:
+        a = (rng.random(shape) * 40).astype(np.float32)
+        b = (rng.random(shape) * 40).astype(np.float32)
+        assert _median(cv2.absdiff(a, b)) == float(np.median(np.abs(a - b)))
