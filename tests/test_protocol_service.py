@@ -30,7 +30,7 @@ from tests.protocol_support import HOME, area, body, entry
 ROOT = "consentcam/v1"
 
 
-def wait_until(cond: Callable[[], bool], timeout: float = 10.0, what: str = "condition") -> None:
+def wait_until(cond: Callable[[], bool], timeout: float = 30.0, what: str = "condition") -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if cond():
