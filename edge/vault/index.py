@@ -167,9 +167,14 @@ class ClipIndex:
 
 def _private_files(path: Path) -> None:
     """Create the database 0600 before SQLite does (it would use the umask, typically 0644); SQLite
-    gives its -wal and -shm files the database's mode. Older files are tightened too."""
-    with contextlib.suppress(FileNotFoundError):
-        os.close(os.open(path, os.O_RDWR | os.O_CREAT, FILE_MODE))
+    gives its -wal and -shm files the database's mode. Older files are tightened too.
+
+    Never open an existing database here: POSIX locks belong to the process, and closing *any*
+    descriptor of the file drops every lock another connection of this process holds on it (SQLite
+    guards its own descriptors against this, not ours). Another process could then delete the WAL
+    under that connection, and its later writes would vanish. O_EXCL only ever opens a new file."""
+    with contextlib.suppress(FileExistsError, FileNotFoundError):
+        os.close(os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, FILE_MODE))
     for suffix in ("", "-wal", "-shm"):
         with contextlib.suppress(FileNotFoundError):
             if os.stat(f"{path}{suffix}").st_mode & 0o777 != FILE_MODE:
