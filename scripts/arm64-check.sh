@@ -82,8 +82,10 @@ for dist in md.distributions():
         continue  # the system's (apt) packages seen through --system-site-packages
     tags = [line.split(":", 1)[1].strip() for line in (dist.read_text("WHEEL") or "").splitlines()
             if line.startswith("Tag:")]
-    tag = tags[0] if tags else "?"
-    if "manylinux" in tag or "musllinux" in tag:
+    tag = tags[0] if tags else "-"
+    if not tags:
+        how = "from an sdist by legacy setup.py install (no WHEEL file)"
+    elif "manylinux" in tag or "musllinux" in tag:
         how = "binary wheel (PyPI)"
     elif tag.endswith("linux_aarch64"):
         how = "COMPILED HERE from source"
