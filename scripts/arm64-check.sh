@@ -28,6 +28,8 @@
 #            (timings under emulation say nothing about a Pi)
 #   --dev    scripts/bootstrap.sh in the copy (pyproject.toml's own pins: numpy 2.x, OpenCV 5), its wheel
 #            report and a detect run with that venv
+#   --demo   `consentcam demo --clips 1` as the consentcam user (mosquitto, paho-mqtt, the live daemon, a
+#            signed request and a release). Not in --all: see docs/DEPLOY.md section 9 for why it fails now
 # Everything heavy runs under nice -n 19. Logs: DIR/var/log/arm64-check/. Exit 0 only if every step passed.
 set -euo pipefail
 umask 022
@@ -38,6 +40,7 @@ MIRROR=""
 DO_TESTS=0
 DO_BENCH=0
 DO_DEV=0
+DO_DEMO=0
 KEEP_MOUNTS=0
 INNER=""
 SRC_IN=/usr/local/src/consentcam    # where the copy lives inside the chroot (readable by the service user)
@@ -47,7 +50,7 @@ CHROOT_PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 
 die() { echo "arm64-check: $*" >&2; exit 1; }
 note() { echo "arm64-check: $*" >&2; }
-usage() { sed -n '2,31p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
+usage() { sed -n '2,33p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
 
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -56,6 +59,7 @@ while [ $# -gt 0 ]; do
         --tests) DO_TESTS=1; shift ;;
         --bench) DO_BENCH=1; shift ;;
         --dev) DO_DEV=1; shift ;;
+        --demo) DO_DEMO=1; shift ;;
         --all) DO_TESTS=1; DO_BENCH=1; DO_DEV=1; shift ;;
         --keep-mounts) KEEP_MOUNTS=1; shift ;;
         --inner) [ $# -ge 2 ] || die "--inner needs a step"; INNER=$2; shift 2 ;;
@@ -214,6 +218,14 @@ inner_bench() {
     "$VENV/bin/python" bench/motion.py --quick
 }
 
+inner_demo() {
+    local out
+    out=$(mktemp -d /tmp/consentcam-demo-out.XXXXXX)
+    rmdir "$out"
+    consentcam demo --out "$out" --clips 1 --json
+    rm -rf "$out"
+}
+
 inner_dev() {
     cd "$SRC_IN"
     scripts/bootstrap.sh
@@ -233,6 +245,7 @@ if [ -n "$INNER" ]; then
         tests) inner_tests ;;
         bench) inner_bench ;;
         dev) inner_dev ;;
+        demo) inner_demo ;;
         *) die "unknown inner step '$INNER'" ;;
     esac
     exit 0
@@ -425,6 +438,10 @@ if [ "$DO_TESTS" -eq 1 ]; then
 fi
 if [ "$DO_BENCH" -eq 1 ]; then
     step bench 3600 in_root bash "$SRC_IN/scripts/arm64-check.sh" --inner bench
+fi
+if [ "$DO_DEMO" -eq 1 ]; then
+    step demo 1800 in_root chroot --userspec=consentcam:consentcam / /usr/bin/env -i PATH="$CHROOT_PATH" HOME=/tmp \
+        LANG=C.UTF-8 bash "$SRC_IN/scripts/arm64-check.sh" --inner demo
 fi
 if [ "$DO_DEV" -eq 1 ]; then
     step dev 7200 in_root bash "$SRC_IN/scripts/arm64-check.sh" --inner dev
