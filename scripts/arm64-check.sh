@@ -427,6 +427,7 @@ step apt 3600 root_packages
 in_root dpkg-query -W python3 python3-numpy age mosquitto openssl > "$LOG/versions.txt" 2>&1 || true
 site_cas
 copy_tree
+rm -f "$LOG/pip-install.log"   # pip appends: keep this run's log only
 step install 7200 install_like_a_pi
 step wheels 600 in_root bash "$SRC_IN/scripts/arm64-check.sh" --inner wheels
 grep -h 'Building wheel for' "$LOG/pip-install.log" > "$LOG/built-from-source.txt" 2>/dev/null || true
