@@ -29,7 +29,7 @@
 #   --dev    scripts/bootstrap.sh in the copy (pyproject.toml's own pins: numpy 2.x, OpenCV 5), its wheel
 #            report and a detect run with that venv
 #   --demo   `consentcam demo --clips 1` as the consentcam user (mosquitto, paho-mqtt, the live daemon, a
-#            signed request and a release). Not in --all: see docs/DEPLOY.md section 9 for why it fails now
+#            signed request and a release). Not in --all: slow under emulation
 # Everything heavy runs under nice -n 19. Logs: DIR/var/log/arm64-check/. Exit 0 only if every step passed.
 set -euo pipefail
 umask 022
