@@ -20,6 +20,13 @@ Per frame, all in float32 numpy/cv2 on a small working copy (default 160 px wide
 6. Sudden global change (IR switch, exposure jump, lights, camera bumped): when more than
    half of the watched cells change at once, the background is re-seeded and detection rests
    for settle_time. A subject that keeps moving shows up again right after.
+7. Things that travel confirm sooner. Rain at night lifts every cell's flicker memory, so a dark,
+   slow subject can stay under the bar for seconds. A second, looser test takes the scene-wide
+   (median) flicker off the bar and joins the active cells of two frames; what it finds only counts
+   as an object when it travels: its centroid, over the last third of a second, moved at least a
+   cell and mostly in one direction. A walking subject's region translates (leading edge gains
+   cells, trailing edge loses them); a gust in a tree, rain or noise changes cells that stay in
+   place and jitter back and forth, whatever part of the picture they fill.
 """
 
 from __future__ import annotations
@@ -43,6 +50,13 @@ CLIP_HIGH = 250  # luma at or above this is treated as saturated
 LEVEL_JUMP = 0.12  # or the mean brightness jumps by this fraction from one frame to the next
 RECOVER = 4.0  # seconds after a re-seed during which moving areas learn at the normal rate
 WARMUP = 2.0  # seconds of learning after start (or a change of frame size) before detecting
+COMMON_FLICKER = 0.75  # share of the scene-wide (median) flicker the travel test takes off every cell's bar
+COMMON_EVERY = 8  # frames between updates of that median (it moves slowly; this keeps the cost flat)
+TRAVEL_TIME = 1.0 / 3.0  # seconds of history over which a candidate must travel
+TRAVEL_CELLS = 1.0  # how far (cells) its centroid must move over that time
+TRAVEL_STRAIGHT = 0.6  # net displacement / path length of the centroid: walking, not jittering
+TRAVEL_MARGIN = 2  # cells around a candidate in which its earlier positions are looked for
+RAINY = 0.02  # median flicker from which the travel test runs (clear: about 0.01-0.015; rain, night noise: 0.05)
 
 
 @dataclass
@@ -98,6 +112,11 @@ class MotionDetector:
         self._flicker = np.zeros((ch, cw), np.float32)
         self._kernel = np.ones((3, 3), np.uint8)
         self._prev_frac = np.zeros((ch, cw), np.float32)
+        # travel test: looser active maps (weighted by the changed fraction) of the last few frames
+        self._track_n = max(3, round(TRAVEL_TIME * self.fps))
+        self._track = np.zeros((self._track_n, ch, cw), np.float32)
+        self._prev_loose = np.zeros((ch, cw), bool)
+        self._common = 0.0
         self._prev_h: np.ndarray | None = None
         self._level = 0.0
         self._prev_over = np.zeros((wh, ww), bool)
@@ -158,6 +177,8 @@ class MotionDetector:
             self._zbg = z.copy() if unclipped is None else np.where(unclipped, z, self._zbg)
             self._prev_frac[:] = 0
             self._prev_over[:] = False
+            self._track[:] = 0
+            self._prev_loose[:] = False
             self._settle = max(self._settle, self._settle_frames)
             # a subject caught in the new background leaves a ghost when it walks away: for a few
             # seconds, moving areas learn at the normal rate so such ghosts fade quickly
@@ -171,6 +192,14 @@ class MotionDetector:
         rate = np.where(jump > self._flicker, self._a_flicker_up, self._a_flicker_down).astype(np.float32)
         self._flicker += rate * (jump - self._flicker)
         active = (frac > self.cell_threshold + self.flicker_gain * self._flicker) & self._allowed
+        # 7. the looser map for the travel test: flicker that is everywhere (rain, night noise) comes off
+        if self.frames % COMMON_EVERY == 0 and self._allowed.any():
+            self._common = float(np.median(self._flicker[self._allowed]))
+        bar = self.cell_threshold + self.flicker_gain * (self._flicker - COMMON_FLICKER * self._common)
+        loose = (frac > bar) & self._allowed
+        joined = loose | self._prev_loose
+        self._prev_loose = loose
+        self._track[self.frames % self._track_n] = np.where(joined, frac, 0.0)
         # background learns: slowly where something moves, faster elsewhere (a running mean at start-up)
         a_bg = max(self._a_bg, 1.0 / self.frames)
         if active.any() or unclipped is not None:
@@ -190,9 +219,13 @@ class MotionDetector:
         if self._settle > 0:
             self._settle -= 1
             return MotionResult(0.0, False, settling=True)
-        if int(active.sum()) < self._min_cells:
+        if int(active.sum()) >= self._min_cells:
+            result = self._objects(active)
+            if result.active:
+                return result
+        if self._common < RAINY or int(joined.sum()) < self._min_cells:
             return MotionResult(0.0, False)
-        return self._objects(active)
+        return self._travelling(joined)
 
     def _objects(self, active: np.ndarray) -> MotionResult:
         # 5. objects: connected groups of active cells; closing bridges one-cell gaps and fills the
@@ -208,6 +241,38 @@ class MotionDetector:
             if cells < self._min_cells:
                 continue
             x, y, w, h, _area = (int(v) for v in stats[k])
+            moving += cells
+            boxes.append((x / cw, y / ch, w / cw, h / ch))
+        if not boxes:
+            return MotionResult(0.0, False)
+        return MotionResult(moving / self._watched_cells, True, boxes)
+
+    def _travelling(self, joined: np.ndarray) -> MotionResult:
+        # 7. objects of the looser map that travel: follow each one's centroid back through the last
+        # frames' maps (within its box plus a margin) and keep it when that centroid moved far enough
+        # and mostly in one direction.
+        grid = cv2.morphologyEx(joined.astype(np.uint8), cv2.MORPH_CLOSE, self._kernel)
+        grid &= self._allowed.astype(np.uint8)
+        n, _labels, stats, _ = cv2.connectedComponentsWithStats(grid, connectivity=8)
+        cw, ch = self._cells
+        order = [(self.frames - k) % self._track_n for k in range(self._track_n - 1, -1, -1)]  # oldest first
+        boxes: list[tuple[float, float, float, float]] = []
+        moving = 0
+        for k in range(1, n):
+            x, y, w, h, cells = (int(v) for v in stats[k])
+            if cells < self._min_cells:
+                continue
+            x0, y0 = max(0, x - TRAVEL_MARGIN), max(0, y - TRAVEL_MARGIN)
+            x1, y1 = min(cw, x + w + TRAVEL_MARGIN), min(ch, y + h + TRAVEL_MARGIN)
+            window = self._track[order, y0:y1, x0:x1]
+            mass = window.sum(axis=(1, 2))
+            if not (mass > 0).all():
+                continue  # not there in every recent frame: nothing to follow yet
+            cx = window.sum(axis=1) @ np.arange(x0, x1, dtype=np.float32) / mass
+            steps = np.abs(np.diff(cx)).sum()
+            travel = abs(float(cx[-1] - cx[0]))
+            if travel < TRAVEL_CELLS or travel < TRAVEL_STRAIGHT * float(steps):
+                continue
             moving += cells
             boxes.append((x / cw, y / ch, w / cw, h / ch))
         if not boxes:
