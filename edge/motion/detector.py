@@ -59,6 +59,16 @@ TRAVEL_MARGIN = 2  # cells around a candidate in which its earlier positions are
 RAINY = 0.02  # median flicker from which the travel test runs (clear: about 0.01-0.015; rain, night noise: 0.05)
 
 
+def _median(values: np.ndarray) -> float:
+    """np.median of a 1-D array, 4-6x cheaper on these small arrays (a partial sort, no checks)."""
+    n = values.size
+    k = n // 2
+    if n % 2:
+        return float(np.partition(values, k)[k])
+    part = np.partition(values, (k - 1, k))
+    return float(0.5 * (part[k - 1] + part[k]))
+
+
 @dataclass
 class MotionResult:
     score: float  # moving area as a fraction of the watched area (0..1)
@@ -142,7 +152,7 @@ class MotionDetector:
         # 2. noise floor from the median frame-to-frame change of the band-pass image
         noise = 1.0
         if self._prev_h is not None:
-            noise = float(np.median(np.abs(band[::2, ::2] - self._prev_h[::2, ::2]))) + 0.5
+            noise = _median(np.abs(band[::2, ::2] - self._prev_h[::2, ::2]).ravel()) + 0.5
         self._prev_h = band
         z = band / (energy + 2.5 * noise)
         level = float(small[::2, ::2].mean())
@@ -157,7 +167,7 @@ class MotionDetector:
         changed = over & self._prev_over
         # per-pixel toggle memory: leaves and rain flip pixels on and off all the time, a passing
         # subject flips each pixel about twice. Pixels that keep toggling do not count.
-        self._toggle += TOGGLE_RATE * ((over ^ self._prev_over).astype(np.float32) - self._toggle)
+        cv2.accumulateWeighted((over ^ self._prev_over).view(np.uint8), self._toggle, TOGGLE_RATE)
         changed &= self._toggle < TOGGLE_LIMIT
         self._prev_over = over
         # blown-out pixels (a lamp, headlights) carry no structure: their "change" means nothing.
@@ -194,12 +204,18 @@ class MotionDetector:
         active = (frac > self.cell_threshold + self.flicker_gain * self._flicker) & self._allowed
         # 7. the looser map for the travel test: flicker that is everywhere (rain, night noise) comes off
         if self.frames % COMMON_EVERY == 0 and self._allowed.any():
-            self._common = float(np.median(self._flicker[self._allowed]))
-        bar = self.cell_threshold + self.flicker_gain * (self._flicker - COMMON_FLICKER * self._common)
-        loose = (frac > bar) & self._allowed
-        joined = loose | self._prev_loose
-        self._prev_loose = loose
-        self._track[self.frames % self._track_n] = np.where(joined, frac, 0.0)
+            self._common = _median(self._flicker[self._allowed])
+        # (only where that scene-wide flicker is high: in clear weather the first test is enough)
+        rainy = self._common >= RAINY
+        if rainy:
+            bar = self.cell_threshold + self.flicker_gain * (self._flicker - COMMON_FLICKER * self._common)
+            loose = (frac > bar) & self._allowed
+            joined = loose | self._prev_loose
+            self._prev_loose = loose
+            np.multiply(frac, joined, out=self._track[self.frames % self._track_n])
+        elif self._prev_loose.any() or self._track.any():
+            self._prev_loose[:] = False
+            self._track[:] = 0
         # background learns: slowly where something moves, faster elsewhere (a running mean at start-up)
         a_bg = max(self._a_bg, 1.0 / self.frames)
         if active.any() or unclipped is not None:
@@ -214,7 +230,7 @@ class MotionDetector:
                 alpha[~unclipped] = 0.0
             self._zbg += alpha * (z - self._zbg)
         else:
-            self._zbg += a_bg * (z - self._zbg)
+            cv2.accumulateWeighted(z, self._zbg, a_bg)
         self._recover -= 1
         if self._settle > 0:
             self._settle -= 1
@@ -223,7 +239,7 @@ class MotionDetector:
             result = self._objects(active)
             if result.active:
                 return result
-        if self._common < RAINY or int(joined.sum()) < self._min_cells:
+        if not rainy or int(joined.sum()) < self._min_cells:
             return MotionResult(0.0, False)
         return self._travelling(joined)
 
@@ -264,6 +280,8 @@ class MotionDetector:
                 continue
             x0, y0 = max(0, x - TRAVEL_MARGIN), max(0, y - TRAVEL_MARGIN)
             x1, y1 = min(cw, x + w + TRAVEL_MARGIN), min(ch, y + h + TRAVEL_MARGIN)
+            if not self._track[order[0], y0:y1, x0:x1].any():
+                continue  # not there a third of a second ago: nothing to follow yet
             window = self._track[order, y0:y1, x0:x1]
             mass = window.sum(axis=(1, 2))
             if not (mass > 0).all():
