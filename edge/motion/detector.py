@@ -23,7 +23,7 @@ Per frame, all in float32 numpy/cv2 on a small working copy (default 160 px wide
 7. Things that travel confirm sooner. Rain at night lifts every cell's flicker memory, so a dark,
    slow subject can stay under the bar for seconds. A second, looser test takes the scene-wide
    (median) flicker off the bar and joins the active cells of two frames; what it finds only counts
-   as an object when it travels: its centroid, over the last third of a second, moved at least a
+   as an object when it travels: its centroid, over the last half second or so, moved at least a
    cell and mostly in one direction. A walking subject's region translates (leading edge gains
    cells, trailing edge loses them); a gust in a tree, rain or noise changes cells that stay in
    place and jitter back and forth, whatever part of the picture they fill.
@@ -52,7 +52,7 @@ RECOVER = 4.0  # seconds after a re-seed during which moving areas learn at the 
 WARMUP = 2.0  # seconds of learning after start (or a change of frame size) before detecting
 COMMON_FLICKER = 0.75  # share of the scene-wide (median) flicker the travel test takes off every cell's bar
 COMMON_EVERY = 8  # frames between updates of that median (it moves slowly; this keeps the cost flat)
-TRAVEL_TIME = 1.0 / 3.0  # seconds of history over which a candidate must travel
+TRAVEL_TIME = 0.47  # seconds of history over which a candidate must travel (7 frames at 15 fps)
 TRAVEL_CELLS = 1.0  # how far (cells) its centroid must move over that time
 TRAVEL_STRAIGHT = 0.6  # net displacement / path length of the centroid: walking, not jittering
 TRAVEL_MARGIN = 2  # cells around a candidate in which its earlier positions are looked for
@@ -281,7 +281,7 @@ class MotionDetector:
             x0, y0 = max(0, x - TRAVEL_MARGIN), max(0, y - TRAVEL_MARGIN)
             x1, y1 = min(cw, x + w + TRAVEL_MARGIN), min(ch, y + h + TRAVEL_MARGIN)
             if not self._track[order[0], y0:y1, x0:x1].any():
-                continue  # not there a third of a second ago: nothing to follow yet
+                continue  # not there TRAVEL_TIME ago: nothing to follow yet
             window = self._track[order, y0:y1, x0:x1]
             mass = window.sum(axis=(1, 2))
             if not (mass > 0).all():
