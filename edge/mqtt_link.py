@@ -98,6 +98,11 @@ class MqttLink:
         self._subs: dict[str, tuple[int, Handler]] = {}
         self._subs_lock = threading.Lock()
         self._connected = threading.Event()
+        # SUBACK tracking: "connected" is not "receiving" until the broker acknowledged our topics.
+        self._subscribed = threading.Event()
+        self._acks_lock = threading.Lock()
+        self._awaiting: set[int] = set()  # subscribe mids sent, SUBACK not seen
+        self._early: set[int] = set()  # SUBACKs seen before their mid was recorded (another thread subscribed)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._on_connect_hooks: list[Callable[[], None]] = []
@@ -125,6 +130,7 @@ class MqttLink:
         c.on_socket_register_write = _loop_thread_writes
         c.on_connect = self._on_connect
         c.on_disconnect = self._on_disconnect
+        c.on_subscribe = self._on_subscribe
         c.on_message = self._on_unmatched
         self._client: BoundedClient = c
 
@@ -160,6 +166,11 @@ class MqttLink:
 
     def wait_connected(self, timeout: float) -> bool:
         return self._connected.wait(timeout)
+
+    def wait_subscribed(self, timeout: float) -> bool:
+        """Connected and every subscription acknowledged by the broker (messages will now arrive)."""
+        deadline = time.monotonic() + timeout
+        return self._connected.wait(timeout) and self._subscribed.wait(max(0.0, deadline - time.monotonic()))
 
     def add_on_connect(self, hook: Callable[[], None]) -> None:
         """Called on the network thread after every (re)connection, e.g. to publish availability."""
@@ -225,6 +236,7 @@ class MqttLink:
 
     def _lost(self, why: str) -> None:
         self._connected.clear()
+        self._subscribed.clear()
         self.state = "disconnected"
         self.last_error = why
 
@@ -237,8 +249,12 @@ class MqttLink:
             return
         with self._subs_lock:
             subs = list(self._subs.items())
+        with self._acks_lock:  # a new connection: acknowledgements of the old one mean nothing
+            self._awaiting.clear()
+            self._early.clear()
+            self._subscribed.set()
         for topic, (qos, _handler) in subs:
-            client.subscribe(topic, qos=qos)
+            self._send_subscribe(topic, qos)
         self.connects += 1
         self.state = "connected"
         self._connected.set()
@@ -270,7 +286,32 @@ class MqttLink:
             self._subs[topic] = (qos, handler)
         self._client.message_callback_add(topic, dispatch)
         if self._connected.is_set():
-            self._client.subscribe(topic, qos=qos)
+            self._send_subscribe(topic, qos)
+
+    def _send_subscribe(self, topic: str, qos: int) -> None:
+        # Never hold our lock across paho calls: its callback mutex is held while on_subscribe runs.
+        rc, mid = self._client.subscribe(topic, qos=qos)
+        if rc != mqtt.MQTT_ERR_SUCCESS or mid is None:
+            return  # not connected any more: the next connection subscribes again
+        with self._acks_lock:
+            if mid in self._early:
+                self._early.discard(mid)
+            else:
+                self._awaiting.add(mid)
+                self._subscribed.clear()
+
+    def _on_subscribe(self, client: mqtt.Client, userdata: Any, mid: int, reasons: Any, properties: Any) -> None:
+        refused = [str(r) for r in reasons or () if getattr(r, "is_failure", False)]
+        if refused:
+            self.last_error = f"broker refused a subscription: {', '.join(refused)} (check the broker's ACL)"
+            log.warning("mqtt subscription refused", extra={"reasons": ",".join(refused)})
+        with self._acks_lock:
+            if mid in self._awaiting:
+                self._awaiting.discard(mid)
+            else:
+                self._early.add(mid)
+            if not self._awaiting:
+                self._subscribed.set()
 
     def unsubscribe(self, topic: str) -> None:
         with self._subs_lock:

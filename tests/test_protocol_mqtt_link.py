@@ -303,3 +303,34 @@ def test_oversized_packet_from_a_hostile_broker_is_refused_before_it_is_buffered
     finally:
         link.stop()
         server.close()
+
+
+def test_wait_subscribed_means_messages_arrive(broker: Broker) -> None:
+    """After wait_subscribed() the broker has acknowledged the topics: a message published at once arrives."""
+    got: list[bytes] = []
+    link = MqttLink(MqttConfig(host=broker.host, port=broker.port), DEVICE, min_backoff=0.1, max_backoff=0.3)
+    for n in range(5):
+        link.subscribe(f"dev/topic{n}", lambda _t, payload: got.append(payload))
+    link.start()
+    sender = mqtt.Client(callback_api_version=mqtt.CallbackAPIVersion.VERSION2, client_id="sender",
+                         protocol=mqtt.MQTTv5)
+    try:
+        assert link.wait_subscribed(30), link.last_error
+        sender.connect(broker.host, broker.port, 30)
+        sender.loop_start()
+        sender.publish("dev/topic4", b"first", qos=1).wait_for_publish(10)
+        deadline = time.monotonic() + 10
+        while not got and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert got == [b"first"]
+        link.subscribe("dev/late", lambda _t, payload: got.append(payload))  # from another thread, while connected
+        assert link.wait_subscribed(30)
+        sender.publish("dev/late", b"late", qos=1).wait_for_publish(10)
+        deadline = time.monotonic() + 10
+        while len(got) < 2 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert got == [b"first", b"late"]
+    finally:
+        sender.loop_stop()
+        sender.disconnect()
+        link.stop()

@@ -92,7 +92,7 @@ class Device:
                                       publish_outbox=False)
         self.service.start()
         self.link.start()
-        assert self.link.wait_connected(10), self.link.last_error
+        assert self.link.wait_subscribed(30), self.link.last_error  # SUBACKs in: nothing published is lost
 
     def pending(self) -> list[str]:
         return [p.id for p in self.service.verifier.pending.list()]
