@@ -244,40 +244,16 @@ class MotionDetector:
         return self._travelling(joined)
 
     def _objects(self, active: np.ndarray) -> MotionResult:
-        # 5. objects: connected groups of active cells; closing bridges one-cell gaps and fills the
-        # inside of outlines (a plain-coloured coat only changes at its edges) without growing specks
-        grid = cv2.morphologyEx(active.astype(np.uint8), cv2.MORPH_CLOSE, self._kernel)
-        grid &= self._allowed.astype(np.uint8)
-        n, _labels, stats, _ = cv2.connectedComponentsWithStats(grid, connectivity=8)
-        cw, ch = self._cells
-        boxes: list[tuple[float, float, float, float]] = []
-        moving = 0
-        for k in range(1, n):
-            cells = int(stats[k][4])
-            if cells < self._min_cells:
-                continue
-            x, y, w, h, _area = (int(v) for v in stats[k])
-            moving += cells
-            boxes.append((x / cw, y / ch, w / cw, h / ch))
-        if not boxes:
-            return MotionResult(0.0, False)
-        return MotionResult(moving / self._watched_cells, True, boxes)
+        return self._result(self._groups(active))
 
     def _travelling(self, joined: np.ndarray) -> MotionResult:
         # 7. objects of the looser map that travel: follow each one's centroid back through the last
         # frames' maps (within its box plus a margin) and keep it when that centroid moved far enough
         # and mostly in one direction.
-        grid = cv2.morphologyEx(joined.astype(np.uint8), cv2.MORPH_CLOSE, self._kernel)
-        grid &= self._allowed.astype(np.uint8)
-        n, _labels, stats, _ = cv2.connectedComponentsWithStats(grid, connectivity=8)
         cw, ch = self._cells
         order = [(self.frames - k) % self._track_n for k in range(self._track_n - 1, -1, -1)]  # oldest first
-        boxes: list[tuple[float, float, float, float]] = []
-        moving = 0
-        for k in range(1, n):
-            x, y, w, h, cells = (int(v) for v in stats[k])
-            if cells < self._min_cells:
-                continue
+        kept = []
+        for x, y, w, h, cells in self._groups(joined):
             x0, y0 = max(0, x - TRAVEL_MARGIN), max(0, y - TRAVEL_MARGIN)
             x1, y1 = min(cw, x + w + TRAVEL_MARGIN), min(ch, y + h + TRAVEL_MARGIN)
             if not self._track[order[0], y0:y1, x0:x1].any():
@@ -291,8 +267,22 @@ class MotionDetector:
             travel = abs(float(cx[-1] - cx[0]))
             if travel < TRAVEL_CELLS or travel < TRAVEL_STRAIGHT * float(steps):
                 continue
-            moving += cells
-            boxes.append((x / cw, y / ch, w / cw, h / ch))
-        if not boxes:
+            kept.append((x, y, w, h, cells))
+        return self._result(kept)
+
+    def _groups(self, cells_map: np.ndarray) -> list[tuple[int, int, int, int, int]]:
+        """5. objects: connected groups (x, y, w, h, cells) of at least min_area cells; closing bridges
+        one-cell gaps and fills the inside of outlines (a plain-coloured coat only changes at its edges)
+        without growing specks."""
+        grid = cv2.morphologyEx(cells_map.astype(np.uint8), cv2.MORPH_CLOSE, self._kernel)
+        grid &= self._allowed.astype(np.uint8)
+        n, _labels, stats, _ = cv2.connectedComponentsWithStats(grid, connectivity=8)
+        groups = [tuple(int(v) for v in stats[k]) for k in range(1, n)]
+        return [g for g in groups if g[4] >= self._min_cells]  # type: ignore[misc]
+
+    def _result(self, groups: list[tuple[int, int, int, int, int]]) -> MotionResult:
+        if not groups:
             return MotionResult(0.0, False)
-        return MotionResult(moving / self._watched_cells, True, boxes)
+        cw, ch = self._cells
+        boxes = [(x / cw, y / ch, w / cw, h / ch) for x, y, w, h, _cells in groups]
+        return MotionResult(sum(g[4] for g in groups) / self._watched_cells, True, boxes)
