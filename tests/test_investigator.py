@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
@@ -9,10 +10,13 @@ import random
 import shutil
 import stat
 import tarfile
+import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+import paho.mqtt.client as mqtt
 import pyrage
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -95,6 +99,22 @@ def _release(s: Setup, vr=None, clip_ids=None) -> list[bytes]:  # type: ignore[n
 
 def _feed(receiver: Receiver, topic: str, messages: list[bytes]) -> list[str]:
     return [receiver.handle(topic, m).kind for m in messages]
+
+
+@contextlib.contextmanager
+def _publisher(port: int, client_id: str) -> Iterator[mqtt.Client]:
+    """A plain MQTT v5 client on the test broker, connected (CONNACK seen) for the with-block."""
+    connected = threading.Event()
+    pub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
+    pub.on_connect = lambda *a: connected.set()
+    pub.connect("127.0.0.1", port)
+    pub.loop_start()
+    try:
+        assert connected.wait(10)
+        yield pub
+    finally:
+        pub.disconnect()
+        pub.loop_stop()
 
 
 def _assert_nothing_verified(out: Path) -> None:
@@ -393,10 +413,6 @@ def test_area_request_answers_from_two_devices_stay_apart(setup: Setup, tmp_path
 
 
 def test_area_request_cli_publishes_one_copy_per_cell(setup: Setup, broker) -> None:  # type: ignore[no-untyped-def]
-    import threading
-
-    import paho.mqtt.client as mqtt
-
     from edge.protocol import topics
     from edge.protocol.request import request_digest
 
@@ -432,10 +448,6 @@ def test_area_request_cli_publishes_one_copy_per_cell(setup: Setup, broker) -> N
 def test_receive_offline_then_resume_across_processes(setup: Setup, broker) -> None:  # type: ignore[no-untyped-def]
     """Messages published while the investigator is offline wait in its persistent session; chunks
     stored by one `receive` process are reused by the next."""
-    import threading
-
-    import paho.mqtt.client as mqtt
-
     inv = ["--home", str(setup.home.root)]
     common = ["receive", "--broker", f"127.0.0.1:{broker.port}", "--request", setup.record.id, "--out",
               str(setup.out), "--json"]
@@ -443,18 +455,12 @@ def test_receive_offline_then_resume_across_processes(setup: Setup, broker) -> N
     assert first.returncode == 12, first.stderr
     messages = _release(setup)
     half = len(messages) // 2
-    connected = threading.Event()
-    pub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="fake-device", protocol=mqtt.MQTTv5)
-    pub.on_connect = lambda *a: connected.set()
-    pub.connect("127.0.0.1", broker.port)
-    pub.loop_start()
-    assert connected.wait(10)
+    with _publisher(broker.port, "fake-device") as pub:
 
-    def send(batch: list[bytes]) -> None:
-        for m in batch:
-            pub.publish(setup.topic, m, qos=1).wait_for_publish(10)
+        def send(batch: list[bytes]) -> None:
+            for m in batch:
+                pub.publish(setup.topic, m, qos=1).wait_for_publish(10)
 
-    try:
         send(messages[:half])  # the investigator is offline
         second = run_cli(*inv, *common, "--timeout", "3", prog="consentcam-investigator")
         assert second.returncode == 12, second.stderr  # incomplete, but stored
@@ -462,9 +468,6 @@ def test_receive_offline_then_resume_across_processes(setup: Setup, broker) -> N
         stored = list((setup.home.incoming_dir / setup.record.id).rglob("chunks/*"))
         assert len(stored) == half - 1
         send(messages[half:])
-    finally:
-        pub.disconnect()
-        pub.loop_stop()
     third = run_cli(*inv, *common, "--timeout", "20", prog="consentcam-investigator")
     assert third.returncode == 0, third.stderr
     assert json.loads(third.stdout)["releases"][0]["status"] == "verified"
@@ -506,10 +509,6 @@ def test_receiver_survives_arbitrary_messages(setup: Setup) -> None:
 
 
 def test_receive_cli_refuses_a_retargeted_release_clearly(setup: Setup, broker) -> None:  # type: ignore[no-untyped-def]
-    import threading
-
-    import paho.mqtt.client as mqtt
-
     inv = ["--home", str(setup.home.root)]
     common = ["receive", "--broker", f"127.0.0.1:{broker.port}", "--request", setup.record.id, "--out",
               str(setup.out)]
@@ -519,18 +518,9 @@ def test_receive_cli_refuses_a_retargeted_release_clearly(setup: Setup, broker) 
     other = str(pyrage.x25519.Identity.generate().to_public())
     forged = bytearray(genuine[0])  # a header signed by someone else: ignored, not fatal
     forged[5:69] = Ed25519PrivateKey.generate().sign(b"x")
-    connected = threading.Event()
-    pub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="hostile", protocol=mqtt.MQTTv5)
-    pub.on_connect = lambda *a: connected.set()
-    pub.connect("127.0.0.1", broker.port)
-    pub.loop_start()
-    assert connected.wait(10)
-    try:
+    with _publisher(broker.port, "hostile") as pub:
         for m in [bytes(forged), *_wrap(setup, plain, recipient=other)]:
             pub.publish(setup.topic, m, qos=1).wait_for_publish(10)
-    finally:
-        pub.disconnect()
-        pub.loop_stop()
     res = run_cli(*inv, *common, "--timeout", "20", prog="consentcam-investigator")
     assert res.returncode == 6, res.stdout + res.stderr
     assert "bad_signature" in res.stderr  # the forged header was reported and ignored
