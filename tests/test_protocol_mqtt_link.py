@@ -11,7 +11,7 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -158,6 +158,21 @@ def test_tls_config_errors_are_clear(tmp_path: Path) -> None:
         MqttLink(MqttConfig(tls=TlsConfig()), DEVICE)
 
 
+def _subscriber(broker: Broker, client_id: str, topic: str,
+                on_message: Callable[[mqtt.MQTTMessage], object]) -> mqtt.Client:
+    """A plain MQTT v5 client subscribed to topic (SUBACK seen) on the test broker; the caller stops it."""
+    ready = threading.Event()
+    client = mqtt.Client(callback_api_version=mqtt.CallbackAPIVersion.VERSION2, client_id=client_id,
+                         protocol=mqtt.MQTTv5)
+    client.on_message = lambda c, u, m: on_message(m)
+    client.on_subscribe = lambda *a: ready.set()
+    client.connect(broker.host, broker.port, 30)
+    client.loop_start()
+    client.subscribe(topic, qos=1)
+    assert ready.wait(5)
+    return client
+
+
 def test_backoff_is_exponential_with_jitter_and_capped() -> None:
     link = MqttLink(MqttConfig(), DEVICE, min_backoff=1.0, max_backoff=30.0)
     for attempt in range(12):
@@ -174,15 +189,7 @@ def test_publish_refuses_when_disconnected_and_never_retains(broker: Broker) -> 
     with pytest.raises(LinkError, match="not connected"):
         link.publish("a/b", b"x")
     seen: list[tuple[str, bytes, bool]] = []
-    ready = threading.Event()
-    watcher = mqtt.Client(callback_api_version=mqtt.CallbackAPIVersion.VERSION2, client_id="watcher",
-                          protocol=mqtt.MQTTv5)
-    watcher.on_message = lambda c, u, m: seen.append((m.topic, bytes(m.payload), bool(m.retain)))
-    watcher.on_subscribe = lambda *a: ready.set()
-    watcher.connect(broker.host, broker.port, 30)
-    watcher.loop_start()
-    watcher.subscribe("#", qos=1)
-    assert ready.wait(5)
+    watcher = _subscriber(broker, "watcher", "#", lambda m: seen.append((m.topic, bytes(m.payload), bool(m.retain))))
     link.start()
     try:
         assert link.wait_connected(10)
@@ -206,15 +213,7 @@ def test_large_publishes_from_several_threads_keep_one_connection(broker: Broker
     threads must neither corrupt the stream (the broker would drop us) nor lose a message."""
     link = MqttLink(MqttConfig(host=broker.host, port=broker.port), DEVICE, min_backoff=0.1, max_backoff=0.3)
     received: list[bytes] = []
-    ready = threading.Event()
-    reader = mqtt.Client(callback_api_version=mqtt.CallbackAPIVersion.VERSION2, client_id="reader",
-                         protocol=mqtt.MQTTv5)
-    reader.on_message = lambda c, u, m: received.append(bytes(m.payload[:8]))
-    reader.on_subscribe = lambda *a: ready.set()
-    reader.connect(broker.host, broker.port, 30)
-    reader.loop_start()
-    reader.subscribe("big/#", qos=1)
-    assert ready.wait(5)
+    reader = _subscriber(broker, "reader", "big/#", lambda m: received.append(bytes(m.payload[:8])))
     link.start()
     errors: list[Exception] = []
 
