@@ -15,8 +15,16 @@ from vault_support import open_vault, storage
 from edge.capture.frames import EncodedPacket
 from edge.recording.events import Ended, EventMachine, Phase
 from edge.recording.preroll import PreRoll
+from edge.vault import Vault
 
 T0 = 1_790_000_000.0
+
+
+def _small_clip(vault: Vault, start: float) -> str:
+    """A finished one-second clip of 5000 zero bytes; returns its id."""
+    w = vault.begin_clip("porch", start)
+    w.write(bytes(5000))
+    return w.close(start + 1).id
 
 
 def test_preroll_stays_bounded_when_the_camera_never_sends_another_keyframe() -> None:
@@ -72,9 +80,7 @@ def test_retention_never_deletes_a_clip_whose_hold_file_exists(state_dir: Path) 
     start = time.time() - 100
     ids = []
     for n in range(2):
-        w = vault.begin_clip("porch", start + n)
-        w.write(bytes(5000))
-        ids.append(w.close(start + n + 1).id)
+        ids.append(_small_clip(vault, start + n))
     vault.hold(ids[0], "evidence")
     db = sqlite3.connect(vault.root / "index.sqlite")
     db.execute("UPDATE clips SET held=0, hold_reason='' WHERE id=?", (ids[0],))
@@ -169,9 +175,7 @@ def test_a_stray_lock_file_in_a_sealed_clip_is_cleaned_up_on_open(state_dir: Pat
     # the clip forever. The next open must tidy it like a leftover marker.
     vault = open_vault(state_dir, storage())
     start = time.time() - 100
-    w = vault.begin_clip("porch", start)
-    w.write(bytes(5000))
-    clip_id = w.close(start + 1).id
+    clip_id = _small_clip(vault, start)
     (vault.clips_dir / clip_id / ".lock").touch(mode=0o600)
     vault.close()
     vault = open_vault(state_dir, storage())
@@ -311,9 +315,7 @@ def test_a_damaged_audit_log_never_costs_footage(state_dir: Path) -> None:
     # happen and the new footage must still be stored: availability first, the error is logged.
     vault = open_vault(state_dir, storage())
     start = time.time() - 1000
-    w = vault.begin_clip("porch", start)
-    w.write(bytes(5000))
-    old_id = w.close(start + 1).id
+    old_id = _small_clip(vault, start)
     vault.close()
     log_path = state_dir / "audit" / "log.jsonl"
     with open(log_path, "ab") as fh:
