@@ -7,6 +7,7 @@ passphrase-protected owner key, and nothing in it is for other users.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import tempfile
 from collections.abc import Iterable
@@ -17,6 +18,7 @@ from edge.errors import StateError
 
 DIR_MODE = 0o700
 FILE_MODE = 0o600
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT)  # errnos that mean "no space left"
 
 
 @dataclass(frozen=True)
@@ -105,3 +107,22 @@ def fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def write_synced(path: Path, data: bytes | bytearray | memoryview) -> None:
+    """Write data to a new file and fdatasync it (data and size: all a reader needs; the caller's
+    rename is made durable by a directory fsync). The file is removed if anything fails."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
+    try:
+        try:
+            view = memoryview(data)
+            while view:
+                n = os.write(fd, view)
+                view = view[n:]
+            os.fdatasync(fd)
+        finally:
+            os.close(fd)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+        raise

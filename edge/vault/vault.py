@@ -13,7 +13,6 @@ Layout under the state directory (see docs/VAULT.md for the full specification):
 from __future__ import annotations
 
 import contextlib
-import errno
 import fcntl
 import hashlib
 import json
@@ -35,7 +34,7 @@ from edge.encoding import canonical_json
 from edge.errors import ConsentcamError, IntegrityError, NotFoundError, StorageFullError
 from edge.keys import device_id_for
 from edge.signing import public_raw
-from edge.state import DIR_MODE, FILE_MODE, StateDir, fsync_dir, write_private
+from edge.state import DIR_MODE, DISK_FULL, FILE_MODE, StateDir, fsync_dir, write_private, write_synced
 from edge.vault.index import ClipIndex
 from edge.vault.records import (
     FINISHED,
@@ -71,7 +70,6 @@ CLIPS_DIR = "clips"
 TRASH_PREFIX = ".trash-"
 NEW_PREFIX = ".new-"
 NEW_GRACE = 60.0  # seconds: a younger unlocked .new- directory may be one being created right now
-DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
 MAX_EVICTIONS_PER_WRITE = 10_000  # bounds the evict-and-retry loop
 RESERVE_NAME = ".reserve"
 RESERVE_BYTES = 256 * 1024  # room for seals and markers when the disk is full and nothing can go
@@ -203,6 +201,12 @@ class Vault:
         except StorageFullError as exc:
             return str(exc)
         return None
+
+    def _place_segment(self, directory: Path, staged: Path, name: str, *, exclude: str | None) -> None:
+        """Give a staged segment (written and fdatasynced by ``write_synced``) its name. Keeps
+        min_free as ``_store_segment`` does; the staged bytes are already counted as used."""
+        self._keep_min_free(0, exclude)
+        os.rename(staged, directory / name)
 
     def _retry_on_full(self, action: Any, what: str, *, exclude: str | None, metadata: bool = False) -> None:
         """Run a write; on ENOSPC/EDQUOT evict the oldest unheld finished clip and retry. Metadata
@@ -761,16 +765,8 @@ def _sealable(extra: dict[str, Any], clip_id: str) -> dict[str, Any]:
 def _write_file(path: Path, data: bytes | bytearray | memoryview, *, sync_directory: bool = True) -> None:
     """Temp name in the same directory, fsync, rename, fsync the directory (unless the caller batches that)."""
     tmp = path.with_name(f".{path.name}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
+    write_synced(tmp, data)
     try:
-        try:
-            view = memoryview(data)
-            while view:
-                n = os.write(fd, view)
-                view = view[n:]
-            os.fdatasync(fd)  # data and size (all a reader needs); the rename is made durable below
-        finally:
-            os.close(fd)
         os.rename(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):

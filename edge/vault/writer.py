@@ -6,15 +6,21 @@ when the recorder signals a good cut point (``boundary()``) and segment_seconds 
 the buffer reaches segment_max_bytes, or, as a safety net for a recorder that never calls
 ``boundary()``, when twice segment_seconds have passed.
 
-Four stages, each in its own thread so they overlap on a multi-core Pi: the caller's thread only
-buffers; an encrypting thread writes the age file (``edge.vault.age_encrypt``: OpenSSL's
+Four stages, each in its own thread(s) so they overlap on a multi-core Pi: the caller's thread
+only buffers; an encrypting thread writes the age file (``edge.vault.age_encrypt``: OpenSSL's
 ChaCha20-Poly1305, which releases the GIL); a hashing thread takes the SHA-256 of the ciphertext
-(for the seal); a per-clip I/O thread writes it to a temp name, fdatasyncs, renames, in order.
-The directory fsync that makes renames durable is coalesced while more segments are queued (at
-most SYNC_EVERY renames share one), so at camera bit rates (one segment a second, queue empty)
-every segment is still durable on its own. At most IN_FLIGHT segments are in flight, so memory
-stays bounded (back-pressure on the caller if the disk is slow), and a kill -9 loses at most the
-segment being filled plus what is in flight (milliseconds of work at camera bit rates).
+(for the seal); STAGE_WORKERS staging threads write each encrypted segment to its own temp file and
+fdatasync it. Syncing two files at once lets the filesystem share a journal commit and keeps the
+disk busy while the next segment is written (one at a time, each fdatasync waits for a commit of
+its own). A per-clip sequencer thread renames the staged files to their segment names strictly in
+order, only after their data is durable. The directory fsync that makes renames durable is
+coalesced while more segments are queued (at most SYNC_EVERY renames share one), so at camera bit
+rates (one segment a second, queue empty) every segment is still durable on its own. Should
+staging fail for lack of space, the sequencer falls back to the vault's serial path, which evicts
+old clips and retries. At most IN_FLIGHT segments are in flight, so memory stays bounded
+(back-pressure on the caller if the disk is slow), and a kill -9 loses at most the segment being
+filled plus what is in flight (milliseconds of work at camera bit rates); staged temp files of a
+killed writer are removed by recovery like any other temp file.
 Nothing here can decrypt: the writer only has the owner's public recipient.
 """
 
@@ -28,11 +34,12 @@ import queue
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from edge.errors import ConsentcamError
-from edge.state import fsync_dir
+from edge.state import DISK_FULL, fsync_dir, write_synced
 from edge.vault import age_encrypt
 from edge.vault.records import STATUS_COMPLETE, STATUS_RECOVERED, ClipRecord
 from edge.vault.seal import SegmentInfo, segment_name
@@ -42,9 +49,12 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("consentcam.vault")
 BOUNDARY_SLACK = 0.9
-# One segment per stage (encrypt, hash, write): enough to keep every stage busy; each more would
-# hold another segment_max_bytes of RAM.
-IN_FLIGHT = 3
+# One segment per stage (encrypt, hash, two staging writes): enough to keep every stage busy; each
+# more would hold another segment_max_bytes of RAM.
+IN_FLIGHT = 4
+# Temp files written and fdatasynced at once (measured on ext4: one at a time 440-520 MB/s, two
+# 640-690, three 690-720, one big file 690-700).
+STAGE_WORKERS = 2
 # A power cut may take the renames not yet made durable by a directory fsync: bound how many.
 SYNC_EVERY = 8
 _STOP = None
@@ -52,6 +62,22 @@ _STOP = None
 
 def _sha256_of(sealed: Future[bytearray]) -> str:
     return hashlib.sha256(sealed.result()).hexdigest()
+
+
+def _stage(sealed: Future[bytearray], temp: Path) -> Path:
+    write_synced(temp, sealed.result())
+    return temp
+
+
+@dataclass(frozen=True)
+class _InFlight:
+    """One segment on its way through the stages (futures of each stage's result)."""
+
+    sealed: Future[bytearray]  # the age file, in RAM
+    digest: Future[str]  # SHA-256 of it, for the seal
+    staged: Future[Path] | None  # temp, once written and fdatasynced (None: not staged, disk nearly full)
+    temp: Path
+    size: int  # plaintext bytes
 
 
 class WriterClosedError(ConsentcamError):
@@ -85,10 +111,12 @@ class ClipWriter:
         self._dropped_bytes = 0
         self._streak = 0  # consecutive segments dropped for lack of space
         self._unsynced = 0  # renames since the last directory fsync (I/O thread only)
-        self._queue: queue.Queue[tuple[Future[bytearray], Future[str], int] | None] = queue.Queue()
+        self._staged = 0  # temp files handed to the stagers (caller's thread only): unique temp names
+        self._queue: queue.Queue[_InFlight | None] = queue.Queue()
         self._slots = threading.Semaphore(IN_FLIGHT)
         self._encryptor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"vault-enc-{clip_id}")
         self._hasher = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"vault-hash-{clip_id}")
+        self._stager = ThreadPoolExecutor(max_workers=STAGE_WORKERS, thread_name_prefix=f"vault-stage-{clip_id}")
         self._thread = threading.Thread(target=self._drain, name=f"vault-{clip_id}", daemon=True)
         self._thread.start()
 
@@ -196,30 +224,29 @@ class ClipWriter:
         self._slots.acquire()  # bounded: at most IN_FLIGHT segments in flight
         plain = b"".join(self._chunks)  # the one copy of the plaintext (none if it is a single piece)
         self._chunks, self._buffered = [], 0
+        temp = self.directory / f".staged-{self._staged:06d}.tmp"  # ".*.tmp": recovery removes leftovers
+        self._staged += 1
         try:
             sealed = self._encryptor.submit(age_encrypt.encrypt, plain, self._recipient)
             digest = self._hasher.submit(_sha256_of, sealed)
+            staged = self._stager.submit(_stage, sealed, temp) if self._roomy() else None
         except BaseException:
             self._slots.release()
             raise
-        self._queue.put((sealed, digest, len(plain)))
+        self._queue.put(_InFlight(sealed, digest, staged, temp, len(plain)))
 
     def _drain(self) -> None:
-        """I/O thread: write, fsync, rename each encrypted segment, in order."""
+        """Sequencer thread: name each staged segment, strictly in order, once its data is durable."""
         while True:
             item = self._queue.get()
             try:
                 if item is _STOP:
                     self._sync_directory()
                     return
-                sealed, digest, size = item
-                del item
                 try:
-                    ciphertext = sealed.result()
-                    del sealed
-                    self._store(ciphertext, digest.result(), size)
-                    del ciphertext
+                    self._store(item)
                 finally:
+                    del item
                     self._slots.release()
             except Exception:  # never let a bug kill the thread silently: count and report it
                 log.exception("clip %s: unexpected error storing a segment; it was dropped", self.clip_id)
@@ -227,14 +254,11 @@ class ClipWriter:
             finally:
                 self._queue.task_done()
 
-    def _store(self, ciphertext: bytes | bytearray, digest: str, size: int) -> None:
+    def _store(self, item: _InFlight) -> None:
         name = segment_name(len(self._segments))
-        info = SegmentInfo(name, len(ciphertext), digest, size)
-        try:
-            problem = self._vault._store_segment(self.directory, name, ciphertext, exclude=self.clip_id,
-                                                 sync_directory=False)
-        except OSError as exc:
-            problem = f"clip {self.clip_id}: could not write segment {name}: {exc.strerror or exc}; dropped"
+        ciphertext = item.sealed.result()
+        info = SegmentInfo(name, len(ciphertext), item.digest.result(), item.size)
+        problem = self._place(item, name, ciphertext)
         if problem is None:
             self._end_drop_streak()
             self._segments.append(info)
@@ -247,7 +271,35 @@ class ClipWriter:
             log.error("%s", problem)
         self._streak += 1
         self._dropped += 1
-        self._dropped_bytes += size
+        self._dropped_bytes += item.size
+
+    def _roomy(self) -> bool:
+        """Stage concurrently only while everything in flight fits with room to spare. Near a full
+        disk, segments go one at a time through the vault's serial path: two racing writers could
+        drop a segment and keep the next, leaving a hole instead of losing only the newest footage."""
+        try:
+            room = self._vault.free_bytes() - self._vault.storage.retention.min_free
+        except OSError:
+            return False
+        return room > 2 * (IN_FLIGHT + STAGE_WORKERS) * self._cap
+
+    def _place(self, item: _InFlight, name: str, ciphertext: bytes | bytearray) -> str | None:
+        """Rename the staged file to its segment name; unstaged segments, and staged ones that ran out
+        of space after all, take the vault's serial path (evict old clips, retry). Returns why a
+        segment was dropped, or None."""
+        if item.staged is not None:
+            try:
+                self._vault._place_segment(self.directory, item.staged.result(), name, exclude=self.clip_id)
+                return None
+            except OSError as exc:
+                item.temp.unlink(missing_ok=True)
+                if exc.errno not in DISK_FULL:
+                    return f"clip {self.clip_id}: could not write segment {name}: {exc.strerror or exc}; dropped"
+        try:
+            return self._vault._store_segment(self.directory, name, ciphertext, exclude=self.clip_id,
+                                              sync_directory=False)
+        except OSError as exc:
+            return f"clip {self.clip_id}: could not write segment {name}: {exc.strerror or exc}; dropped"
 
     def _sync_directory(self) -> None:
         """Make the renames so far durable (one fsync of the clip directory for all of them)."""
@@ -275,6 +327,7 @@ class ClipWriter:
             self._thread.join()
         self._encryptor.shutdown(wait=True)
         self._hasher.shutdown(wait=True)
+        self._stager.shutdown(wait=True)
 
     def _release_lock(self) -> None:
         if self._lock_fd is not None:
