@@ -74,6 +74,7 @@ def test_recovery_keeps_the_contiguous_complete_segments(state_dir: Path, tmp_pa
     assert sorted(p.name for p in clip.glob("seg-*")) == ["seg-000000.age", "seg-000001.age", "seg-000002.age"]
     # As if the crash had also hit while segment 3 was half written and after a later segment.
     (clip / ".seg-000003.age.tmp").write_bytes((clip / "seg-000000.age").read_bytes()[:1000])
+    (clip / ".staged-000004.tmp").write_bytes((clip / "seg-000002.age").read_bytes())  # staged, never renamed
     (clip / "seg-000005.age").write_bytes((clip / "seg-000001.age").read_bytes())
 
     vault = open_vault(state_dir, storage(CAP))
