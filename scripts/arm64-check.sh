@@ -103,6 +103,11 @@ for name, version, tag, how in sorted(rows, key=lambda r: r[0].lower()):
 PY
 }
 
+# Throwaway directories made inside the chroot (synthetic footage, a test passphrase): removed when the
+# inner step exits, also when it fails part-way.
+SCRATCH=()
+remove_scratch() { [ ${#SCRATCH[@]} -eq 0 ] || rm -rf "${SCRATCH[@]}"; }
+
 inner_smoke() {
     local bin=${1:-/usr/local/bin/consentcam} py=${2:-$VENV/bin/python}
     [ "$(uname -m)" = aarch64 ] || die "not on aarch64: $(uname -m)"
@@ -129,6 +134,7 @@ PY
 
     local t
     t=$(mktemp -d /tmp/consentcam-smoke.XXXXXX)
+    SCRATCH+=("$t")
     cp /opt/consentcam/docs/config.example.yaml "$t/config.yaml"
     printf 'correct horse battery staple arm64\n' > "$t/pass"
     export CONSENTCAM_CONFIG=$t/config.yaml CONSENTCAM_STATE_DIR=$t/state
@@ -221,6 +227,7 @@ inner_bench() {
 inner_demo() {
     local out
     out=$(mktemp -d /tmp/consentcam-demo-out.XXXXXX)
+    SCRATCH+=("$out")
     rmdir "$out"
     consentcam demo --out "$out" --clips 1 --json
     rm -rf "$out"
@@ -232,6 +239,7 @@ inner_dev() {
     wheel_report .venv/bin/python
     local t
     t=$(mktemp -d /tmp/consentcam-dev.XXXXXX)
+    SCRATCH+=("$t")
     .venv/bin/consentcam synth --seconds 10 --scenario walk "$t/walk.mp4" --json >/dev/null
     .venv/bin/consentcam detect "$t/walk.mp4" --json
     inner_smoke "$SRC_IN/.venv/bin/consentcam" "$SRC_IN/.venv/bin/python"
@@ -239,6 +247,7 @@ inner_dev() {
 }
 
 if [ -n "$INNER" ]; then
+    trap remove_scratch EXIT
     case "$INNER" in
         smoke) inner_smoke ;;
         wheels) wheel_report "$VENV/bin/python" ;;
