@@ -15,7 +15,9 @@ every detector reads and decodes that file itself:
 Motion runs in its own process while the in-process detectors run (each `--repeats` times), so all
 of them see the same background load. CPU per frame INCLUDES video decoding for everyone: Motion
 cannot be timed without its decoder, so ours is timed with ours. Motion's event times come from the
-wall clock, counted from its on_camera_found hook (accurate to a few tenths of a second), so events
+wall clock, counted from the launch of its process (on_camera_found only fires for a camera that was
+lost and comes back, so in practice it never gives the origin: Motion's start-up latency, which varied
+between about 0 and 2.6 s in bench/motion_real.py's calibrations, is inside every time), so events
 are matched with a 1.5 s tolerance for every detector. Prints one JSON object.
 
     .venv/bin/python bench/motion_daemon.py [--seeds 2] [--seconds 60] [--repeats 3]
@@ -89,11 +91,13 @@ on_event_end /bin/sh -c 'echo end $(date +%%s.%%N) >> {dir}/events.txt'
 class MotionRun:
     """The Motion daemon playing one file in real time, in the background."""
 
-    def __init__(self, video: Path, seconds: float, work: Path) -> None:
+    def __init__(self, video: Path, seconds: float, work: Path, size: tuple[int, int] = SIZE,
+                 fps: float = FPS) -> None:
+        # Motion does not read the size or rate from the file: width/height/framerate must match it
         (work / "out").mkdir(parents=True, exist_ok=True)
         conf = work / "motion.conf"
-        conf.write_text(MOTION_CONF.format(dir=work, video=video, gap=EVENT_GAP, width=SIZE[0], height=SIZE[1],
-                                           fps=FPS))
+        conf.write_text(MOTION_CONF.format(dir=work, video=video, gap=EVENT_GAP, width=size[0], height=size[1],
+                                           fps=round(fps)))
         self.work, self.seconds = work, seconds
         self.t0 = time.time()
         self.proc = subprocess.Popen(["motion", "-n", "-c", str(conf)], stdout=subprocess.DEVNULL,
@@ -139,29 +143,31 @@ class MotionRun:
         return events
 
 
-def _file_frames(video: Path) -> tuple[Iterator[tuple[float, np.ndarray]], OpenCVCamera]:
-    cam = OpenCVCamera(str(video), main_size=SIZE, detect_size=SIZE, fps=FPS, encode=False, time_origin=0.0)
+def _file_frames(video: Path, size: tuple[int, int] = SIZE) -> tuple[Iterator[tuple[float, np.ndarray]], OpenCVCamera]:
+    """(time, luma) from our file source: luma resized to `size`, times from the file's fps."""
+    cam = OpenCVCamera(str(video), main_size=size, detect_size=size, fps=FPS, encode=False, time_origin=0.0)
     return ((f.time, f.luma) for f in cam.frames()), cam
 
 
-def run_consentcam(video: Path) -> AnalysisResult:
-    frames, cam = _file_frames(video)
+def run_consentcam(video: Path, size: tuple[int, int] = SIZE) -> AnalysisResult:
+    frames, cam = _file_frames(video, size)
     try:
         return analyse(frames, cam.fps, MotionConfig(), RecordingConfig())
     finally:
         cam.close()
 
 
-def run_frigate_style(video: Path, every: int, settings: FrigateDocumentedDefaults | None = None) -> AnalysisResult:
-    frames, cam = _file_frames(video)
+def run_frigate_style(video: Path, every: int, settings: FrigateDocumentedDefaults | None = None,
+                      size: tuple[int, int] = SIZE) -> AnalysisResult:
+    frames, cam = _file_frames(video, size)
     try:
         return analyse_with(FrigateStyleMotion(settings, every=every), frames, MotionConfig(), RecordingConfig())
     finally:
         cam.close()
 
 
-def decode_only(video: Path) -> int:
-    frames, cam = _file_frames(video)
+def decode_only(video: Path, size: tuple[int, int] = SIZE) -> int:
+    frames, cam = _file_frames(video, size)
     n = sum(1 for _ in frames)
     cam.close()
     return n
