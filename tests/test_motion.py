@@ -10,11 +10,11 @@ import dataclasses
 import numpy as np
 import pytest
 
-from edge.capture.synthetic import SyntheticScene
+from edge.capture.synthetic import Interval, SyntheticScene
 from edge.config import MotionConfig, RecordingConfig
 from edge.motion.detector import MotionDetector
 from edge.motion.scoring import score_events
-from edge.recording.analysis import analyse
+from edge.recording.analysis import DetectedEvent, analyse
 
 REC = RecordingConfig()
 
@@ -156,3 +156,17 @@ def test_noise_floor_median_matches_numpy_exactly() -> None:
         a = (rng.random(shape) * 40).astype(np.float32)
         b = (rng.random(shape) * 40).astype(np.float32)
         assert _median(cv2.absdiff(a, b).ravel()) == float(np.median(np.abs(a - b)))
+
+
+def test_scoring_matches_events_to_truth_and_measures_onset_and_start() -> None:
+    truth = [Interval("person", 10.0, 14.0), Interval("car", 30.0, 33.0), Interval("cat", 60.0, 61.0)]
+    events = [
+        DetectedEvent(10.3, 15.0, 0.2, 10.5),  # first moving frame 0.3 s late, confirmed 0.5 s late
+        DetectedEvent(28.0, 34.0, 0.1, 28.2),  # already running when the subject arrived: 0 and 0
+        DetectedEvent(45.0, 46.0, 0.1, 45.2),  # nothing there: a false event
+    ]
+    score = score_events(events, truth)
+    assert (score.true_events, score.detected, score.matched_truth, score.false_events) == (3, 3, 2, 1)
+    assert score.onsets == pytest.approx([0.5, 0.0])
+    assert score.starts == pytest.approx([0.3, 0.0])
+    assert score.precision == pytest.approx(2 / 3) and score.recall == pytest.approx(2 / 3)

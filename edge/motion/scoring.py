@@ -13,6 +13,8 @@ class Score:
     matched_truth: int = 0
     false_events: int = 0
     onsets: list[float] = field(default_factory=list)  # confirmation time - truth start, per matched truth
+    # event start (first moving frame, what `consentcam detect` reports as "start") - truth start
+    starts: list[float] = field(default_factory=list)
 
     @property
     def precision(self) -> float:
@@ -33,13 +35,16 @@ class Score:
         self.matched_truth += other.matched_truth
         self.false_events += other.false_events
         self.onsets += other.onsets
+        self.starts += other.starts
 
 
 def score_events(events: list[Any], truth: list[Any], *, tolerance: float = 1.0) -> Score:
     """A detected event matches a truth interval when they overlap (truth widened by `tolerance` s).
 
     Each truth interval counts once; a detected event overlapping no truth is a false event.
-    Onset = when the detector confirmed the event minus the truth start.
+    Onset = when the detector confirmed the event minus the truth start; start latency = the event's
+    start (its first moving frame) minus the truth start. Both are 0 for a subject that arrives while
+    an event is already running.
     """
     s = Score(true_events=len(truth), detected=len(events))
     used = [False] * len(events)
@@ -52,6 +57,7 @@ def score_events(events: list[Any], truth: list[Any], *, tolerance: float = 1.0)
         if hit is not None:
             s.matched_truth += 1
             s.onsets.append(max(0.0, events[hit].onset - gt.start))
+            s.starts.append(max(0.0, events[hit].start - gt.start))
             used[hit] = True
     for i, ev in enumerate(events):
         if not used[i] and not any(ev.start <= gt.end + tolerance and ev.end >= gt.start - tolerance for gt in truth):
