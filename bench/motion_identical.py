@@ -4,9 +4,10 @@ Runs the `edge` package of an earlier git revision (`--ref`, default HEAD: the l
 the working tree, each in its own process, over the same inputs, and compares them frame by frame:
 
 * synthetic scenes (rendered once, shared by both): per frame `active`, `score`, `boxes`,
-  `settling`, `global_change` of `MotionDetector.process`, and the events of `analyse`;
+  `settling`, `global_change` of `MotionDetector.process`, a digest of the detector's state (background,
+  flicker and toggle memories) after every frame, and the events of `analyse`;
 * one H.264 file per `--video` scenario (like bench/motion_daemon.py's): per frame a hash of the
-  decoded detection plane (`OpenCVCamera` file source) and the detector's results.
+  decoded detection plane (`OpenCVCamera` file source), the detector's results and state digest.
 
 Floats are compared exactly (bit for bit). Prints one JSON object; exit status 1 on any difference.
 
@@ -45,6 +46,19 @@ def _record(r) -> tuple:  # type: ignore[no-untyped-def]
             bool(r.settling), bool(r.global_change))
 
 
+STATE = ("_zbg", "_flicker", "_toggle", "_prev_frac", "_level", "_common")  # kept under these names
+
+
+def _state(det) -> str:  # type: ignore[no-untyped-def]
+    """Digest of the detector's state after a frame: catches float differences too small to change
+    that frame's cells (they could change a later one)."""
+    h = hashlib.sha1()
+    for name in STATE:
+        value = getattr(det, name, None)
+        h.update(value.tobytes() if hasattr(value, "tobytes") else repr(value).encode())
+    return h.hexdigest()
+
+
 def _events(res) -> list:  # type: ignore[no-untyped-def]
     return [(float(e.start).hex(), float(e.end).hex(), float(e.peak).hex(), float(e.onset).hex()) for e in res.events]
 
@@ -64,19 +78,24 @@ def dump(cases: list[dict], out: Path) -> None:
         if "frames" in case:
             lumas = np.load(case["frames"])
             det = MotionDetector(motion, 15)
-            records = [_record(det.process(f)) for f in lumas]
+            records, states = [], []
+            for f in lumas:
+                records.append(_record(det.process(f)))
+                states.append(_state(det))
             res = analyse(((i / 15, f) for i, f in enumerate(lumas)), 15, motion, RecordingConfig())
-            results[case["name"]] = {"records": records, "events": _events(res), "reseeds": det.reseeds}
+            results[case["name"]] = {"records": records, "state": states, "events": _events(res),
+                                     "reseeds": det.reseeds}
         else:
             cam = OpenCVCamera(case["video"], main_size=(320, 240), detect_size=(320, 240), fps=15, encode=False,
                                time_origin=0.0)
             det = MotionDetector(motion, cam.fps)
-            hashes, records = [], []
+            hashes, records, states = [], [], []
             for f in cam.frames():
                 hashes.append(hashlib.sha1(np.ascontiguousarray(f.luma).tobytes()).hexdigest())
                 records.append(_record(det.process(f.luma)))
+                states.append(_state(det))
             cam.close()
-            results[case["name"]] = {"records": records, "luma_sha1": hashes}
+            results[case["name"]] = {"records": records, "state": states, "luma_sha1": hashes}
     out.write_bytes(pickle.dumps(results))
 
 
