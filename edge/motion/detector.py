@@ -60,13 +60,15 @@ RAINY = 0.02  # median flicker from which the travel test runs (clear: about 0.0
 
 
 def _median(values: np.ndarray) -> float:
-    """np.median of a 1-D array, 4-6x cheaper on these small arrays (a partial sort, no checks)."""
+    """np.median of a 1-D array, which it reorders (a partial sort in place, no checks). For an even
+    count the lower middle value is the largest of the lower half: one partition instead of two
+    (numpy's two-point partition costs about 6x more on these arrays, which hold many equal values)."""
     n = values.size
     k = n // 2
+    values.partition(k)
     if n % 2:
-        return float(np.partition(values, k)[k])
-    part = np.partition(values, (k - 1, k))
-    return float(0.5 * (part[k - 1] + part[k]))
+        return float(values[k])
+    return float(0.5 * (values[:k].max() + values[k]))
 
 
 @dataclass
