@@ -29,6 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from edge.capture.synthetic import SyntheticScene, write_video
 from edge.config import MotionConfig
 from edge.motion.detector import MotionDetector
+from edge.recording.analysis import single_threaded_opencv
 
 CACHE = Path("/tmp/consentcam-bench-frames")
 
@@ -63,8 +64,10 @@ def run_frames(args: argparse.Namespace) -> dict:
         for luma in lumas[:count]:
             det.process(luma)
         per_pass.append((time.process_time() - c0) / max(count, 1) * 1000)
-    return {"workload": "MotionDetector.process", "scenario": args.scenario, "seed": args.seed, "size": args.size,
-            "frames": count, "repeats": len(per_pass),
+    import cv2
+
+    return {"workload": "MotionDetector.process", "opencv_threads": cv2.getNumThreads(), "scenario": args.scenario,
+            "seed": args.seed, "size": args.size, "frames": count, "repeats": len(per_pass),
             "cpu_ms_per_frame": {"min": round(min(per_pass), 4), "median": round(statistics.median(per_pass), 4),
                                  "max": round(max(per_pass), 4)}}
 
@@ -89,7 +92,11 @@ def main() -> int:
         p.add_argument("--seed", type=int, default=101)
         p.add_argument("--size", default="320x240")
     f.add_argument("--frames", type=int, default=600, help="frames rendered into the cache")
+    f.add_argument("--opencv-threads", action="store_true",
+                   help="keep OpenCV's default thread pool (default: one thread, as `consentcam detect`)")
     args = ap.parse_args()
+    if not getattr(args, "opencv_threads", False):
+        single_threaded_opencv()
     out = run_frames(args) if args.mode == "frames" else run_video(args)
     json.dump(out, sys.stdout)
     sys.stdout.write("\n")
