@@ -29,7 +29,7 @@ from edge.capture.synthetic import SyntheticScene
 from edge.config import MotionConfig, RecordingConfig
 from edge.motion.detector import MotionDetector
 from edge.motion.scoring import Score, score_events
-from edge.recording.analysis import AnalysisResult, DetectedEvent, analyse
+from edge.recording.analysis import AnalysisResult, DetectedEvent, analyse, single_threaded_opencv
 from edge.recording.events import Ended, EventMachine, Started
 
 HELD_OUT_FIRST_SEED = 101
@@ -182,6 +182,7 @@ def main() -> int:
     if args.quick:
         args.seeds, args.seconds = 3, 60.0
     seeds = list(range(HELD_OUT_FIRST_SEED, HELD_OUT_FIRST_SEED + args.seeds))
+    single_threaded_opencv()  # as `consentcam detect` runs; the reference detector gets the same
     motion, recording = MotionConfig(), RecordingConfig()
     started = time.perf_counter()
     out = {
@@ -192,6 +193,7 @@ def main() -> int:
         "config": {"sensitivity": motion.sensitivity, "min_area": motion.min_area,
                    "min_duration": motion.min_duration, "work_width": motion.work_width,
                    "post_roll": recording.post_roll, "merge_gap": recording.merge_gap},
+        "opencv_threads": cv2.getNumThreads(),
         "cost_per_frame": {"320x240": cost((320, 240), 450, seeds[0]), "640x480": cost((640, 480), 450, seeds[0])},
         "detector_state_kib": {"320x240": detector_state_kib((320, 240)), "640x480": detector_state_kib((640, 480))},
         "accuracy": accuracy(seeds, args.seconds, motion, recording),

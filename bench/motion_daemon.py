@@ -51,7 +51,7 @@ from edge.capture.opencv_source import OpenCVCamera, to_luma
 from edge.capture.synthetic import SyntheticScene, write_video
 from edge.config import MotionConfig, RecordingConfig
 from edge.motion.scoring import Score, score_events
-from edge.recording.analysis import AnalysisResult, DetectedEvent, analyse
+from edge.recording.analysis import AnalysisResult, DetectedEvent, analyse, single_threaded_opencv
 
 SCENARIOS = ("mixed", "night", "lighting", "distractors")
 NO_MOTION = ("lighting", "distractors")
@@ -213,6 +213,7 @@ def main() -> int:
     ap.add_argument("--seconds", type=float, default=60.0)
     ap.add_argument("--repeats", type=int, default=3, help="timed runs of each in-process detector per scene")
     args = ap.parse_args()
+    single_threaded_opencv()  # as `consentcam detect` runs; applies to every in-process detector alike
     have_motion = shutil.which("motion") is not None
     version = (subprocess.run(["motion", "-h"], capture_output=True, text=True).stdout.splitlines() or ["?"])[0] \
         if have_motion else None
@@ -313,6 +314,7 @@ def main() -> int:
                       "count; one run per scene, measured while the in-process runs happen. Same file, same "
                       f"resolution ({SIZE[0]}x{SIZE[1]}) for everyone.",
         "decoder_threads": {"consentcam_and_frigate_style": 1, "motion_process_threads_max": motion_threads},
+        "opencv_threads_in_process": cv2.getNumThreads(),
         "decode_ms_per_frame": {name: {"median": round(statistics.median(v), 3),
                                        "range": [round(min(v), 3), round(max(v), 3)]} for name, v in decode.items()},
         "cpu_vs_motion_same_scene": {name: {"median_ratio": round(statistics.median(v), 3),

@@ -46,7 +46,7 @@ def _config(ctx: Context) -> Config:
 
 def cmd_detect(ctx: Context) -> int:
     from edge.capture.opencv_source import OpenCVCamera
-    from edge.recording.analysis import analyse
+    from edge.recording.analysis import analyse, single_threaded_opencv
 
     config = _config(ctx)
     video = Path(ctx.args.video)
@@ -55,6 +55,7 @@ def cmd_detect(ctx: Context) -> int:
     if video.is_dir():
         raise ConsentcamError(f"{video}: is a directory, not a video file")
     cam = config.camera
+    single_threaded_opencv()
     source = OpenCVCamera(str(video), main_size=(cam.width, cam.height),
                           detect_size=(cam.detect_width, cam.detect_height), fps=cam.fps, encode=False,
                           time_origin=0.0)

@@ -60,13 +60,34 @@ RAINY = 0.02  # median flicker from which the travel test runs (clear: about 0.0
 
 
 def _median(values: np.ndarray) -> float:
-    """np.median of a 1-D array, 4-6x cheaper on these small arrays (a partial sort, no checks)."""
+    """np.median of a 1-D array, which it reorders (a partial sort in place, no checks). For an even
+    count the lower middle value is the largest of the lower half: one partition instead of two
+    (numpy's two-point partition costs about 6x more on these arrays, which hold many equal values)."""
     n = values.size
     k = n // 2
+    values.partition(k)
     if n % 2:
-        return float(np.partition(values, k)[k])
-    part = np.partition(values, (k - 1, k))
-    return float(0.5 * (part[k - 1] + part[k]))
+        return float(values[k])
+    return float(0.5 * (values[:k].max() + values[k]))
+
+
+def _band_pass(small: np.ndarray) -> np.ndarray:
+    """3x3 box blur minus 9x9 box blur, float32. For uint8 input the box sums are taken straight
+    from the bytes (OpenCV sums float input in float64 as well, and sums of integers are exact), so
+    the values equal those of blurring small.astype(np.float32), without that conversion."""
+    if small.dtype != np.uint8:
+        img = small.astype(np.float32)
+        return cv2.blur(img, (3, 3)) - cv2.blur(img, (9, 9))
+    fine = cv2.boxFilter(small, cv2.CV_64F, (3, 3)).astype(np.float32)
+    return np.subtract(fine, cv2.boxFilter(small, cv2.CV_64F, (9, 9)).astype(np.float32), out=fine)
+
+
+def _mean_level(sub: np.ndarray) -> float:
+    """sub.mean(), for uint8 from an exact integer sum (numpy's float64 sum of bytes is exact too,
+    so the quotient is the same) without numpy's per-element conversion to float64."""
+    if sub.dtype != np.uint8:
+        return float(sub.mean())
+    return int(sub.sum(dtype=np.int64)) / sub.size
 
 
 @dataclass
@@ -91,6 +112,7 @@ class MotionDetector:
         self._a_bg_fg = self._a_bg / 10.0
         self._a_flicker_up = 1.0 / (self.fps * 0.5)
         self._a_flicker_down = 1.0 / (self.fps * 10.0)
+        self._f_flicker_up, self._f_flicker_down = np.float32(self._a_flicker_up), np.float32(self._a_flicker_down)
         self._settle_frames = round(config.settle_time * self.fps)
         self._size: tuple[int, int] | None = None
         self._zbg: np.ndarray | None = None
@@ -118,16 +140,24 @@ class MotionDetector:
         # A cell counts when most of it is watched.
         self._allowed = cv2.resize(allowed.astype(np.float32) / 255.0, (cw, ch), interpolation=cv2.INTER_AREA) > 0.5
         self._watched_cells = max(int(self._allowed.sum()), 1)
+        self._watched_any = bool(self._allowed.any())
         self._min_cells = max(1, round(self.config.min_area * cw * ch))
+        self._all_allowed = bool(self._allowed.all())
+        self._allowed_u8 = self._allowed.astype(np.uint8)
         self._flicker = np.zeros((ch, cw), np.float32)
         self._kernel = np.ones((3, 3), np.uint8)
+        self._kernel5 = np.ones((5, 5), np.uint8)
         self._prev_frac = np.zeros((ch, cw), np.float32)
         # travel test: looser active maps (weighted by the changed fraction) of the last few frames
         self._track_n = max(3, round(TRAVEL_TIME * self.fps))
         self._track = np.zeros((self._track_n, ch, cw), np.float32)
         self._prev_loose = np.zeros((ch, cw), bool)
+        self._tracking = False  # _track or _prev_loose may hold something (else both are all zero)
         self._common = 0.0
-        self._prev_h: np.ndarray | None = None
+        # every other pixel of this frame's and the last frame's band-pass image (for the noise floor)
+        self._half = np.zeros((2, (wh + 1) // 2, (ww + 1) // 2), np.float32)
+        self._half_diff = np.zeros(self._half.shape[1:], np.float32)
+        self._have_half = False
         self._level = 0.0
         self._prev_over = np.zeros((wh, ww), bool)
         self._toggle = np.zeros((wh, ww), np.float32)
@@ -145,17 +175,19 @@ class MotionDetector:
         self.frames += 1
         ww, wh = self._work
         small = luma if (w0, h0) == (ww, wh) else cv2.resize(luma, (ww, wh), interpolation=cv2.INTER_AREA)
-        img = small.astype(np.float32)
         # 1. band-pass: fine structure minus the smooth part (kills level and linear illumination ramps)
-        band = cv2.blur(img, (3, 3)) - cv2.blur(img, (9, 9))
+        band = _band_pass(small)
         energy = cv2.sqrt(cv2.blur(band * band, (7, 7)))
-        # 2. noise floor from the median frame-to-frame change of the band-pass image
+        # 2. noise floor from the median frame-to-frame change of the band-pass image (every other pixel)
+        half, prev_half = self._half[self.frames & 1], self._half[(self.frames + 1) & 1]
+        np.copyto(half, band[::2, ::2])
         noise = 1.0
-        if self._prev_h is not None:
-            noise = _median(cv2.absdiff(band[::2, ::2], self._prev_h[::2, ::2]).ravel()) + 0.5
-        self._prev_h = band
-        z = band / (energy + 2.5 * noise)
-        level = float(small[::2, ::2].mean())
+        if self._have_half:
+            noise = _median(cv2.absdiff(half, prev_half, dst=self._half_diff).ravel()) + 0.5
+        self._have_half = True
+        energy += 2.5 * noise
+        z = np.divide(band, energy, out=energy)
+        level = _mean_level(small[::2, ::2])
         if self._zbg is None:
             self._zbg = z.copy()
             self._level = level
@@ -172,23 +204,24 @@ class MotionDetector:
         self._prev_over = over
         # blown-out pixels (a lamp, headlights) carry no structure: their "change" means nothing.
         # (Black is not masked: a dark car on a dark road at night still has edges.)
-        clipped = small >= CLIP_HIGH
         unclipped: np.ndarray | None = None
-        if clipped.any():
-            unclipped = ~cv2.dilate(clipped.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
+        if small.max() >= CLIP_HIGH:
+            clipped = (small >= CLIP_HIGH).view(np.uint8)
+            unclipped = cv2.dilate(clipped, self._kernel5) == 0
             changed &= unclipped
         changed = changed.astype(np.float32)
         frac = cv2.resize(changed, self._cells, interpolation=cv2.INTER_AREA)
         # 6. sudden global change (IR switch, exposure jump, camera bumped): re-seed, rest a moment
         jumped = abs(level - self._level) > LEVEL_JUMP * max(self._level, 8.0)
         self._level = level
-        if jumped or int((frac > WIDE_CELL)[self._allowed].sum()) > GLOBAL_CHANGE * self._watched_cells:
+        if jumped or self._count(frac > WIDE_CELL) > GLOBAL_CHANGE * self._watched_cells:
             # keep the old background where the picture is blown out: there is nothing to learn there
             self._zbg = z.copy() if unclipped is None else np.where(unclipped, z, self._zbg)
             self._prev_frac[:] = 0
             self._prev_over[:] = False
             self._track[:] = 0
             self._prev_loose[:] = False
+            self._tracking = False
             self._settle = max(self._settle, self._settle_frames)
             # a subject caught in the new background leaves a ghost when it walks away: for a few
             # seconds, moving areas learn at the normal rate so such ghosts fade quickly
@@ -199,11 +232,13 @@ class MotionDetector:
         # 4. per cell: flicker memory (rises fast, fades slowly) raises the bar where cells toggle
         jump = np.abs(frac - self._prev_frac)
         self._prev_frac = frac
-        rate = np.where(jump > self._flicker, self._a_flicker_up, self._a_flicker_down).astype(np.float32)
+        rate = np.where(jump > self._flicker, self._f_flicker_up, self._f_flicker_down)
         self._flicker += rate * (jump - self._flicker)
-        active = (frac > self.cell_threshold + self.flicker_gain * self._flicker) & self._allowed
+        active = frac > self.cell_threshold + self.flicker_gain * self._flicker
+        if not self._all_allowed:
+            active &= self._allowed
         # 7. the looser map for the travel test: flicker that is everywhere (rain, night noise) comes off
-        if self.frames % COMMON_EVERY == 0 and self._allowed.any():
+        if self.frames % COMMON_EVERY == 0 and self._watched_any:
             self._common = _median(self._flicker[self._allowed])
         # (only where that scene-wide flicker is high: in clear weather the first test is enough)
         rainy = self._common >= RAINY
@@ -213,14 +248,17 @@ class MotionDetector:
             joined = loose | self._prev_loose
             self._prev_loose = loose
             np.multiply(frac, joined, out=self._track[self.frames % self._track_n])
-        elif self._prev_loose.any() or self._track.any():
+            self._tracking = True
+        elif self._tracking:
             self._prev_loose[:] = False
             self._track[:] = 0
+            self._tracking = False
         # background learns: slowly where something moves, faster elsewhere (a running mean at start-up)
         a_bg = max(self._a_bg, 1.0 / self.frames)
-        if active.any() or unclipped is not None:
+        n_active = np.count_nonzero(active)
+        if n_active or unclipped is not None:
             alpha = np.full((wh, ww), a_bg, np.float32)
-            if active.any():
+            if n_active:
                 # protect the whole object and a one-cell margin, not just its changed edges: a
                 # person who stands still must not be learnt into the background from the inside
                 grown = cv2.dilate(active.astype(np.uint8), self._kernel)
@@ -235,13 +273,17 @@ class MotionDetector:
         if self._settle > 0:
             self._settle -= 1
             return MotionResult(0.0, False, settling=True)
-        if int(active.sum()) >= self._min_cells:
+        if n_active >= self._min_cells:
             result = self._objects(active)
             if result.active:
                 return result
-        if not rainy or int(joined.sum()) < self._min_cells:
+        if not rainy or np.count_nonzero(joined) < self._min_cells:
             return MotionResult(0.0, False)
         return self._travelling(joined)
+
+    def _count(self, cells: np.ndarray) -> int:
+        """Watched cells set in a cell map."""
+        return np.count_nonzero(cells if self._all_allowed else cells & self._allowed)
 
     def _objects(self, active: np.ndarray) -> MotionResult:
         return self._result(self._groups(active))
@@ -275,7 +317,7 @@ class MotionDetector:
         one-cell gaps and fills the inside of outlines (a plain-coloured coat only changes at its edges)
         without growing specks."""
         grid = cv2.morphologyEx(cells_map.astype(np.uint8), cv2.MORPH_CLOSE, self._kernel)
-        grid &= self._allowed.astype(np.uint8)
+        grid &= self._allowed_u8
         n, _labels, stats, _ = cv2.connectedComponentsWithStats(grid, connectivity=8)
         groups = [tuple(int(v) for v in stats[k]) for k in range(1, n)]
         return [g for g in groups if g[4] >= self._min_cells]  # type: ignore[misc]

@@ -9,11 +9,19 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+import cv2
 import numpy as np
 
 from edge.config import MotionConfig, RecordingConfig
 from edge.motion.detector import MotionDetector
 from edge.recording.events import Ended, EventMachine, Phase, Started
+
+
+def single_threaded_opencv() -> None:
+    """For batch runs (`consentcam detect`, the benchmarks): OpenCV's thread pool splits even these
+    small frames between threads, and waking them costs more CPU than it saves (bench/motion_cost.py:
+    the detector's CPU per frame was lower and steadier with one thread). Process-wide setting."""
+    cv2.setNumThreads(1)
 
 
 @dataclass

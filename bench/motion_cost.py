@@ -1,0 +1,107 @@
+"""A fixed, repeatable workload for profiling the motion detector and the `detect` pipeline.
+
+Frames of a synthetic scene are rendered once and cached as .npy, so a run spends its time in
+`MotionDetector.process` only (no rendering). Meant for callgrind, whose instruction counts are
+repeatable on a shared machine: run once with `--count 0` and once with `--count N`, and the
+difference divided by N is the detector's cost per frame (start-up and imports cancel out).
+
+    .venv/bin/python bench/motion_cost.py frames --scenario mixed --seed 101 --count 600
+    valgrind --tool=callgrind --callgrind-out-file=/tmp/cg.out \\
+        .venv/bin/python bench/motion_cost.py frames --count 600
+    .venv/bin/python bench/motion_cost.py video /tmp/mixed-101.mkv --seconds 60   # H.264 file for `detect`
+
+`frames` prints one JSON object (CPU ms per frame over `--repeats` passes: min / median / max).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from edge.capture.synthetic import SyntheticScene, write_video
+from edge.config import MotionConfig
+from edge.motion.detector import MotionDetector
+from edge.recording.analysis import single_threaded_opencv
+
+CACHE = Path("/tmp/consentcam-bench-frames")
+
+
+def _size(text: str) -> tuple[int, int]:
+    w, h = (int(v) for v in text.lower().split("x"))
+    return w, h
+
+
+def cached_frames(scenario: str, seed: int, size: tuple[int, int], frames: int, fps: float = 15.0,
+                  cache: Path = CACHE) -> np.ndarray:
+    """(frames, h, w) uint8 lumas of the scene, rendered once and then loaded from the cache."""
+    path = cache / f"{scenario}-{seed}-{size[0]}x{size[1]}-{frames}-{fps:g}.npy"
+    if path.exists():
+        return np.load(path)
+    scene = SyntheticScene(seed, scenario, frames / fps + 1, fps)
+    stack = np.stack([scene.luma(i, *size) for i in range(frames)])
+    cache.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp.npy")
+    np.save(tmp, stack)
+    tmp.replace(path)
+    return stack
+
+
+def run_frames(args: argparse.Namespace) -> dict:
+    lumas = cached_frames(args.scenario, args.seed, _size(args.size), args.frames)
+    count = min(args.count, len(lumas))
+    per_pass = []
+    for _ in range(max(1, args.repeats)):
+        det = MotionDetector(MotionConfig(), 15)
+        c0 = time.process_time()
+        for luma in lumas[:count]:
+            det.process(luma)
+        per_pass.append((time.process_time() - c0) / max(count, 1) * 1000)
+    import cv2
+
+    return {"workload": "MotionDetector.process", "opencv_threads": cv2.getNumThreads(), "scenario": args.scenario,
+            "seed": args.seed, "size": args.size, "frames": count, "repeats": len(per_pass),
+            "cpu_ms_per_frame": {"min": round(min(per_pass), 4), "median": round(statistics.median(per_pass), 4),
+                                 "max": round(max(per_pass), 4)}}
+
+
+def run_video(args: argparse.Namespace) -> dict:
+    scene = SyntheticScene(args.seed, args.scenario, args.seconds, fps=15)
+    out = write_video(scene, Path(args.out), size=_size(args.size))
+    return {"video": str(out), "frames": scene.frame_count}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="mode", required=True)
+    f = sub.add_parser("frames", help="time MotionDetector.process over cached synthetic frames")
+    f.add_argument("--count", type=int, default=600, help="frames to process (0: start-up only, for callgrind)")
+    f.add_argument("--repeats", type=int, default=1, help="passes, each with a fresh detector")
+    v = sub.add_parser("video", help="write an H.264 file of a synthetic scene (like bench/motion_daemon.py)")
+    v.add_argument("out")
+    v.add_argument("--seconds", type=float, default=60.0)
+    for p in (f, v):
+        p.add_argument("--scenario", default="mixed")
+        p.add_argument("--seed", type=int, default=101)
+        p.add_argument("--size", default="320x240")
+    f.add_argument("--frames", type=int, default=600, help="frames rendered into the cache")
+    f.add_argument("--opencv-threads", action="store_true",
+                   help="keep OpenCV's default thread pool (default: one thread, as `consentcam detect`)")
+    args = ap.parse_args()
+    if not getattr(args, "opencv_threads", False):
+        single_threaded_opencv()
+    out = run_frames(args) if args.mode == "frames" else run_video(args)
+    json.dump(out, sys.stdout)
+    sys.stdout.write("\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
