@@ -13,7 +13,7 @@ import pytest
 from edge.capture import CapturedFrame, choose_source, open_camera
 from edge.capture.encoder import H264Encoder
 from edge.capture.masks import rasterise
-from edge.capture.opencv_source import CameraOpenError, OpenCVCamera, open_capture
+from edge.capture.opencv_source import CameraOpenError, FileClock, OpenCVCamera, open_capture
 from edge.capture.picamera2_source import (
     _is_limited_range,
     apply_yuv420_mask,
@@ -267,3 +267,16 @@ def test_pi_lores_luma_is_stretched_only_for_limited_range_colour_spaces() -> No
     assert _is_limited_range(_ColourSpace("Limited"))
     assert not _is_limited_range(_ColourSpace("Full"))
     assert not _is_limited_range(None)  # unknown: leave the plane as it is
+
+
+def test_file_clock_follows_timestamps_and_never_goes_back() -> None:
+    clock = FileClock(10.0)
+    # the first frame's timestamp is the origin; a gap stays a gap
+    assert [clock.time_of(s) for s in (3.0, 3.1, 3.2, 7.2)] == pytest.approx([0.0, 0.1, 0.2, 4.2])
+    assert clock.time_of(None) == pytest.approx(4.3)  # no timestamp: one nominal interval on
+    assert clock.time_of(7.2) == pytest.approx(4.4)  # a repeated or earlier timestamp: the same
+    assert clock.time_of(7.5) == pytest.approx(4.5)
+    clock.rewind()  # a looping file starts again where the clock was
+    assert [clock.time_of(s) for s in (3.0, 3.1)] == pytest.approx([4.6, 4.7])
+    untimed = FileClock(4.0)
+    assert [untimed.time_of(None) for _ in range(3)] == pytest.approx([0.0, 0.25, 0.5])

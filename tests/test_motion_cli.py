@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from fractions import Fraction
 from pathlib import Path
 
 from conftest import run_cli
@@ -77,3 +78,44 @@ def test_synth_bad_arguments_are_clear_and_write_nothing(tmp_path: Path) -> None
     res = run_cli("synth", str(tmp_path / "x.gif"), "--seconds", "2")
     assert res.returncode == 1 and "choose a video file name" in res.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+def _vfr_video(path: Path, subject_from: float, gap: tuple[float, float], seconds: float) -> None:
+    """An H.264 file with real timestamps: 15 fps, no frames at all inside `gap` (a stalled camera,
+    a dropped stretch), a dark box crossing a textured background from `subject_from` on."""
+    import av
+    import numpy as np
+
+    rng = np.random.default_rng(7)
+    background = (rng.integers(60, 200, (240 // 8, 320 // 8), dtype=np.uint8)).repeat(8, 0).repeat(8, 1)
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("libx264", rate=15)
+        stream.width, stream.height, stream.pix_fmt = 320, 240, "yuv420p"
+        stream.codec_context.time_base = Fraction(1, 1000)
+        for n in range(int(seconds * 15)):
+            t = n / 15
+            if gap[0] <= t < gap[1]:
+                continue
+            img = background.copy()
+            if t >= subject_from:
+                x = int((t - subject_from) * 120) % 280
+                img[80:200, x : x + 40] = 20
+            frame = av.VideoFrame.from_ndarray(np.dstack([img] * 3), format="rgb24")
+            frame.pts, frame.time_base = round(t * 1000), Fraction(1, 1000)
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+
+
+def test_detect_times_follow_the_file_timestamps_across_a_gap(tmp_path: Path) -> None:
+    # Frames counted at the nominal rate would put the subject 3 s early (no frames in 2-5 s).
+    video = tmp_path / "vfr.mp4"
+    _vfr_video(video, subject_from=6.0, gap=(2.0, 5.0), seconds=9.0)
+    res = run_cli("detect", str(video), "--json")
+    assert res.returncode == 0, res.stderr
+    out = json.loads(res.stdout)
+    assert out["frames"] == int(9.0 * 15) - 45
+    assert 8.9 <= out["seconds"] <= 9.1, out
+    assert len(out["events"]) == 1, out["events"]
+    assert 6.0 <= out["events"][0]["start"] <= 6.5, out["events"]

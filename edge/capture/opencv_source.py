@@ -125,6 +125,34 @@ class VideoFileReader:
             self._container = None
 
 
+class FileClock:
+    """Times of a video file's frames, in seconds from its first frame: the presentation timestamps,
+    so dropped frames, gaps and variable frame rates (common in NVR exports and phone video) stay
+    where they are on the file's own timeline, as a player shows them. A frame without a timestamp,
+    or one that does not move forward, gets the previous time plus one nominal frame interval. After
+    a rewind (looping files) the clock carries on from where it was."""
+
+    def __init__(self, fps: float) -> None:
+        self.step = 1.0 / fps
+        self.last: float | None = None
+        self._base: float | None = None  # timestamp of the first frame since the start or the last rewind
+        self._offset = 0.0
+
+    def time_of(self, stamp: float | None) -> float:
+        if stamp is not None and self._base is None:
+            self._base = stamp
+        guess = 0.0 if self.last is None else self.last + self.step
+        t = guess if stamp is None or self._base is None else self._offset + stamp - self._base
+        if self.last is not None and t <= self.last:
+            t = guess
+        self.last = t
+        return t
+
+    def rewind(self) -> None:
+        self._offset = 0.0 if self.last is None else self.last + self.step
+        self._base = None
+
+
 def frame_luma(frame, size: tuple[int, int]) -> np.ndarray:  # type: ignore[no-untyped-def]
     """Detection plane of a decoded PyAV frame: its Y plane resized, in full range (0-255)."""
     name = frame.format.name
@@ -146,7 +174,8 @@ class OpenCVCamera:
     def __init__(self, device: str, *, main_size: tuple[int, int], detect_size: tuple[int, int], fps: float,
                  bitrate: int = 2_000_000, keyframe_interval: float = 1.0, privacy_mask: np.ndarray | None = None,
                  loop: bool = False, encode: bool = True, time_origin: float | None = None) -> None:
-        # Files: frame n is at time_origin + n / fps (time_origin None: the wall clock at start).
+        # Files: a frame is at time_origin + its presentation time in the file (FileClock; time_origin
+        # None: the wall clock at start).
         self.device = device
         self.is_file = not device.startswith("/dev/") and not is_stream_url(device)
         self._file: VideoFileReader | None = None
@@ -203,6 +232,7 @@ class OpenCVCamera:
 
     def _file_frames(self, reader: VideoFileReader) -> Iterator[CapturedFrame]:
         start = time.time() if self.time_origin is None else self.time_origin
+        clock = FileClock(self.fps)
         n = 0
         with self._file_lock:
             if self._closed:
@@ -214,7 +244,7 @@ class OpenCVCamera:
                 for frame in reader.frames():
                     if self._closed:
                         return
-                    t = start + n / self.fps
+                    t = start + clock.time_of(frame.time)
                     packets = []
                     if self._encoder is not None:
                         packets = self._encoder.encode(frame.to_ndarray(format="bgr24"), t,
@@ -224,6 +254,7 @@ class OpenCVCamera:
                 if not self.loop or n == first or self._closed:
                     break
                 reader.rewind()
+                clock.rewind()
         finally:
             with self._file_lock:
                 self._file_busy = False

@@ -19,8 +19,9 @@ from edge.errors import ConsentcamError, NotFoundError
 def register(sub: argparse._SubParsersAction) -> None:
     d = sub.add_parser("detect", help="run the motion detector and event logic over a video file",
                        description="Runs exactly the live detector and event state machine over a video file, "
-                                   "faster than real time. Event times are seconds from the start of the file, "
-                                   "without pre/post-roll. Use it to tune the motion settings on your own footage.")
+                                   "faster than real time. Event times are seconds from the file's first frame, "
+                                   "by its timestamps, without pre/post-roll. Use it to tune the motion settings "
+                                   "on your own footage.")
     d.add_argument("video", metavar="VIDEO", help="a video file (anything FFmpeg reads)")
     d.add_argument("--config", dest="detect_config", metavar="FILE",
                    help="config file whose motion/recording/camera settings to use (default: the global one)")
@@ -60,9 +61,16 @@ def cmd_detect(ctx: Context) -> int:
                           detect_size=(cam.detect_width, cam.detect_height), fps=cam.fps, encode=False,
                           time_origin=0.0)
     started = time.perf_counter()
+    last = [0.0]  # time of the last frame: the file's length follows its timestamps, not frames / fps
+
+    def frames_and_times() -> Iterator[tuple[float, np.ndarray]]:
+        for f in source.frames():
+            last[0] = f.time
+            yield f.time, f.luma
+
     try:
-        frames = _with_progress(((f.time, f.luma) for f in source.frames()), source.frame_count)
-        result = analyse(frames, source.fps, config.motion, config.recording)
+        result = analyse(_with_progress(frames_and_times(), source.frame_count), source.fps, config.motion,
+                         config.recording)
     finally:
         source.close()
     if result.frames == 0:
@@ -70,11 +78,12 @@ def cmd_detect(ctx: Context) -> int:
     elapsed = time.perf_counter() - started
     events = [{"start": round(e.start, 3), "end": round(e.end, 3), "peak": round(e.peak, 4),
                "onset": round(e.onset, 3)} for e in result.events]
+    seconds = last[0] + 1.0 / source.fps
     if ctx.json:
         emit_json({"video": str(video), "fps": round(source.fps, 3), "frames": result.frames, "events": events,
-                   "seconds": round(result.frames / source.fps, 3), "elapsed": round(elapsed, 3)})
+                   "seconds": round(seconds, 3), "elapsed": round(elapsed, 3)})
         return 0
-    print(f"{video}: {result.frames} frames at {source.fps:.2f} fps ({result.frames / source.fps:.1f} s) "
+    print(f"{video}: {result.frames} frames at {source.fps:.2f} fps ({seconds:.1f} s) "
           f"analysed in {elapsed:.1f} s; {len(events)} event(s)")
     if events:
         rows = [[i + 1, f"{e['start']:.2f}", f"{e['end']:.2f}", f"{e['end'] - e['start']:.2f}", f"{e['peak']:.3f}"]
