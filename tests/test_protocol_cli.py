@@ -314,8 +314,14 @@ def test_daemon_service_publishes_queued_release_and_decline(state_dir: Path, tm
             time.sleep(0.05)
         kinds_seen = sorted(message_kind(m) for m in got)
         assert kinds_seen == sorted(["header", "decline"] + ["chunk"] * chunks)
+        # The service marks the release sent and removes the decline once the broker acknowledged
+        # them, which can come a moment after the subscriber already has the messages.
+        decline = state_dir / "requests" / "declines" / "REQ-queue-0002.bin"
+        while time.monotonic() < deadline and (decline.exists()
+                                               or outbox.get_item(st, "REQ-queue-0001").status != "sent"):
+            time.sleep(0.05)
         assert outbox.get_item(st, "REQ-queue-0001").status == "sent"
-        assert not (state_dir / "requests" / "declines" / "REQ-queue-0002.bin").exists()
+        assert not decline.exists()
     finally:
         service.stop()
         link.stop()
