@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Set up everything consentcam needs to run and test on Debian / Raspberry Pi OS:
-# system tools (age, mosquitto, openssl) through apt when missing, then a virtualenv in .venv
-# with the package and its test extras. Idempotent: a second run only checks.
+# system tools (age, mosquitto, openssl, systemd-analyze; with --test also shellcheck, which the script
+# tests run) through apt when missing, then a virtualenv in .venv with the package and its test extras.
+# Idempotent: a second run only checks.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -11,6 +12,7 @@ command -v mosquitto >/dev/null || [ -x /usr/sbin/mosquitto ] || need_apt+=(mosq
 command -v mosquitto_pub >/dev/null || need_apt+=(mosquitto-clients)
 command -v openssl >/dev/null || need_apt+=(openssl)
 command -v systemd-analyze >/dev/null || need_apt+=(systemd)
+if [ "${1:-}" = --test ]; then command -v shellcheck >/dev/null || need_apt+=(shellcheck); fi
 python3 -c 'import venv, ensurepip' 2>/dev/null || need_apt+=(python3-venv)
 
 if [ ${#need_apt[@]} -gt 0 ]; then
