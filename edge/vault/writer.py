@@ -33,6 +33,7 @@ import os
 import queue
 import threading
 import time
+from concurrent import futures
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -67,6 +68,12 @@ def _sha256_of(sealed: Future[bytearray]) -> str:
 def _stage(sealed: Future[bytearray], temp: Path) -> Path:
     write_synced(temp, sealed.result())
     return temp
+
+
+def _discard_staged(item: _InFlight) -> None:
+    if item.staged is not None:
+        futures.wait([item.staged])  # it may still be writing: remove the file only once it is done
+    item.temp.unlink(missing_ok=True)
 
 
 @dataclass(frozen=True)
@@ -256,9 +263,13 @@ class ClipWriter:
 
     def _store(self, item: _InFlight) -> None:
         name = segment_name(len(self._segments))
-        ciphertext = item.sealed.result()
-        info = SegmentInfo(name, len(ciphertext), item.digest.result(), item.size)
-        problem = self._place(item, name, ciphertext)
+        try:
+            ciphertext = item.sealed.result()
+            info = SegmentInfo(name, len(ciphertext), item.digest.result(), item.size)
+            problem = self._place(item, name, ciphertext)
+        except BaseException:
+            _discard_staged(item)  # a bug upstream: the segment is counted as dropped, leave no temp file
+            raise
         if problem is None:
             self._end_drop_streak()
             self._segments.append(info)
