@@ -6,6 +6,7 @@ import json
 from fractions import Fraction
 from pathlib import Path
 
+import pytest
 from conftest import run_cli
 
 from edge.capture.synthetic import GroundTruth
@@ -80,8 +81,9 @@ def test_synth_bad_arguments_are_clear_and_write_nothing(tmp_path: Path) -> None
     assert list(tmp_path.iterdir()) == []
 
 
-def _vfr_video(path: Path, subject_from: float, gap: tuple[float, float], seconds: float) -> None:
-    """An H.264 file with real timestamps: 15 fps, no frames at all inside `gap` (a stalled camera,
+def _box_video(path: Path, subject_from: float, seconds: float, *, gap: tuple[float, float] = (0.0, 0.0),
+               codec: str = "libx264", pix_fmt: str = "yuv420p") -> None:
+    """A video file with real timestamps: 15 fps, no frames at all inside `gap` (a stalled camera,
     a dropped stretch), a dark box crossing a textured background from `subject_from` on."""
     import av
     import numpy as np
@@ -89,8 +91,8 @@ def _vfr_video(path: Path, subject_from: float, gap: tuple[float, float], second
     rng = np.random.default_rng(7)
     background = (rng.integers(60, 200, (240 // 8, 320 // 8), dtype=np.uint8)).repeat(8, 0).repeat(8, 1)
     with av.open(str(path), "w") as out:
-        stream = out.add_stream("libx264", rate=15)
-        stream.width, stream.height, stream.pix_fmt = 320, 240, "yuv420p"
+        stream = out.add_stream(codec, rate=15)
+        stream.width, stream.height, stream.pix_fmt = 320, 240, pix_fmt
         stream.codec_context.time_base = Fraction(1, 1000)
         for n in range(int(seconds * 15)):
             t = n / 15
@@ -111,7 +113,7 @@ def _vfr_video(path: Path, subject_from: float, gap: tuple[float, float], second
 def test_detect_times_follow_the_file_timestamps_across_a_gap(tmp_path: Path) -> None:
     # Frames counted at the nominal rate would put the subject 3 s early (no frames in 2-5 s).
     video = tmp_path / "vfr.mp4"
-    _vfr_video(video, subject_from=6.0, gap=(2.0, 5.0), seconds=9.0)
+    _box_video(video, subject_from=6.0, seconds=9.0, gap=(2.0, 5.0))
     res = run_cli("detect", str(video), "--json")
     assert res.returncode == 0, res.stderr
     out = json.loads(res.stdout)
@@ -119,3 +121,18 @@ def test_detect_times_follow_the_file_timestamps_across_a_gap(tmp_path: Path) ->
     assert 8.9 <= out["seconds"] <= 9.1, out
     assert len(out["events"]) == 1, out["events"]
     assert 6.0 <= out["events"][0]["start"] <= 6.5, out["events"]
+
+
+@pytest.mark.parametrize(("name", "codec", "pix_fmt"), [
+    ("ten-bit.mkv", "libx264", "yuv420p10le"),  # no 8-bit Y plane: the BGR path
+    ("camera.avi", "mjpeg", "yuvj420p"),  # full-range luma, as USB webcams record
+    ("clip.webm", "libvpx-vp9", "yuv420p"),
+])
+def test_detect_reads_other_codecs_and_pixel_formats(tmp_path: Path, name: str, codec: str, pix_fmt: str) -> None:
+    video = tmp_path / name
+    _box_video(video, subject_from=4.0, seconds=8.0, codec=codec, pix_fmt=pix_fmt)
+    res = run_cli("detect", str(video), "--json")
+    assert res.returncode == 0, res.stderr
+    out = json.loads(res.stdout)
+    assert out["frames"] == 120 and 7.9 <= out["seconds"] <= 8.1, out
+    assert [round(e["start"], 1) for e in out["events"]] in ([4.0], [4.1], [4.2]), out["events"]
