@@ -5,8 +5,9 @@ Video files are decoded with PyAV instead, and the detection plane is the decode
 (resized, limited range expanded to full range), like the Pi camera's lores Y plane: no YUV->BGR->grey
 round trip. BGR is made only when the frame is encoded for recording. One decoder thread for
 pictures up to about 1 MP: the least CPU per frame (FFmpeg's thread pool costs more than it saves there).
-File sources are timed from the file's fps (frame n is at n / fps seconds), not from the wall
-clock, so `consentcam detect` reports times from the start of the file.
+File sources are timed by the file's own presentation timestamps (FileClock), not by the wall
+clock or by frame count, so `consentcam detect` reports times on the file's timeline, gaps and
+variable frame rates included.
 """
 
 from __future__ import annotations
