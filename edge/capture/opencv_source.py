@@ -206,29 +206,26 @@ class OpenCVCamera:
     def frames(self) -> Iterator[CapturedFrame]:
         if self._file is not None:
             yield from self._file_frames(self._file)
-            return
+        else:
+            yield from self._device_frames()
+
+    def _device_frames(self) -> Iterator[CapturedFrame]:
+        """Webcams and streams (files go through _file_frames): wall-clock times, until the source
+        stops delivering."""
         assert self._cap is not None
-        start = time.time() if self.time_origin is None else self.time_origin
         n = 0
-        offset = 0  # frames of earlier loops (looping files)
         while not self._closed:
             ok, bgr = self._cap.read()
             if not ok:
-                if self.loop and n > offset:
-                    offset = n
-                    self._cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
-                    continue
-                if not self.is_file:
-                    log.warning("%s: no frame from the camera; stopping this source", self.device)
+                log.warning("%s: no frame from the camera; stopping this source", self.device)
                 break
             mono = time.monotonic()
-            t = start + n / self.fps if self.is_file else time.time()
+            t = time.time()
             luma = to_luma(bgr, self.detect_size)
             packets = []
             if self._encoder is not None:
                 packets = self._encoder.encode(bgr, t, pts=round(n * PTS_HZ / self.fps))
-            yield CapturedFrame(time=t, luma=luma, packets=packets, index=n,
-                                monotonic=None if self.is_file else mono)
+            yield CapturedFrame(time=t, luma=luma, packets=packets, index=n, monotonic=mono)
             n += 1
 
     def _file_frames(self, reader: VideoFileReader) -> Iterator[CapturedFrame]:
