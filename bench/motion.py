@@ -29,8 +29,7 @@ from edge.capture.synthetic import SyntheticScene
 from edge.config import MotionConfig, RecordingConfig
 from edge.motion.detector import MotionDetector
 from edge.motion.scoring import Score, score_events
-from edge.recording.analysis import AnalysisResult, DetectedEvent, analyse, single_threaded_opencv
-from edge.recording.events import Ended, EventMachine, Started
+from edge.recording.analysis import analyse, single_threaded_opencv
 
 HELD_OUT_FIRST_SEED = 101
 REAL = ("mixed", "night")  # scenes with real subjects (and distractors)
@@ -63,28 +62,6 @@ class FrameDiffDetector:
 class _R:
     def __init__(self, active: bool, score: float) -> None:
         self.active, self.score = active, score
-
-
-def analyse_with(detector, frames, motion: MotionConfig, recording: RecordingConfig) -> AnalysisResult:  # type: ignore[no-untyped-def]
-    """Same event logic as edge.recording.analysis, for the reference detector."""
-    machine = EventMachine(min_duration=motion.min_duration, post_roll=recording.post_roll,
-                           merge_gap=recording.merge_gap)
-    result = AnalysisResult()
-    start = onset = 0.0
-    last = 0.0
-    for t, luma in frames:
-        last = t
-        r = detector.process(luma)
-        result.frames += 1
-        for tr in machine.update(t, r.active):
-            if isinstance(tr, Started):
-                start, onset = tr.start, tr.at
-            elif isinstance(tr, Ended):
-                result.events.append(DetectedEvent(start, tr.motion_end, 0.0, onset))
-    for tr in machine.finish(last):
-        if isinstance(tr, Ended):
-            result.events.append(DetectedEvent(start, tr.motion_end, 0.0, onset))
-    return result
 
 
 def render(scene: SyntheticScene, size: tuple[int, int]) -> Iterator[tuple[float, np.ndarray]]:
@@ -135,7 +112,7 @@ def accuracy(seeds: list[int], seconds: float, motion: MotionConfig, recording: 
                 if name == "consentcam":
                     res = analyse(frames, scene.fps, motion, recording)
                 else:
-                    res = analyse_with(FrameDiffDetector(motion.min_area), frames, motion, recording)
+                    res = analyse(frames, scene.fps, motion, recording, detector=FrameDiffDetector(motion.min_area))
                 s = score_events(res.events, scene.ground_truth.motion)
                 sc.add(s)
                 truth = scene.ground_truth.motion

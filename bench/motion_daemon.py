@@ -9,7 +9,7 @@ every detector reads and decodes that file itself:
 * frigate_style / frigate_style_5fps: a re-implementation of Frigate's DOCUMENTED motion stage
   with its documented default settings (bench/peers/frigate_style.py), NOT Frigate itself (Frigate
   is not installable here). It gets the same decoded frames and the same event logic as ours
-  (bench/motion.py analyse_with); the 5 fps variant analyses every third frame like Frigate's
+  (edge.recording.analysis.analyse); the 5 fps variant analyses every third frame like Frigate's
   default detect fps; the no_contrast variant turns improve_contrast off (not a default).
 
 Motion runs in its own process while the in-process detectors run (each `--repeats` times), so all
@@ -44,7 +44,6 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.motion import analyse_with
 from bench.peers.frigate_style import LABEL as FRIGATE_LABEL
 from bench.peers.frigate_style import FrigateDocumentedDefaults, FrigateStyleMotion
 from edge.capture.opencv_source import OpenCVCamera, to_luma
@@ -161,7 +160,8 @@ def run_frigate_style(video: Path, every: int, settings: FrigateDocumentedDefaul
                       size: tuple[int, int] = SIZE) -> AnalysisResult:
     frames, cam = _file_frames(video, size)
     try:
-        return analyse_with(FrigateStyleMotion(settings, every=every), frames, MotionConfig(), RecordingConfig())
+        return analyse(frames, cam.fps, MotionConfig(), RecordingConfig(),
+                       detector=FrigateStyleMotion(settings, every=every))
     finally:
         cam.close()
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 import cv2
 import numpy as np
@@ -45,9 +46,12 @@ class AnalysisResult:
 
 
 def analyse(frames: Iterable[tuple[float, np.ndarray]], fps: float, motion: MotionConfig,
-            recording: RecordingConfig) -> AnalysisResult:
-    """Frames are (time, luma). Events are reported without pre/post-roll."""
-    detector = MotionDetector(motion, fps)
+            recording: RecordingConfig, *, detector: Any = None) -> AnalysisResult:
+    """Frames are (time, luma). Events are reported without pre/post-roll. ``detector`` (default:
+    our MotionDetector) is anything whose ``process(luma)`` returns ``.active`` and ``.score``: the
+    benchmarks run their reference and peer detectors through the same event logic."""
+    if detector is None:
+        detector = MotionDetector(motion, fps)
     machine = EventMachine(min_duration=motion.min_duration, post_roll=recording.post_roll,
                            merge_gap=recording.merge_gap)
     result = AnalysisResult()
@@ -71,5 +75,5 @@ def analyse(frames: Iterable[tuple[float, np.ndarray]], fps: float, motion: Moti
     for tr in machine.finish(last_t):
         if isinstance(tr, Ended):
             result.events.append(DetectedEvent(tr.start, tr.motion_end, peak, onset))
-    result.reseeds = detector.reseeds
+    result.reseeds = getattr(detector, "reseeds", 0)
     return result
