@@ -34,6 +34,9 @@ CHUNK = 64 * 1024
 TAG = 16
 NONCE = 16
 FILE_KEY = 16
+# "age-encryption.org/v1\n" (22) + "-> X25519 " (10) + share (43) + "\n" + wrapped key (43) + "\n"
+# + "--- " (4) + MAC (43) + "\n": every X25519 header for one recipient is this long.
+HEADER_SIZE = 22 + 10 + 43 + 1 + 43 + 1 + 4 + 43 + 1
 _ZERO_NONCE = bytes(12)
 _BECH32_ALPHABET = "qpzry9x8gf2tvdw0s3jn54khce6mua7l"
 _BECH32_GEN = (0x3B6A57B2, 0x26508E6D, 0x1EA119FA, 0x3D4233DD, 0x2A1462B3)
@@ -64,19 +67,36 @@ def recipient_key(text: str) -> bytes:
     return key
 
 
+def sealed_size(plain_size: int) -> int:
+    """Bytes of the age file ``encrypt`` makes from plain_size bytes (its header has a fixed length)."""
+    chunks = max(1, -(-plain_size // CHUNK))  # an empty payload is still one (empty, last) chunk
+    return HEADER_SIZE + NONCE + plain_size + TAG * chunks
+
+
 def encrypt(plain: bytes | bytearray | memoryview, recipient: bytes) -> bytearray:
     """One complete age file encrypting ``plain`` to one X25519 public key (32 bytes)."""
+    out = bytearray(sealed_size(memoryview(plain).nbytes))
+    encrypt_into(plain, recipient, out)
+    return out
+
+
+def encrypt_into(plain: bytes | bytearray | memoryview, recipient: bytes, out: bytearray | memoryview) -> int:
+    """``encrypt`` into a caller's buffer of at least ``sealed_size(len(plain))`` bytes, so that
+    buffers can be reused; returns how many bytes of ``out`` the age file takes."""
+    data = memoryview(plain).cast("B")
+    size = sealed_size(len(data))
+    if len(out) < size:
+        raise ValueError(f"output buffer holds {len(out)} bytes, the age file needs {size}")
     file_key = os.urandom(FILE_KEY)
     header = VERSION_LINE + _x25519_stanza(file_key, recipient) + b"---"
     mac = hmac.new(_hkdf(file_key, b"", b"header"), header, sha256).digest()
     header += b" " + _b64(mac) + b"\n"
+    assert len(header) == HEADER_SIZE, len(header)  # 3 base64 fields of 32 bytes: fixed by the format
     nonce = os.urandom(NONCE)
     aead = ChaCha20Poly1305(_hkdf(file_key, nonce, b"payload"))
 
-    data = memoryview(plain).cast("B")
-    chunks = max(1, -(-len(data) // CHUNK))  # an empty payload is still one (empty, last) chunk
-    out = bytearray(len(header) + NONCE + len(data) + TAG * chunks)
-    view = memoryview(out)
+    chunks = max(1, -(-len(data) // CHUNK))
+    view = memoryview(out).cast("B")
     view[: len(header)] = header
     view[len(header) : len(header) + NONCE] = nonce
     pos = len(header) + NONCE
@@ -85,7 +105,7 @@ def encrypt(plain: bytes | bytearray | memoryview, recipient: bytes) -> bytearra
         last = b"\x01" if index == chunks - 1 else b"\x00"
         aead.encrypt_into(index.to_bytes(11, "big") + last, piece, None, view[pos : pos + len(piece) + TAG])
         pos += len(piece) + TAG
-    return out
+    return size
 
 
 def _x25519_stanza(file_key: bytes, recipient: bytes) -> bytes:
