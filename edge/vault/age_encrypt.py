@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import base64
 import hmac
+import mmap
 import os
 from hashlib import sha256
 
@@ -80,7 +81,8 @@ def encrypt(plain: bytes | bytearray | memoryview, recipient: bytes) -> bytearra
     return out
 
 
-def encrypt_into(plain: bytes | bytearray | memoryview, recipient: bytes, out: bytearray | memoryview) -> int:
+def encrypt_into(plain: bytes | bytearray | memoryview, recipient: bytes,
+                 out: bytearray | memoryview | mmap.mmap) -> int:
     """``encrypt`` into a caller's buffer of at least ``sealed_size(len(plain))`` bytes, so that
     buffers can be reused; returns how many bytes of ``out`` the age file takes."""
     data = memoryview(plain).cast("B")

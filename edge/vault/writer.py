@@ -29,6 +29,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
+import mmap
 import os
 import queue
 import threading
@@ -61,7 +62,7 @@ SYNC_EVERY = 8
 _STOP = None
 
 
-def _seal(plain: bytearray, size: int, recipient: bytes, out: bytearray, pool: _BufferPool) -> memoryview:
+def _seal(plain: mmap.mmap, size: int, recipient: bytes, out: mmap.mmap, pool: _BufferPool) -> memoryview:
     """Encrypt the first size bytes of plain into out; plain goes back to the pool once read."""
     try:
         return memoryview(out)[: age_encrypt.encrypt_into(memoryview(plain)[:size], recipient, out)]
@@ -81,19 +82,21 @@ def _stage(sealed: Future[memoryview], temp: Path) -> Path:
 class _BufferPool:
     """Segment-sized buffers, reused for the life of a clip. Fresh 2 MiB buffers for every segment
     cost a page fault per 4 KiB (the allocator hands big freed blocks back to the kernel): about a
-    third of the writer's system time. At most IN_FLIGHT (+1 being filled) exist, as before."""
+    third of the writer's system time. At most IN_FLIGHT (+1 being filled) exist, as before.
+    Anonymous mappings rather than bytearrays: a page takes RAM only once written, so at camera bit
+    rates (segments of a few hundred KB) a 2 MiB buffer costs what the segment uses."""
 
     def __init__(self, size: int) -> None:
         self.size = size
-        self._free: queue.SimpleQueue[bytearray] = queue.SimpleQueue()
+        self._free: queue.SimpleQueue[mmap.mmap] = queue.SimpleQueue()
 
-    def take(self) -> bytearray:
+    def take(self) -> mmap.mmap:
         try:
             return self._free.get_nowait()
         except queue.Empty:
-            return bytearray(self.size)
+            return mmap.mmap(-1, self.size)
 
-    def give(self, buffer: bytearray) -> None:
+    def give(self, buffer: mmap.mmap) -> None:
         self._free.put(buffer)
 
 
@@ -112,7 +115,7 @@ class _InFlight:
     staged: Future[Path] | None  # temp, once written and fdatasynced (None: not staged, disk nearly full)
     temp: Path
     size: int  # plaintext bytes
-    buffer: bytearray  # holds the age file; back to the pool once every stage is done with it
+    buffer: mmap.mmap  # holds the age file; back to the pool once every stage is done with it
 
 
 class WriterClosedError(ConsentcamError):
@@ -136,7 +139,7 @@ class ClipWriter:
         self._seconds = vault.storage.segment_seconds
         self._plain_pool = _BufferPool(self._cap)
         self._sealed_pool = _BufferPool(age_encrypt.sealed_size(self._cap))
-        self._plain: bytearray | None = None  # the segment being filled: plaintext, RAM only
+        self._plain: mmap.mmap | None = None  # the segment being filled: plaintext, RAM only
         self._buffered = 0
         self._motion = 0.0
         self._began = time.monotonic()
