@@ -67,8 +67,9 @@ def child(state: Path, source: Path) -> None:
                       "segments": rec.segments, "size": rec.size, "plaintext_size": rec.plaintext_size}))
 
 
-def _run_with_rusage(cmd: list[str]) -> tuple[float, float, float, bytes]:
-    """(wall seconds, peak RSS MB, CPU seconds (user+sys), stdout) of one child, via wait4's rusage."""
+def _run_with_rusage(cmd: list[str]) -> tuple[float, float, float, int, bytes]:
+    """(wall seconds, peak RSS MB, CPU seconds (user+sys), minor page faults, stdout) of one child,
+    via wait4's rusage."""
     t0 = time.perf_counter()
     with tempfile.TemporaryFile() as out_file:
         pid = os.posix_spawn(cmd[0], cmd, os.environ, file_actions=[(os.POSIX_SPAWN_DUP2, out_file.fileno(), 1)])
@@ -78,7 +79,7 @@ def _run_with_rusage(cmd: list[str]) -> tuple[float, float, float, bytes]:
         out = out_file.read()
     if os.waitstatus_to_exitcode(status) != 0:
         raise SystemExit(f"{cmd[0]} failed with status {os.waitstatus_to_exitcode(status)}")
-    return seconds, usage.ru_maxrss / 1024.0, usage.ru_utime + usage.ru_stime, out
+    return seconds, usage.ru_maxrss / 1024.0, usage.ru_utime + usage.ru_stime, usage.ru_minflt, out
 
 
 def _filesystem(path: Path) -> str:
@@ -126,14 +127,14 @@ def main() -> int:
         for i in range(args.runs):
             state = work / f"state{i}"
             shutil.copytree(work / "state", state)
-            seconds, rss, cpu, out = _run_with_rusage([sys.executable, str(Path(__file__).resolve()), "--child",
+            seconds, rss, cpu, faults, out = _run_with_rusage([sys.executable, str(Path(__file__).resolve()), "--child",
                                                        str(state), str(source)])
             result = json.loads(out)
-            result.update(wall_seconds=seconds, rusage_peak_rss_mb=rss, cpu_seconds=cpu)
+            result.update(wall_seconds=seconds, rusage_peak_rss_mb=rss, cpu_seconds=cpu, page_faults=faults)
             vault_runs.append(result)
             shutil.rmtree(state)
             age_out = work / "out.age"
-            seconds, rss, cpu, _ = _run_with_rusage([age, "-r", recipient, "-o", str(age_out), str(source)])
+            seconds, rss, cpu, _, _ = _run_with_rusage([age, "-r", recipient, "-o", str(age_out), str(source)])
             # The same output made durable, as the vault's segments are (fdatasync of the file).
             t0 = time.perf_counter()
             fd = os.open(age_out, os.O_RDONLY)
@@ -161,6 +162,7 @@ def main() -> int:
                 "rss_before_writing_mb": round(best_vault["baseline_rss_mb"], 1),
                 "parent_peak_rss_mb": round(_rss_mb_self(), 1),
                 "cpu_seconds_whole_process": round(best_vault["cpu_seconds"], 3),
+                "page_faults_whole_process": best_vault["page_faults"],
                 "segments": best_vault["segments"],
                 "ciphertext_bytes": best_vault["size"],
             },
