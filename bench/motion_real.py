@@ -1,7 +1,8 @@
 """Side by side on REAL recorded footage: consentcam, the Motion daemon and the Frigate-style stage.
 
 The same comparison as bench/motion_daemon.py (and its helpers), on the only real footage we have:
-two sample videos from OpenCV's samples/data, shipped in Debian's `opencv-doc` package.
+two sample videos from OpenCV's samples/data, shipped in Debian's `opencv-doc` package, and three
+clips from other Debian packages (below).
 
 * vtest.avi: MS-MPEG4, 768x576, 10 fps, 795 frames (79.5 s); a fixed camera over a plaza with
   pedestrians in view the whole time. It can show whether a detector follows people (coverage and
@@ -17,9 +18,22 @@ two sample videos from OpenCV's samples/data, shipped in Debian's `opencv-doc` p
       like a player shows it); the hand enters at slot 347 = 23.13 s. The wind then moves at its
       real speed, but the picture changes in steps, like a camera that stalls.
 
-Labels were made by hand (see LABELS) from contact sheets of the decoded pictures (every picture
-of tree.avi, every 40th frame of vtest.avi), checked by eye; `--sheets DIR` writes the sheets again.
-The files' SHA-256 are checked: the labels belong to these exact files.
+Three more clips (not in the default run; `--clips all` or by name) are the only camera footage with a moving
+subject found in Debian 12's packages (every video file in its Contents index was looked at; docs/MOTION.md):
+
+* lego_robot: python3-hug-doc's examples/streaming_movie_server/movie.mp4, H.264 560x320, 30 fps, 5.53 s:
+  a fixed camera on a toy robot on a table; it moves 1.2-3.33 s, is still, and from 4.33 s the picture
+  shakes by up to 1 px (most likely the camera is touched).
+* coin_pen: node-opencv's examples/files/motion.mov, H.264 568x320, 30 fps, 8.07 s: a HAND-HELD phone over
+  a table; a pen pushes a coin about; pen-free spans hold only the camera's drift.
+* ball_throw: python3-mecavideo's data/video/balle-jbart.mp4, H.264 720x576, 25 fps, 10.2 s: a fixed camera,
+  slow motion; a small ball is in flight in every frame (no subject-free time).
+
+Labels were made by hand (see LABELS: subject, distractor and unclear spans in decoded-picture indices)
+from contact sheets of the decoded pictures (every picture of tree.avi, every 40th frame of vtest.avi,
+every 1st-8th picture of the others, changed pixels tinted), checked by eye; `--sheets DIR` writes the
+sheets again, marked S / D / ? by the labels. The files' SHA-256 are checked: the labels belong to these
+exact files. Event time in unclear spans counts neither as a false alarm nor as coverage.
 
 Each clip is transcoded ONCE to H.264 (libx264 via PyAV, native size and rate, ultrafast, crf 23,
 yuv420p) and every detector decodes that file itself, as in bench/motion_daemon.py: consentcam
@@ -29,12 +43,14 @@ itself), Motion at the native size (width/height/framerate set to match the file
 includes decoding for everyone. consentcam learns for its first 2 s (WARMUP): it cannot report
 anything before then; false-alarm seconds and coverage are counted after that point for everyone.
 
-Obtaining the footage: `--samples DIR` (a directory holding the two files), else the cache
-~/.cache/consentcam-bench/opencv-samples/, else `apt-get download opencv-doc` (about 95 MB; works
-without root, needs only Debian's package lists) in a temporary directory, from which only the two
-files are extracted into the cache. Nothing is committed. Prints one JSON object.
+Obtaining the footage: `--samples DIR` (a directory holding the chosen clips' files under their names in
+FOOTAGE), else the cache (~/.cache/consentcam-bench/opencv-samples/ for OpenCV's two, .../debian-clips/
+for the others), else `apt-get download PACKAGE` (opencv-doc about 95 MB, python3-hug-doc 0.4 MB,
+node-opencv 4.6 MB, python3-mecavideo 3.9 MB; works without root, needs only Debian's package lists) in a
+temporary directory, from which only the needed files are extracted, SHA-256 checked, and then moved into
+the cache. Nothing is committed. Prints one JSON object.
 
-    .venv/bin/python bench/motion_real.py [--samples DIR] [--repeats 3] [--clips vtest,tree,tree_file_timing]
+    .venv/bin/python bench/motion_real.py [--samples DIR] [--repeats 3] [--clips vtest,tree,tree_file_timing|all]
 """
 
 from __future__ import annotations
