@@ -1,7 +1,8 @@
 """Side by side on REAL recorded footage: consentcam, the Motion daemon and the Frigate-style stage.
 
 The same comparison as bench/motion_daemon.py (and its helpers), on the only real footage we have:
-two sample videos from OpenCV's samples/data, shipped in Debian's `opencv-doc` package.
+two sample videos from OpenCV's samples/data, shipped in Debian's `opencv-doc` package, and three
+clips from other Debian packages (below).
 
 * vtest.avi: MS-MPEG4, 768x576, 10 fps, 795 frames (79.5 s); a fixed camera over a plaza with
   pedestrians in view the whole time. It can show whether a detector follows people (coverage and
@@ -17,9 +18,22 @@ two sample videos from OpenCV's samples/data, shipped in Debian's `opencv-doc` p
       like a player shows it); the hand enters at slot 347 = 23.13 s. The wind then moves at its
       real speed, but the picture changes in steps, like a camera that stalls.
 
-Labels were made by hand (see LABELS) from contact sheets of the decoded pictures (every picture
-of tree.avi, every 40th frame of vtest.avi), checked by eye; `--sheets DIR` writes the sheets again.
-The files' SHA-256 are checked: the labels belong to these exact files.
+Three more clips (not in the default run; `--clips all` or by name) are the only camera footage with a moving
+subject found in Debian 12's packages (every video file in its Contents index was looked at; docs/MOTION.md):
+
+* lego_robot: python3-hug-doc's examples/streaming_movie_server/movie.mp4, H.264 560x320, 30 fps, 5.53 s:
+  a fixed camera on a toy robot on a table; it moves 1.2-3.33 s, is still, and from 4.33 s the picture
+  shakes by up to 1 px (most likely the camera is touched).
+* coin_pen: node-opencv's examples/files/motion.mov, H.264 568x320, 30 fps, 8.07 s: a HAND-HELD phone over
+  a table; a pen pushes a coin about; pen-free spans hold only the camera's drift.
+* ball_throw: python3-mecavideo's data/video/balle-jbart.mp4, H.264 720x576, 25 fps, 10.2 s: a fixed camera,
+  slow motion; a small ball is in flight in every frame (no subject-free time).
+
+Labels were made by hand (see LABELS: subject, distractor and unclear spans in decoded-picture indices)
+from contact sheets of the decoded pictures (every picture of tree.avi, every 40th frame of vtest.avi,
+every 1st-8th picture of the others, changed pixels tinted), checked by eye; `--sheets DIR` writes the
+sheets again, marked S / D / ? by the labels. The files' SHA-256 are checked: the labels belong to these
+exact files. Event time in unclear spans counts neither as a false alarm nor as coverage.
 
 Each clip is transcoded ONCE to H.264 (libx264 via PyAV, native size and rate, ultrafast, crf 23,
 yuv420p) and every detector decodes that file itself, as in bench/motion_daemon.py: consentcam
@@ -29,12 +43,14 @@ itself), Motion at the native size (width/height/framerate set to match the file
 includes decoding for everyone. consentcam learns for its first 2 s (WARMUP): it cannot report
 anything before then; false-alarm seconds and coverage are counted after that point for everyone.
 
-Obtaining the footage: `--samples DIR` (a directory holding the two files), else the cache
-~/.cache/consentcam-bench/opencv-samples/, else `apt-get download opencv-doc` (about 95 MB; works
-without root, needs only Debian's package lists) in a temporary directory, from which only the two
-files are extracted into the cache. Nothing is committed. Prints one JSON object.
+Obtaining the footage: `--samples DIR` (a directory holding the chosen clips' files under their names in
+FOOTAGE), else the cache (~/.cache/consentcam-bench/opencv-samples/ for OpenCV's two, .../debian-clips/
+for the others), else `apt-get download PACKAGE` (opencv-doc about 95 MB, python3-hug-doc 0.4 MB,
+node-opencv 4.6 MB, python3-mecavideo 3.9 MB; works without root, needs only Debian's package lists) in a
+temporary directory, from which only the needed files are extracted, SHA-256 checked, and then moved into
+the cache. Nothing is committed. Prints one JSON object.
 
-    .venv/bin/python bench/motion_real.py [--samples DIR] [--repeats 3] [--clips vtest,tree,tree_file_timing]
+    .venv/bin/python bench/motion_real.py [--samples DIR] [--repeats 3] [--clips vtest,tree,tree_file_timing|all]
 """
 
 from __future__ import annotations
@@ -73,13 +89,43 @@ from edge.recording.analysis import AnalysisResult, DetectedEvent
 
 Interval = tuple[float, float]
 
-CACHE = Path.home() / ".cache" / "consentcam-bench" / "opencv-samples"
-DEB_DATA = "usr/share/doc/opencv-doc/examples/data"
-# The files the labels were made on (opencv-doc 4.6.0+dfsg-12, Debian 12).
-SHA256 = {
-    "vtest.avi": "45cddc9490be69345cbdab64ca583be65987e864ca408038e648db99e10516cf",
-    "tree.avi": "4666099d0f704e310047b2f0a5ec9f936cb76a7271de9a2e70a0c57f82ac82dc",
+CACHE_ROOT = Path.home() / ".cache" / "consentcam-bench"
+CACHE = CACHE_ROOT / "opencv-samples"  # OpenCV's two sample videos (the first footage; kept where it was)
+CLIP_CACHE = CACHE_ROOT / "debian-clips"  # the other packages' clips
+
+
+@dataclass(frozen=True)
+class Footage:
+    """One labelled file: the Debian package that ships it, where inside, and the SHA-256 the labels belong to."""
+
+    package: str
+    member: str  # path inside the package's data archive, without the leading "./"
+    sha256: str
+    cache: Path  # directory it is kept in (under its own name)
+    version: str  # the package version the labels were made on (Debian 12); a newer one may differ
+    pictures: int  # pictures it decodes to (PyAV): the labels' picture indices run below this
+
+
+OPENCV_DATA = "usr/share/doc/opencv-doc/examples/data"
+FOOTAGE: dict[str, Footage] = {
+    "vtest.avi": Footage("opencv-doc", f"{OPENCV_DATA}/vtest.avi",
+                         "45cddc9490be69345cbdab64ca583be65987e864ca408038e648db99e10516cf", CACHE, "4.6.0+dfsg-12",
+                         795),
+    "tree.avi": Footage("opencv-doc", f"{OPENCV_DATA}/tree.avi",
+                        "4666099d0f704e310047b2f0a5ec9f936cb76a7271de9a2e70a0c57f82ac82dc", CACHE, "4.6.0+dfsg-12",
+                        68),
+    # the same file also ships as mp4.mp4 (and .mov/.webm/.ogv transcodes) in golang-github-gabriel-vasile-mimetype-dev
+    "lego_robot.mp4": Footage("python3-hug-doc", "usr/share/doc/python3-hug/examples/streaming_movie_server/movie.mp4",
+                              "1d720916a831c45454925dea707d477bdd2368bc48f3715bb5464c2707ba9859", CLIP_CACHE,
+                              "2.6.0-2.4", 166),
+    "coin_pen.mov": Footage("node-opencv", "usr/share/doc/node-opencv/examples/files/motion.mov",
+                            "56310ef94122124bd798f2fdbb4f3786ec399ca1793faaf6ebc099ed75212ca8", CLIP_CACHE,
+                            "7.0.0+git20200316.f0a03a4b-1+b3", 242),
+    "ball_throw.mp4": Footage("python3-mecavideo", "usr/share/pymecavideo/data/video/balle-jbart.mp4",
+                              "85a4c1934e97e4175582c3f2e233982a4a98ad41ad3415d1f3aa5c0fda04e3dc", CLIP_CACHE,
+                              "8.0~rc5-1", 255),
 }
+SHA256 = {name: f.sha256 for name, f in FOOTAGE.items()}
 CRF, PRESET = 23, "ultrafast"  # as bench/motion_daemon.py's synthetic files
 MOTION_MIN_FRAMES = 5  # minimum_motion_frames in bench/motion_daemon.py's MOTION_CONF
 CALIBRATE_AT = 4.0  # s: when the calibration clip's block starts to move (after Motion's own 2 s start-up)
@@ -89,24 +135,66 @@ CALIBRATIONS = 3  # Motion calibration runs per size and rate
 MAX_FRAMES = 100_000  # bound on any loop over a file's frames
 
 
+Span = tuple[int, int | None]  # first and last decoded picture (inclusive); None: to the end of the clip
+
+
 @dataclass(frozen=True)
 class Label:
-    """Where a real subject is in view, in decoded-picture indices (converted per timing variant)."""
+    """Where things are in view, in decoded-picture indices (converted to seconds per timing variant).
 
-    first_picture: int  # first decoded picture with the subject in view
-    last_picture: int | None  # last one, None: to the end of the clip
+    `subject`: spans with a real subject moving or in view (a detector should record them).
+    `distractors`: spans with only distractors (wind, camera shake, ...): any event time there is a false
+    alarm, as is event time anywhere outside `subject` and `unclear`; these are reported on their own as well.
+    `unclear`: spans the labeller could not call either way; event time there counts neither as a false
+    alarm nor as coverage.
+    """
+
+    subject: tuple[Span, ...]
     how: str
+    distractors: tuple[Span, ...] = ()
+    unclear: tuple[Span, ...] = ()
 
 
 LABELS: dict[str, Label] = {
-    "vtest.avi": Label(0, None, "people walk in view in every one of the 20 frames looked at (every 40th frame = "
-                                "4 s, 0-79.4 s) and the plaza is never empty in between when stepped through: "
-                                "subject in view from the first frame to the last"),
-    "tree.avi": Label(53, None, "all 68 pictures looked at: 0-52 show only the tree moving in wind behind the "
-                                "window (the wind picks up from about picture 30); at 53 a fingertip appears at the "
-                                "top edge (x ~ 250 of 320), at 54 a hand is clearly in view, and it stays, moving, "
-                                "to the last picture 67. Frame-difference energy in the top-right quadrant jumps from "
-                                "~3 (wind) to 8.6 at 53 and 49 at 54"),
+    "vtest.avi": Label(((0, None),), "people walk in view in every one of the 20 frames looked at (every 40th frame = "
+                                     "4 s, 0-79.4 s) and the plaza is never empty in between when stepped through: "
+                                     "subject in view from the first frame to the last"),
+    "tree.avi": Label(((53, None),), "all 68 pictures looked at: 0-52 show only the tree moving in wind behind the "
+                                     "window (the wind picks up from about picture 30); at 53 a fingertip appears at "
+                                     "the top edge (x ~ 250 of 320), at 54 a hand is clearly in view, and it stays, "
+                                     "moving, to the last picture 67. Frame-difference energy in the top-right "
+                                     "quadrant jumps from ~3 (wind) to 8.6 at 53 and 49 at 54",
+                      distractors=((0, 52),)),
+    "lego_robot.mp4": Label(
+        ((36, 99),),
+        "every picture 30-105 and every 2nd-3rd of the rest looked at, with pixels changed by > 12 (of 255) since the "
+        "previous picture tinted (and > 5 for 128-165), and the changed pixels' bounding boxes listed for 34-44, "
+        "95-104 and 125-140: 0-35 still (frame difference 0.1-0.2 mean abs); at 36-40 (1.2 s) the cable end at the "
+        "right edge twitches, at 41 (1.37 s) the whole robot starts to move, from 45 its top rotor turns and the "
+        "robot rocks and shifts; it stops at 97 and settles by 99 (3.33 s); 100-129 still again; from 130 (4.33 s) "
+        "to the end the whole picture shifts by up to 1 pixel now and then (phase correlation on the rotor, body, "
+        "cable end and shadow agree within 0.3 px, the rotor does not turn: most likely the camera is touched, as "
+        "when a recording is stopped; a rigid sub-pixel shift of the robot with its shadow cannot be ruled out), "
+        "frame difference 0.3-1.5",
+        distractors=((130, None),)),
+    "coin_pen.mov": Label(
+        ((19, 33), (43, 88), (95, 212)),
+        "every picture 18-53, 84-104 and 200-220 and every 6th of the rest looked at, changes > 12 tinted, and the "
+        "bounding boxes of changes > 20 listed for 16-21, 33-44, 86-99 and 209-217: a hand-held phone (it drifts: "
+        "the coin's edges change in almost every picture) over a plain table with a coin. A pen tip is at the right "
+        "edge 19-33 (0.63-1.13 s); the pen comes in at 43 (1.43 s), pushes the coin and leaves at the bottom edge "
+        "after 88 (2.97 s); it is back at the bottom right at 95 (3.17 s), pushes the coin about with the hand just "
+        "outside the picture, and leaves at the top after 212 (7.1 s); 213-241 only the coin, still, and the "
+        "camera's drift. 89-94: only the coin's edges change, a little more than from drift alone (the coin may "
+        "still be settling after the push): unclear. The picture brightens from 4.4 to 5.4 s (auto exposure, mean "
+        "luma 155 -> 168) while the pen is in view",
+        distractors=((0, 18), (34, 42), (213, None)),
+        unclear=((89, 94),)),
+    "ball_throw.mp4": Label(
+        ((0, None),),
+        "every 8th picture looked at (every 0.32 s): a fixed camera on a dark board with an arm at the left edge; a "
+        "small ball (about 12 px of 720) flies back and forth in slow motion in every picture; picture 0 also "
+        "carries a title overlay. Subject in view from the first picture to the last: no subject-free time"),
 }
 
 
@@ -124,7 +212,14 @@ CLIPS: dict[str, Clip] = {c.name: c for c in (
                                         "about 6.5x faster than it did"),
     Clip("tree_file_timing", "tree.avi", "file", "pictures held until the file's next timestamp (444 frames, "
                                                  "29.6 s): real wind speed, picture changes in steps"),
+    Clip("lego_robot", "lego_robot.mp4", "decoded", "fixed camera, indoors: a toy robot moves 1.37-3.3 s; still, "
+                                                    "then camera shake of <= 1 px from 4.33 s (5.53 s, 30 fps)"),
+    Clip("coin_pen", "coin_pen.mov", "decoded", "HAND-HELD phone over a table: a pen pushes a coin; short pen-free "
+                                                "spans with only the camera's drift (8.07 s, 30 fps)"),
+    Clip("ball_throw", "ball_throw.mp4", "decoded", "fixed camera, slow motion: a small ball in flight in every "
+                                                    "frame; no subject-free time (10.2 s, 25 fps)"),
 )}
+DEFAULT_CLIPS = ("vtest", "tree", "tree_file_timing")  # the clips the documented figures were measured on
 
 
 # ---------------------------------------------------------------- labels and scoring (pure; tested)
@@ -138,12 +233,18 @@ def picture_frames(slots: Sequence[int], timing: str) -> list[int]:
     raise ValueError(f"unknown timing {timing!r}")
 
 
-def subject_interval(label: Label, frames_of_pictures: Sequence[int], total_frames: int, fps: float) -> Interval:
-    """Seconds the subject is in view: from its first picture's frame to the end of its last picture's frame."""
-    start = frames_of_pictures[label.first_picture] / fps
-    if label.last_picture is None or label.last_picture + 1 >= len(frames_of_pictures):
+def span_interval(span: Span, frames_of_pictures: Sequence[int], total_frames: int, fps: float) -> Interval:
+    """Seconds a labelled span covers: from its first picture's frame to the end of its last picture's frame."""
+    first, last = span
+    start = frames_of_pictures[first] / fps
+    if last is None or last + 1 >= len(frames_of_pictures):
         return (start, total_frames / fps)
-    return (start, frames_of_pictures[label.last_picture + 1] / fps)
+    return (start, frames_of_pictures[last + 1] / fps)
+
+
+def span_intervals(spans: Iterable[Span], frames_of_pictures: Sequence[int], total_frames: int,
+                   fps: float) -> list[Interval]:
+    return [span_interval(s, frames_of_pictures, total_frames, fps) for s in spans]
 
 
 def union(intervals: Iterable[Interval]) -> list[Interval]:
@@ -206,6 +307,31 @@ def event_rows(events: Iterable[DetectedEvent]) -> list[dict]:
             for e in events]
 
 
+@dataclass(frozen=True)
+class Spans:
+    """A label's spans in seconds on one transcoded clip's clock."""
+
+    subject: list[Interval]
+    distractors: list[Interval]
+    unclear: list[Interval]
+
+
+def score_events(events: Sequence[DetectedEvent], spans: Spans, after: float, end: float,
+                 tolerance: float = 0.0) -> dict:
+    """One detector's events against a clip's labels, counting from `after` (the warm-up) to `end`."""
+    times = [(e.start, e.end) for e in events]
+    return {
+        "events": event_rows(events),
+        "subject": [{"in_view_s": [round(a, 3), round(b, 3)], **subject_detection(events, a, b, tolerance)}
+                    for a, b in spans.subject],
+        # unclear spans are neither: event time there is no false alarm and no coverage
+        "false_alarm_s_after_warmup": round(false_alarm_seconds(times, spans.subject + spans.unclear, after, end), 2),
+        "event_s_in_distractor_spans_after_warmup": round(overlap(clip_to(times, after, end),
+                                                                  clip_to(spans.distractors, after, end)), 2),
+        "subject_coverage_after_warmup": _round(coverage(times, spans.subject, after, end)),
+    }
+
+
 def motion_video_times(events: Iterable[DetectedEvent], offset: float, fps: float, end: float) -> list[DetectedEvent]:
     """Motion's events (seconds since its launch, at its start/end hooks) on the video's clock.
 
@@ -235,48 +361,91 @@ def sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def obtain_samples(samples: Path | None) -> tuple[Path, str]:
-    """A directory with vtest.avi and tree.avi, and where they came from."""
-    names = list(SHA256)
-    if samples is not None:
-        return samples, f"--samples {samples}"
-    if all((CACHE / n).is_file() for n in names):
-        return CACHE, f"cache {CACHE}"
-    if shutil.which("apt-get") is None or shutil.which("dpkg-deb") is None:
-        raise SystemExit("no cached samples and no apt-get/dpkg-deb: pass --samples DIR with vtest.avi and tree.avi "
-                         "(OpenCV's samples/data)")
-    with tempfile.TemporaryDirectory() as tmp:
-        # apt-get download needs no root: it only reads the package lists and writes to the current directory
-        subprocess.run(["apt-get", "download", "-q", "opencv-doc"], cwd=tmp, check=True, timeout=1800,
-                       stdout=subprocess.DEVNULL)
-        deb = next(Path(tmp).glob("opencv-doc_*.deb"))
-        version = subprocess.run(["dpkg-deb", "-f", str(deb), "Version"], capture_output=True, text=True,
-                                 check=True).stdout.strip()
-        x = Path(tmp) / "x"
-        x.mkdir()
-        tar = subprocess.Popen(["dpkg-deb", "--fsys-tarfile", str(deb)], stdout=subprocess.PIPE)
-        subprocess.run(["tar", "-x", "-C", str(x), "--wildcards", *(f"*/{DEB_DATA}/{n}" for n in names)],
-                       stdin=tar.stdout, check=True, timeout=600)
+def apt_download(package: str, folder: Path) -> Path:
+    """`apt-get download PACKAGE` into `folder` (needs no root: it reads the package lists, writes here)."""
+    if shutil.which("apt-get") is None:
+        raise SystemExit(f"no cached footage and no apt-get to fetch Debian's {package}: pass --samples DIR")
+    subprocess.run(["apt-get", "download", "-q", package], cwd=folder, check=True, timeout=1800,
+                   stdout=subprocess.DEVNULL)
+    return next(folder.glob(f"{package}_*.deb"))
+
+
+def deb_version(deb: Path) -> str:
+    return subprocess.run(["dpkg-deb", "-f", str(deb), "Version"], capture_output=True, text=True,
+                          check=True, timeout=60).stdout.strip()
+
+
+def extract_members(deb: Path, members: Sequence[str], into: Path) -> dict[str, Path]:
+    """Extract files (paths inside the package, no leading "./") from a .deb's data archive under `into`."""
+    if shutil.which("dpkg-deb") is None:
+        raise SystemExit("dpkg-deb is needed to unpack Debian packages: pass --samples DIR instead")
+    tar = subprocess.Popen(["dpkg-deb", "--fsys-tarfile", str(deb)], stdout=subprocess.PIPE)
+    try:
+        # members are stored as ./usr/...; the wildcard also matches archives without the ./
+        untar = subprocess.run(["tar", "-x", "-C", str(into), "--wildcards", *(f"*{m}" for m in members)],
+                               stdin=tar.stdout, stderr=subprocess.PIPE, text=True, timeout=600)
+    finally:
         if tar.stdout is not None:
             tar.stdout.close()
-        if tar.wait(60) != 0:
-            raise SystemExit(f"dpkg-deb --fsys-tarfile {deb.name} failed")
-        CACHE.mkdir(parents=True, exist_ok=True)
-        for n in names:
-            shutil.copyfile(x / DEB_DATA / n, CACHE / n)
-    return CACHE, f"apt-get download opencv-doc ({version}), extracted to {CACHE}"
+        code = tar.wait(60)
+    if untar.returncode != 0:  # e.g. "Not found in archive": the package no longer ships the file there
+        raise SystemExit(f"{deb.name}: could not extract {', '.join(members)}: {untar.stderr.strip()}")
+    if code != 0:
+        raise SystemExit(f"dpkg-deb --fsys-tarfile {deb.name} failed")
+    return {m: into / m for m in members}
 
 
-def check_files(folder: Path) -> dict[str, Path]:
-    out = {}
-    for name, want in SHA256.items():
-        path = folder / name
+def obtain(names: Sequence[str], samples: Path | None, footage: dict[str, Footage] | None = None,
+           download: Callable[[str, Path], Path] = apt_download) -> tuple[dict[str, Path], list[str]]:
+    """Where each named file is, and how it got there.
+
+    `samples`: a directory holding the files under their names (used as it is). Otherwise each file's
+    cache; what is missing there is fetched per package (`download`, then extracted from the .deb), its
+    SHA-256 checked, and only then moved into the cache, so a wrong file never lands there.
+    """
+    table = FOOTAGE if footage is None else footage
+    if samples is not None:
+        return {n: samples / n for n in names}, [f"--samples {samples}"]
+    paths = {n: table[n].cache / n for n in names}
+    missing = [n for n in names if not paths[n].is_file()]
+    origins = [f"cache {paths[n]}" for n in names if n not in missing]
+    packages: dict[str, list[str]] = {}
+    for n in missing:
+        packages.setdefault(table[n].package, []).append(n)
+    for package, group in packages.items():
+        with tempfile.TemporaryDirectory() as tmp:
+            deb = download(package, Path(tmp))
+            version = deb_version(deb)
+            x = Path(tmp) / "x"
+            x.mkdir()
+            got = extract_members(deb, [table[n].member for n in group], x)
+            for n in group:
+                src = got[table[n].member]
+                if not src.is_file():
+                    raise SystemExit(f"{package} {version} has no {table[n].member}")
+                if sha256(src) != table[n].sha256:
+                    raise SystemExit(f"{package} {version}: {table[n].member} is not the file the labels were made "
+                                     f"on (SHA-256 differs; labelled: version {table[n].version}): labels do not "
+                                     "apply")
+                paths[n].parent.mkdir(parents=True, exist_ok=True)
+                part = paths[n].with_name(paths[n].name + ".part")
+                shutil.copyfile(src, part)
+                part.replace(paths[n])
+            origins.append(f"apt-get download {package} ({version}), extracted {', '.join(group)} to "
+                           f"{paths[group[0]].parent}")
+    return paths, origins
+
+
+def check_files(files: dict[str, Path], footage: dict[str, Footage] | None = None) -> dict[str, Path]:
+    """The same files, once each is there and is the file its labels were made on."""
+    table = FOOTAGE if footage is None else footage
+    for name, path in files.items():
         if not path.is_file():
-            raise SystemExit(f"{path}: missing (expected OpenCV's samples/data/{name})")
-        if sha256(path) != want:
+            f = table[name]
+            raise SystemExit(f"{path}: missing (expected {f.member} from Debian's {f.package})")
+        if sha256(path) != table[name].sha256:
             raise SystemExit(f"{path}: not the file the labels were made on (SHA-256 differs): labels do not apply")
-        out[name] = path
-    return out
+    return files
 
 
 @dataclass
@@ -372,30 +541,49 @@ def motion_offsets(work: Path, size: tuple[int, int], fps: float, runs: int) -> 
     return out
 
 
+SHEETS = {"tree.avi": (1, 0.5, 6), "vtest.avi": (40, 1 / 3, 4)}  # name: (every n-th picture, scale, columns)
+SHEET_DEFAULT = (6, 0.35, 6)
+
+
+def picture_tags(label: Label, pictures: int) -> list[str]:
+    """Per decoded picture: "S" inside a subject span, "D" a distractor span, "?" an unclear one, "" otherwise."""
+    tags = [""] * pictures
+    for tag, spans in (("D", label.distractors), ("?", label.unclear), ("S", label.subject)):
+        for first, last in spans:
+            for i in range(first, pictures if last is None else min(last + 1, pictures)):
+                tags[i] = tag
+    return tags
+
+
 def write_sheets(files: dict[str, Path], out_dir: Path) -> list[str]:
-    """Contact sheets for checking the labels by eye: every tree.avi picture, every 40th vtest.avi frame."""
+    """Contact sheets for checking the labels by eye (every tree.avi picture, every 40th vtest.avi frame, every
+    6th picture of the others), each tile marked S (subject), D (distractor) or ? (unclear) by its label."""
     import av
     import cv2
     import numpy as np
 
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
-    for name, path, step, scale in (("tree", files["tree.avi"], 1, 0.5), ("vtest", files["vtest.avi"], 40, 1 / 3)):
-        tiles = []
+    for name, path in files.items():
+        step, scale, cols = SHEETS.get(name, SHEET_DEFAULT)
+        pictures = []
         with av.open(str(path)) as inp:
             for n, frame in enumerate(inp.decode(video=0)):
                 if n >= MAX_FRAMES:
                     break
-                if n % step:
-                    continue
-                t = cv2.resize(frame.to_ndarray(format="bgr24"), None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
-                cv2.putText(t, f"#{n}", (3, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 255), 2)
-                tiles.append(t)
-        cols = 6 if name == "tree" else 4
+                pictures.append((n, frame.to_ndarray(format="bgr24") if n % step == 0 else None))
+        tags = picture_tags(LABELS[name], len(pictures))
+        tiles = []
+        for n, img in pictures:
+            if img is None:
+                continue
+            t = cv2.resize(img, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+            cv2.putText(t, f"#{n} {tags[n]}", (3, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 255), 2)
+            tiles.append(t)
         while len(tiles) % cols:
             tiles.append(np.zeros_like(tiles[0]))
         sheet = np.vstack([np.hstack(tiles[i:i + cols]) for i in range(0, len(tiles), cols)])
-        target = out_dir / f"{name}.png"
+        target = out_dir / f"{Path(name).stem}.png"
         cv2.imwrite(str(target), sheet)
         written.append(str(target))
     return written
@@ -421,9 +609,14 @@ def _range(values: list[float]) -> dict:
 def run_clip(clip: Clip, source: Path, tmp: Path, repeats: int, offsets: dict | None) -> dict:
     """One clip through every detector; `offsets`: Motion's calibrations by (size, fps), None without Motion."""
     tr = transcode(source, tmp / f"{clip.name}.mkv", clip.timing)
+    if tr.source_pictures != FOOTAGE[clip.file].pictures:
+        raise SystemExit(f"{clip.file} decoded to {tr.source_pictures} pictures, the labels were made on "
+                         f"{FOOTAGE[clip.file].pictures}: another decoder? labels do not apply")
     duration = tr.frames / tr.fps
     label = LABELS[clip.file]
-    subject = subject_interval(label, tr.picture_frames, tr.frames, tr.fps)
+    subject = span_intervals(label.subject, tr.picture_frames, tr.frames, tr.fps)
+    distractors = span_intervals(label.distractors, tr.picture_frames, tr.frames, tr.fps)
+    unclear = span_intervals(label.unclear, tr.picture_frames, tr.frames, tr.fps)
     in_process = _detectors(tr.fps, tr.size)
     motion = MotionRun(tr.path, duration, tmp / f"motion-{clip.name}", size=tr.size, fps=tr.fps) \
         if offsets is not None else None
@@ -452,24 +645,24 @@ def run_clip(clip: Clip, source: Path, tmp: Path, repeats: int, offsets: dict | 
         events["motion"] = motion_video_times(found, offset, tr.fps, duration)
         cpu["motion"] = [motion_cpu / max(tr.frames, 1) * 1000]
     after = min(WARMUP, duration)
+    spans = Spans(subject, distractors, unclear)
     detectors = {}
     for name, evs in events.items():
-        spans = [(e.start, e.end) for e in evs]
-        detectors[name] = {
-            "events": event_rows(evs),
-            "subject": subject_detection(evs, subject[0], subject[1], tolerance if name == "motion" else 0.0),
-            "false_alarm_s_after_warmup": round(false_alarm_seconds(spans, [subject], after, duration), 2),
-            "subject_coverage_after_warmup": _round(coverage(spans, [subject], after, duration)),
-            "cpu_ms_per_frame_incl_decode": _range(cpu[name]),
-        }
+        detectors[name] = {**score_events(evs, spans, after, duration, tolerance if name == "motion" else 0.0),
+                           "cpu_ms_per_frame_incl_decode": _range(cpu[name])}
     return {
         "file": clip.file, "timing": clip.timing, "note": clip.note,
         "transcode": {"codec": "libx264 (PyAV)", "preset": PRESET, "crf": CRF, "pix_fmt": "yuv420p",
                       "size": list(tr.size), "fps": tr.fps, "frames": tr.frames, "seconds": round(duration, 3),
                       "source_codec": tr.source_codec, "source_pictures_decoded": tr.source_pictures,
                       "source_frame_slots": tr.source_slots},
-        "subject_in_view_s": [round(subject[0], 3), round(subject[1], 3)],
-        "subject_free_s_after_warmup": round(max(0.0, subject[0] - after), 3),
+        "subject_in_view_s": [[round(a, 3), round(b, 3)] for a, b in subject],
+        "distractor_spans_s": [[round(a, 3), round(b, 3)] for a, b in distractors],
+        "unclear_spans_s": [[round(a, 3), round(b, 3)] for a, b in unclear],
+        "subject_s_after_warmup": round(length(clip_to(subject, after, duration)), 3),
+        "subject_free_s_after_warmup": round(max(0.0, duration - after)
+                                             - length(clip_to(subject + unclear, after, duration)), 3),
+        "distractor_span_s_after_warmup": round(length(clip_to(distractors, after, duration)), 3),
         "decode_only_ms_per_frame_at_detect_size": _range(decode),
         "motion_launch_offsets_s": [round(x, 3) for x in measured],
         "motion_time_tolerance_s": round(tolerance, 3),
@@ -481,16 +674,28 @@ def _round(x: float | None) -> float | None:
     return None if x is None else round(x, 3)
 
 
+def choose_clips(spec: str) -> list[Clip]:
+    """--clips: comma-separated names, or "all"."""
+    names = list(CLIPS) if spec.strip() == "all" else [c.strip() for c in spec.split(",") if c.strip()]
+    unknown = [n for n in names if n not in CLIPS]
+    if unknown or not names:
+        raise SystemExit(f"--clips: unknown {unknown or spec!r}; choose from {', '.join(CLIPS)} or 'all'")
+    return [CLIPS[n] for n in names]
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--samples", type=Path, help="directory with vtest.avi and tree.avi (default: cache or download)")
+    ap.add_argument("--samples", type=Path, help="directory holding the chosen clips' files under their names "
+                                                 f"({', '.join(FOOTAGE)}; default: cache or download)")
     ap.add_argument("--repeats", type=int, default=3, help="timed runs of each in-process detector per clip")
-    ap.add_argument("--clips", default=",".join(CLIPS), help="comma-separated, from: " + ", ".join(CLIPS))
+    ap.add_argument("--clips", default=",".join(DEFAULT_CLIPS),
+                    help="comma-separated, from: " + ", ".join(CLIPS) + "; or 'all' (default: %(default)s)")
     ap.add_argument("--sheets", type=Path, help="also write PNG contact sheets for checking the labels here")
     args = ap.parse_args()
-    chosen = [CLIPS[c] for c in args.clips.split(",") if c]
-    folder, origin = obtain_samples(args.samples)
-    files = check_files(folder)
+    chosen = choose_clips(args.clips)
+    names = list(dict.fromkeys(c.file for c in chosen))
+    paths, origins = obtain(names, args.samples)
+    files = check_files(paths)
     have_motion = shutil.which("motion") is not None
     offsets: dict | None = {} if have_motion else None
     version = (subprocess.run(["motion", "-h"], capture_output=True, text=True).stdout.splitlines() or ["?"])[0] \
@@ -501,9 +706,11 @@ def main() -> int:
         clips = {c.name: run_clip(c, files[c.file], Path(tmp), args.repeats, offsets) for c in chosen}
     out = {
         "benchmark": "motion_real",
-        "footage": {"origin": origin, "what": "OpenCV's samples/data videos from Debian's opencv-doc package",
-                    "sha256": SHA256},
-        "labels": {name: asdict(label) for name, label in LABELS.items()},
+        "footage": {"origin": origins, "what": "clips shipped in Debian packages (see FOOTAGE)",
+                    "files": {n: {"package": FOOTAGE[n].package, "member": FOOTAGE[n].member,
+                                  "labelled_version": FOOTAGE[n].version, "sha256": FOOTAGE[n].sha256} for n in names}},
+        "labels": {n: asdict(LABELS[n]) for n in names},
+        "label_units": "decoded-picture indices, first and last inclusive (null: to the end)",
         "warmup_s": WARMUP,
         "warmup_note": f"consentcam only learns for its first {WARMUP} s and cannot report anything before; "
                        "false-alarm seconds and coverage count event time after that point for every detector; "
@@ -539,13 +746,18 @@ def main() -> int:
                     "note": "shared 2-core VM: CPU figures are noisy, quote ranges over runs"},
         "clips": clips,
         "notes": [
-            "Weak evidence: two short clips from one source, labelled by one person; vtest has no people-free "
-            "time (false alarms cannot be measured there) and tree has 3.5 s (or 23 s at file timing) of "
-            "wind before the hand, after a 2 s warm-up.",
+            "Weak evidence: short clips, labelled by one person; vtest and ball_throw have no subject-free "
+            "time (false alarms cannot be measured there), tree has 3.5 s (or 23 s at file timing) of "
+            "wind before the hand, lego_robot 0.97 s of stillness and 1.2 s of camera shake, coin_pen 0.96 s of a "
+            "hand-held camera's drift, all after a 2 s warm-up.",
+            "The clips beyond OpenCV's two (lego_robot, coin_pen, ball_throw) are the only camera footage with a "
+            "subject that Debian 12's packages were found to ship; none is outdoors or a surveillance view, and "
+            "coin_pen is hand-held. Subjects that enter before 2 s (lego_robot 1.37 s; coin_pen's first two) "
+            "cannot be reported by consentcam before its warm-up ends.",
             "tree.avi's 68 pictures are spread over 444 frame slots; run both as consecutive frames (`tree`) "
             "and on the file's own clock (`tree_file_timing`). Neither is a normal camera stream.",
             "Every clip was transcoded once to H.264 (libx264 ultrafast crf 23): one more generation of "
-            "compression than the original files (MS-MPEG4 and Cinepak), and the same for every detector.",
+            "compression than the original files (MS-MPEG4, Cinepak, H.264), and the same for every detector.",
             "The Frigate-style stage is our re-implementation of Frigate's documented motion stage, not Frigate.",
             "Motion plays each file once in real time and has its own start-up (2 s + pre_capture + "
             "minimum_motion_frames frames, its startup_frames), so on the 4.5 s `tree` clip it has about 2 s to "
