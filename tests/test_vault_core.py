@@ -113,6 +113,33 @@ def test_round_trip_bit_for_bit(state_dir: Path, tmp_path: Path, size: int) -> N
     assert b"".join(vault.iter_plaintext(rec.id, _identity(state_dir))) == data
 
 
+def test_write_takes_any_buffer_and_keeps_a_copy(state_dir: Path, tmp_path: Path) -> None:
+    """bytes, a reused bytearray, a memoryview and a strided numpy slice: each is copied at once,
+    so a caller that reuses its buffer (as the muxer and importer do) cannot change stored footage."""
+    import numpy as np
+
+    vault = open_vault(state_dir, storage(CAP))
+    w = vault.begin_clip("porch", 1_790_000_000.0)
+    expected = bytearray()
+    scratch = bytearray(os.urandom(CAP // 3))
+    for round_ in range(4):
+        w.write(scratch)
+        expected += scratch
+        scratch[:] = os.urandom(len(scratch))  # reused by the caller after write() returned
+        piece = os.urandom(5000)
+        w.write(memoryview(piece)[100:4100])
+        expected += piece[100:4100]
+        grid = np.frombuffer(os.urandom(64 * 64), dtype=np.uint8).reshape(64, 64)
+        w.write(grid[:, ::2])  # not contiguous
+        expected += grid[:, ::2].tobytes()
+        w.write(b"tail %d" % round_)
+        expected += b"tail %d" % round_
+    rec = w.close(1_790_000_005.0)
+    out = tmp_path / "out.bin"
+    vault.export(rec.id, _identity(state_dir), out)
+    assert out.read_bytes() == bytes(expected)
+
+
 def test_seal_is_signed_by_the_device_and_binds_every_segment(state_dir: Path) -> None:
     vault = open_vault(state_dir, storage(CAP))
     w = vault.begin_clip("porch", 1_790_000_000.25, codec="h264", container="mpegts", clock_synced=False)

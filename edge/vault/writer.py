@@ -166,7 +166,10 @@ class ClipWriter:
         """Add plaintext container bytes (copied: the caller may reuse its buffer). Seals full
         segments as the buffer fills."""
         self._check_open()
-        view = memoryview(data).cast("B")
+        view = memoryview(data)
+        if not view.c_contiguous:  # e.g. a strided numpy slice: one copy to flatten it
+            view = memoryview(view.tobytes())
+        view = view.cast("B")
         pos = 0
         while pos < len(view):
             if self._plain is None:
