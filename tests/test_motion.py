@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 
+import cv2
 import numpy as np
 import pytest
 
@@ -170,3 +171,124 @@ def test_scoring_matches_events_to_truth_and_measures_onset_and_start() -> None:
     assert score.onsets == pytest.approx([0.5, 0.0])
     assert score.starts == pytest.approx([0.3, 0.0])
     assert score.precision == pytest.approx(2 / 3) and score.recall == pytest.approx(2 / 3)
+
+
+def _windy_tree_clip(seconds: float, person_at: float, seed: int = 5):
+    """320x240 frames at 15 fps: a textured wall, a leafy tree at the top right whose branches (6 x 6
+    blocks) wander in wind from the first frame (each block displaced by a smooth random walk of up to
+    7 px, so the leaves stay off the positions a background learns, as real foliage does), and from
+    `person_at` a dark figure walking in from the left, below the tree."""
+    rng = np.random.default_rng(seed)
+    wall = cv2.GaussianBlur(rng.normal(128, 30, (240, 320)).astype(np.float32), (0, 0), 1.5)
+    leaves = cv2.GaussianBlur(rng.normal(0, 60, (280, 360)).astype(np.float32), (0, 0), 1.2)
+    x0, bw, bh, nb = 180, 140, 130, 6
+    off = np.zeros((nb, nb, 2))
+    vel = np.zeros((nb, nb, 2))
+    for i in range(round(seconds * 15)):
+        t = i / 15
+        vel = 0.85 * vel + rng.normal(0, 0.9, vel.shape)
+        off = np.clip(off + vel, -7, 7)
+        img = wall.copy()
+        for by in range(nb):
+            for bx in range(nb):
+                ys, xs = by * bh // nb, x0 + bx * bw // nb
+                ye, xe = (by + 1) * bh // nb, x0 + (bx + 1) * bw // nb
+                dy, dx = (round(v) for v in off[by, bx])
+                img[ys:ye, xs:xe] = 110 + leaves[ys + 20 + dy:ye + 20 + dy, xs + 20 + dx:xe + 20 + dx]
+        if t >= person_at:
+            px = round(-30 + (t - person_at) * 60)
+            img[100:200, max(px, 0):max(px + 30, 0)] = 40
+        yield t, np.clip(img, 0, 255).astype(np.uint8)
+
+
+@pytest.mark.xfail(strict=True, reason="known limitation (docs/MOTION.md, Honest limits): foliage that never "
+                   "settles keeps its cells changed, which the flicker memory does not see; the busy-level "
+                   "fix tried on branch `wind` muted people who stay in one place and was not shipped")
+def test_a_tree_moving_in_wind_for_a_long_time_is_not_an_event_but_a_person_is() -> None:
+    # Its leaves stay changed against any background, frame after frame: the changed fraction of its
+    # cells is high and steady, so the flicker memory stays low and the shipped detector makes one
+    # event from the end of the warm-up to the end. What a fix must achieve: only the person below it.
+    result = analyse(_windy_tree_clip(36.0, 30.0), 15.0, MotionConfig(), REC)
+    assert len(result.events) == 1, result.events
+    event = result.events[0]
+    assert event.start >= 30.0 and event.onset < 30.7, result.events
+
+
+def _loiter_clip(seconds: float, arrive: float, stay: float, tree: bool, seed: int = 7):
+    """320x240 frames at 15 fps of someone who walks in from the left (2 s), then stays in one place
+    for `stay` seconds moving the way a person at a door does (body swaying and bending a few px on a
+    smooth random walk, arms swinging and reaching), then walks back out (2 s). With `tree`, the leafy
+    tree of _windy_tree_clip moves in wind from the first frame and the person stands with head and
+    torso in front of its lower branches (legs against the wall)."""
+    rng = np.random.default_rng(seed)
+    wall = cv2.GaussianBlur(rng.normal(128, 30, (240, 320)).astype(np.float32), (0, 0), 1.5)
+    leaves = cv2.GaussianBlur(rng.normal(0, 60, (280, 360)).astype(np.float32), (0, 0), 1.2)
+    x0, bw, bh, nb = 180, 140, 130, 6
+    off = np.zeros((nb, nb, 2))
+    vel = np.zeros((nb, nb, 2))
+    spot = 215 if tree else 140  # where the person stands (left edge of the torso)
+    sway = np.zeros(2)  # body offset (x, y) in px, a smooth random walk within +-3 px
+    sway_v = np.zeros(2)
+    arm = 0.0  # arm reach 0..1 (down .. out and up)
+    arm_v = 0.0
+    leave_at = arrive + 2.0 + stay
+    for i in range(round(seconds * 15)):
+        t = i / 15
+        img = wall.copy()
+        if tree:
+            vel = 0.85 * vel + rng.normal(0, 0.9, vel.shape)
+            off = np.clip(off + vel, -7, 7)
+            for by in range(nb):
+                for bx in range(nb):
+                    ys, xs = by * bh // nb, x0 + bx * bw // nb
+                    ye, xe = (by + 1) * bh // nb, x0 + (bx + 1) * bw // nb
+                    dy, dx = (round(v) for v in off[by, bx])
+                    img[ys:ye, xs:xe] = 110 + leaves[ys + 20 + dy:ye + 20 + dy, xs + 20 + dx:xe + 20 + dx]
+        sway_v = 0.8 * sway_v + rng.normal(0, 0.4, 2)
+        sway = np.clip(sway + sway_v, -3, 3)
+        arm_v = 0.8 * arm_v + rng.normal(0, 0.06)
+        arm = float(np.clip(arm + arm_v, 0.0, 1.0))
+        if arrive <= t < leave_at + 2.0:
+            if t < arrive + 2.0:  # walking in
+                px = round(-30 + (spot + 30) * (t - arrive) / 2.0)
+                dx, dy, reach = 0, 0, 0.0
+            elif t < leave_at:  # in place
+                px, dx, dy, reach = spot, round(sway[0]), round(sway[1]), arm
+            else:  # walking out the way it came
+                px = round(spot - (spot + 30) * (t - leave_at) / 2.0)
+                dx, dy, reach = 0, 0, 0.0
+            x, top = px + dx, 70 + dy
+            img[top:top + 14, max(x + 8, 0):max(x + 22, 0)] = 55  # head
+            img[top + 14:top + 60, max(x, 0):max(x + 30, 0)] = 40  # torso
+            img[top + 60:top + 110, max(x + 3, 0):max(x + 13, 0)] = 45  # legs
+            img[top + 60:top + 110, max(x + 17, 0):max(x + 27, 0)] = 45
+            # arms: hang along the torso, or reach out forward (right) and up by `reach`
+            ax0, ax1 = max(x + 30, 0), max(x + 30 + round(4 + 16 * reach), 0)
+            ay = top + 18 + round(30 * (1 - reach))
+            img[ay:ay + 8, ax0:ax1] = 50
+            img[top + 16:top + 50, max(x - 6, 0):max(x, 0)] = 50
+        yield t, np.clip(img, 0, 255).astype(np.uint8)
+
+
+def _presence_covered(events: list[DetectedEvent], arrive: float, leave: float) -> None:
+    # what the recorder makes one clip of is one event here (the event machine merges gaps shorter
+    # than post-roll + merge gap): exactly one event while the person is there, from soon after they
+    # appear until they are gone. An event that ends (and a clip that closes) with the person still
+    # there is the failure this guards against.
+    during = [e for e in events if e.end >= arrive and e.start <= leave]
+    assert len(during) == 1, events
+    assert during[0].onset <= arrive + 1.5, events
+    assert during[0].end >= leave - 1.0, events
+
+
+@pytest.mark.parametrize("tree", [False, True], ids=["calm", "tree"])
+def test_a_person_who_stays_and_moves_in_place_is_one_event_until_they_leave(tree: bool) -> None:
+    # A person at the door rummaging in a parcel for 40 s: after walking in they move only a few
+    # px at a time, in one place, as a swaying tree does. "Never misses a person at the door": the
+    # event must last until they walk away, in a calm scene and in front of a tree in wind. Any
+    # defence against foliage that learns "this place is always busy" must not learn it from them
+    # (the busy level tried on branch `wind` ended the calm event after 4.8 s). Today the tree case
+    # passes partly because the wind itself keeps the event open.
+    arrive, stay = 15.0, 40.0
+    result = analyse(_loiter_clip(arrive + stay + 8.0, arrive, stay, tree), 15.0, MotionConfig(), REC)
+    _presence_covered(result.events, arrive, arrive + 2.0 + stay + 2.0)
