@@ -203,7 +203,7 @@ def _windy_tree_clip(seconds: float, person_at: float, seed: int = 5):
 
 @pytest.mark.xfail(strict=True, reason="known limitation (docs/MOTION.md, Honest limits): foliage that never "
                    "settles keeps its cells changed, which the flicker memory does not see; the busy-level "
-                   "fix tried on branch `wind` muted people who stay in one place and was not shipped")
+                   "fix tried (docs/dev/experiments/busy-level.patch) muted people who stay in one place")
 def test_a_tree_moving_in_wind_for_a_long_time_is_not_an_event_but_a_person_is() -> None:
     # Its leaves stay changed against any background, frame after frame: the changed fraction of its
     # cells is high and steady, so the flicker memory stays low and the shipped detector makes one
@@ -287,7 +287,7 @@ def test_a_person_who_stays_and_moves_in_place_is_one_event_until_they_leave(tre
     # px at a time, in one place, as a swaying tree does. "Never misses a person at the door": the
     # event must last until they walk away, in a calm scene and in front of a tree in wind. Any
     # defence against foliage that learns "this place is always busy" must not learn it from them
-    # (the busy level tried on branch `wind` ended the calm event after 4.8 s). Today the tree case
+    # (the first busy level tried ended the calm event after 4.8 s). Today the tree case
     # passes partly because the wind itself keeps the event open.
     arrive, stay = 15.0, 40.0
     result = analyse(_loiter_clip(arrive + stay + 8.0, arrive, stay, tree), 15.0, MotionConfig(), REC)
