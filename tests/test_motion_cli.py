@@ -82,9 +82,10 @@ def test_synth_bad_arguments_are_clear_and_write_nothing(tmp_path: Path) -> None
 
 
 def _box_video(path: Path, subject_from: float, seconds: float, *, gap: tuple[float, float] = (0.0, 0.0),
-               codec: str = "libx264", pix_fmt: str = "yuv420p") -> None:
+               codec: str = "libx264", pix_fmt: str = "yuv420p", span: tuple[int, int] = (0, 280)) -> None:
     """A video file with real timestamps: 15 fps, no frames at all inside `gap` (a stalled camera,
-    a dropped stretch), a dark box crossing a textured background from `subject_from` on."""
+    a dropped stretch), a dark 40x120 box crossing a textured 320x240 background from `subject_from`
+    on, its left edge sweeping over `span` (pixels) again and again."""
     import av
     import numpy as np
 
@@ -100,7 +101,7 @@ def _box_video(path: Path, subject_from: float, seconds: float, *, gap: tuple[fl
                 continue
             img = background.copy()
             if t >= subject_from:
-                x = int((t - subject_from) * 120) % 280
+                x = span[0] + int((t - subject_from) * 120) % (span[1] - span[0])
                 img[80:200, x : x + 40] = 20
             frame = av.VideoFrame.from_ndarray(np.dstack([img] * 3), format="rgb24")
             frame.pts, frame.time_base = round(t * 1000), Fraction(1, 1000)
@@ -136,3 +137,38 @@ def test_detect_reads_other_codecs_and_pixel_formats(tmp_path: Path, name: str, 
     out = json.loads(res.stdout)
     assert out["frames"] == 120 and 7.9 <= out["seconds"] <= 8.1, out
     assert [round(e["start"], 1) for e in out["events"]] in ([4.0], [4.1], [4.2]), out["events"]
+
+
+def test_detect_heatmap_shows_where_motion_was_and_events_give_their_area(tmp_path: Path) -> None:
+    # The box sweeps x 20..180 px (normalised 0.06-0.56 with its width), rows 80-200 (0.33-0.83):
+    # the map and each event's area must stay there, and the right of the picture must stay cold.
+    video = tmp_path / "left.mp4"
+    _box_video(video, subject_from=3.0, seconds=10.0, span=(20, 140))
+    png = tmp_path / "map.png"
+    res = run_cli("detect", str(video), "--heatmap", str(png), "--json")
+    assert res.returncode == 0, res.stderr
+    out = json.loads(res.stdout)
+    assert len(out["events"]) == 1, out["events"]
+    x0, y0, x1, y1 = out["events"][0]["area"]
+    assert 0.0 <= x0 <= 0.12 and 0.5 <= x1 <= 0.62 and 0.25 <= y0 <= 0.38 and 0.78 <= y1 <= 0.9, out["events"]
+    heat = out["heatmap"]
+    assert heat["path"] == str(png) and heat["grid"] == [64, 48]
+    assert heat["hottest"] and all(0.04 <= s["x"] <= 0.6 and 0.3 <= s["y"] <= 0.86 for s in heat["hottest"]), heat
+    assert all(0.0 < s["seconds"] <= 7.0 for s in heat["hottest"]), heat  # at most the 7 s the box moved
+    import cv2
+
+    picture = cv2.imread(str(png))
+    assert picture is not None and picture.shape == (480, 640, 3)
+    # the text form names the hottest place and the area column
+    res = run_cli("detect", str(video), "--heatmap", str(tmp_path / "again.png"))
+    assert res.returncode == 0, res.stderr
+    assert "area x0-x1, y0-y1" in res.stdout and "heatmap: " in res.stdout and "motion longest around" in res.stdout
+
+
+def test_detect_heatmap_into_a_missing_directory_fails_before_decoding(tmp_path: Path) -> None:
+    video = tmp_path / "v.mp4"
+    _box_video(video, subject_from=1.0, seconds=3.0)
+    target = tmp_path / "no-such-dir" / "map.png"
+    res = run_cli("detect", str(video), "--heatmap", str(target), "--json")
+    assert res.returncode == 5 and res.stdout == ""
+    assert res.stderr.strip() == f"consentcam: --heatmap {target}: no such directory {target.parent}"

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 import time
 from collections.abc import Iterator
@@ -25,6 +26,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     d.add_argument("video", metavar="VIDEO", help="a video file (anything FFmpeg reads)")
     d.add_argument("--config", dest="detect_config", metavar="FILE",
                    help="config file whose motion/recording/camera settings to use (default: the global one)")
+    d.add_argument("--heatmap", metavar="PNG",
+                   help="also draw where motion was detected, and for how long, over the file's average picture, "
+                        "with a grid in the normalised coordinates that motion.zones and motion.ignore use")
     add_json_option(d)
     d.set_defaults(handler=cmd_detect)
 
@@ -47,6 +51,7 @@ def _config(ctx: Context) -> Config:
 
 def cmd_detect(ctx: Context) -> int:
     from edge.capture.opencv_source import OpenCVCamera
+    from edge.motion.heatmap import MotionHeatmap
     from edge.recording.analysis import analyse, single_threaded_opencv
 
     config = _config(ctx)
@@ -55,6 +60,10 @@ def cmd_detect(ctx: Context) -> int:
         raise NotFoundError(f"{video}: no such video file")
     if video.is_dir():
         raise ConsentcamError(f"{video}: is a directory, not a video file")
+    heatmap_path = Path(ctx.args.heatmap) if ctx.args.heatmap else None
+    if heatmap_path is not None and not heatmap_path.parent.is_dir():  # say so before minutes of decoding
+        raise NotFoundError(f"--heatmap {heatmap_path}: no such directory {heatmap_path.parent}")
+    heatmap = MotionHeatmap() if heatmap_path is not None else None
     cam = config.camera
     single_threaded_opencv()
     source = OpenCVCamera(str(video), main_size=(cam.width, cam.height),
@@ -70,26 +79,41 @@ def cmd_detect(ctx: Context) -> int:
 
     try:
         result = analyse(_with_progress(frames_and_times(), source.frame_count), source.fps, config.motion,
-                         config.recording)
+                         config.recording,
+                         observer=None if heatmap is None else lambda t, luma, r: heatmap.add(t, luma, r.boxes))
     finally:
         source.close()
     if result.frames == 0:
         raise ConsentcamError(f"{video}: no frames could be decoded (not a video file?)")
     elapsed = time.perf_counter() - started
-    events = [{"start": round(e.start, 3), "end": round(e.end, 3), "peak": round(e.peak, 4),
-               "onset": round(e.onset, 3)} for e in result.events]
+    events = [e.to_dict() for e in result.events]
     seconds = last[0] + 1.0 / source.fps
+    if heatmap is not None and heatmap_path is not None:
+        heatmap.render(heatmap_path)
     if ctx.json:
-        emit_json({"video": str(video), "fps": round(source.fps, 3), "frames": result.frames, "events": events,
-                   "seconds": round(seconds, 3), "elapsed": round(elapsed, 3)})
+        out = {"video": str(video), "fps": round(source.fps, 3), "frames": result.frames, "events": events,
+               "seconds": round(seconds, 3), "elapsed": round(elapsed, 3)}
+        if heatmap is not None:
+            out["heatmap"] = {"path": str(heatmap_path), "grid": [heatmap.seconds.shape[1], heatmap.seconds.shape[0]],
+                              "hottest": [dataclasses.asdict(spot) for spot in heatmap.hottest()]}
+        emit_json(out)
         return 0
     print(f"{video}: {result.frames} frames at {source.fps:.2f} fps ({seconds:.1f} s) "
           f"analysed in {elapsed:.1f} s; {len(events)} event(s)")
     if events:
-        rows = [[i + 1, f"{e['start']:.2f}", f"{e['end']:.2f}", f"{e['end'] - e['start']:.2f}", f"{e['peak']:.3f}"]
-                for i, e in enumerate(events)]
-        print_table(None, ["#", "start s", "end s", "length s", "peak"], rows)
+        rows = [[i + 1, f"{e['start']:.2f}", f"{e['end']:.2f}", f"{e['end'] - e['start']:.2f}", f"{e['peak']:.3f}",
+                 _area_text(e.get("area"))] for i, e in enumerate(events)]
+        print_table(None, ["#", "start s", "end s", "length s", "peak", "area x0-x1, y0-y1"], rows)
+    if heatmap is not None:
+        spots = heatmap.hottest(1)
+        where = (f"; motion longest around x={spots[0].x:.2f}, y={spots[0].y:.2f} ({spots[0].seconds:.1f} s)"
+                 if spots else "; no motion detected")
+        print(f"heatmap: {heatmap_path}{where}")
     return 0
+
+
+def _area_text(area: list[float] | None) -> str:
+    return "-" if area is None else f"{area[0]:.2f}-{area[2]:.2f}, {area[1]:.2f}-{area[3]:.2f}"
 
 
 def _with_progress(frames: Iterator[tuple[float, np.ndarray]], total: int) -> Iterator[tuple[float, np.ndarray]]:

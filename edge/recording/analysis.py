@@ -6,7 +6,7 @@ what the daemon does live.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,16 +25,25 @@ def single_threaded_opencv() -> None:
     cv2.setNumThreads(1)
 
 
+_Area = tuple[float, float, float, float] | None  # x0, y0, x1, y1, normalised
+
+
 @dataclass
 class DetectedEvent:
     start: float  # first motion (seconds, in the frames' time base)
     end: float  # last motion
     peak: float
     onset: float  # when the state machine confirmed it (start + about min_duration)
+    # the union of the objects reported while it ran (None: no boxes, e.g. a reference detector
+    # that reports none)
+    area: _Area = None
 
     def to_dict(self) -> dict:
-        return {"start": round(self.start, 3), "end": round(self.end, 3), "peak": round(self.peak, 4),
-                "onset": round(self.onset, 3)}
+        out: dict[str, Any] = {"start": round(self.start, 3), "end": round(self.end, 3), "peak": round(self.peak, 4),
+                               "onset": round(self.onset, 3)}
+        if self.area is not None:
+            out["area"] = [round(v, 3) for v in self.area]
+        return out
 
 
 @dataclass
@@ -46,34 +55,49 @@ class AnalysisResult:
 
 
 def analyse(frames: Iterable[tuple[float, np.ndarray]], fps: float, motion: MotionConfig,
-            recording: RecordingConfig, *, detector: Any = None) -> AnalysisResult:
+            recording: RecordingConfig, *, detector: Any = None,
+            observer: Callable[[float, np.ndarray, Any], None] | None = None) -> AnalysisResult:
     """Frames are (time, luma). Events are reported without pre/post-roll. ``detector`` (default:
     our MotionDetector) is anything whose ``process(luma)`` returns ``.active`` and ``.score``: the
-    benchmarks run their reference and peer detectors through the same event logic."""
+    benchmarks run their reference and peer detectors through the same event logic. ``observer``,
+    if given, sees every frame's (time, luma, detector result), e.g. to draw a heatmap."""
     if detector is None:
         detector = MotionDetector(motion, fps)
     machine = EventMachine(min_duration=motion.min_duration, post_roll=recording.post_roll,
                            merge_gap=recording.merge_gap)
     result = AnalysisResult()
     peak = 0.0
+    area: _Area = None
     onset = 0.0
     last_t = 0.0
     for t, luma in frames:
         last_t = t
         r = detector.process(luma)
+        if observer is not None:
+            observer(t, luma, r)
         result.frames += 1
         result.active_frames += r.active
         peak = max(peak, r.score)  # over the pending run and the event
+        area = _union(area, getattr(r, "boxes", ()))
         for tr in machine.update(t, r.active):
             if isinstance(tr, Started):
                 onset = tr.at
             elif isinstance(tr, Ended):
-                result.events.append(DetectedEvent(tr.start, tr.motion_end, peak, onset))
-                peak = 0.0
+                result.events.append(DetectedEvent(tr.start, tr.motion_end, peak, onset, area))
+                peak, area = 0.0, None
         if machine.phase is Phase.IDLE:
-            peak = 0.0
+            peak, area = 0.0, None
     for tr in machine.finish(last_t):
         if isinstance(tr, Ended):
-            result.events.append(DetectedEvent(tr.start, tr.motion_end, peak, onset))
+            result.events.append(DetectedEvent(tr.start, tr.motion_end, peak, onset, area))
     result.reseeds = getattr(detector, "reseeds", 0)
     return result
+
+
+def _union(area: _Area, boxes: Iterable[tuple[float, float, float, float]]) -> _Area:
+    """area (x0, y0, x1, y1) grown to cover boxes (x, y, w, h)."""
+    for x, y, w, h in boxes:
+        box = (x, y, x + w, y + h)
+        area = box if area is None else (min(area[0], box[0]), min(area[1], box[1]),
+                                          max(area[2], box[2]), max(area[3], box[3]))
+    return area

@@ -1,0 +1,117 @@
+"""Where in the picture motion was detected, and for how long: a map for drawing zones and masks.
+
+`consentcam detect VIDEO --heatmap OUT.png` accumulates, per cell of a grid, the seconds during which
+an object the detector reported covered that cell, and draws it over the file's average picture
+with a grid in the normalised coordinates that `motion.zones` and `motion.ignore` use. A tree that
+keeps tripping the detector shows up as a hot blob whose corners can be read off the grid.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from edge.errors import ConsentcamError
+
+Box = tuple[float, float, float, float]  # x, y, w, h, normalised (as MotionResult.boxes)
+GRID_COLS, GRID_ROWS = 64, 48
+MAX_FRAME_GAP = 1.0  # seconds credited for one frame at most (a stalled file must not paint a blob)
+BACKGROUND_SAMPLES = 60  # frames averaged for the picture under the map
+
+
+@dataclass(frozen=True)
+class HotSpot:
+    """One grid cell and the seconds of detected motion over it."""
+
+    x: float  # cell centre, normalised
+    y: float
+    seconds: float
+
+
+class MotionHeatmap:
+    def __init__(self, cols: int = GRID_COLS, rows: int = GRID_ROWS, *, sample_every: int = 15) -> None:
+        self.seconds = np.zeros((rows, cols), np.float64)
+        self._last_t: float | None = None
+        self._background: np.ndarray | None = None
+        self._samples = 0
+        self._sample_every = max(1, sample_every)
+        self._frames = 0
+
+    def add(self, t: float, luma: np.ndarray, boxes: Sequence[Box]) -> None:
+        """One analysed frame: its time (s), its luma plane and the boxes of the objects reported in it."""
+        dt = 0.0 if self._last_t is None else min(max(t - self._last_t, 0.0), MAX_FRAME_GAP)
+        self._last_t = t
+        if self._frames % self._sample_every == 0 and self._samples < BACKGROUND_SAMPLES:
+            plane = luma.astype(np.float32)
+            if self._background is None:
+                self._background = plane
+            elif self._background.shape == plane.shape:
+                self._background += plane
+            self._samples += 1
+        self._frames += 1
+        if not boxes or dt <= 0.0:
+            return
+        rows, cols = self.seconds.shape
+        covered = np.zeros((rows, cols), bool)  # overlapping boxes count once per frame
+        for x, y, w, h in boxes:
+            c0, c1 = int(np.floor(x * cols)), int(np.ceil((x + w) * cols))
+            r0, r1 = int(np.floor(y * rows)), int(np.ceil((y + h) * rows))
+            covered[max(r0, 0) : min(r1, rows), max(c0, 0) : min(c1, cols)] = True
+        self.seconds[covered] += dt
+
+    def hottest(self, n: int = 3) -> list[HotSpot]:
+        """The n cells with the most seconds of motion, hottest first (cells with none left out)."""
+        rows, cols = self.seconds.shape
+        order = np.argsort(self.seconds, axis=None)[::-1][:n]
+        spots = []
+        for index in order:
+            r, c = divmod(int(index), cols)
+            if self.seconds[r, c] > 0:
+                spots.append(HotSpot(round((c + 0.5) / cols, 3), round((r + 0.5) / rows, 3),
+                                     round(float(self.seconds[r, c]), 2)))
+        return spots
+
+    def render(self, path: Path, width: int = 640) -> None:
+        """Write the map as a PNG: the average picture in grey, seconds of motion in colour over it
+        (scaled to the hottest cell), a grid every 0.1 labelled in normalised coordinates."""
+        height = round(width * 3 / 4)
+        if self._background is not None and self._samples:
+            mean = self._background / self._samples
+            height = max(1, round(width * mean.shape[0] / mean.shape[1]))
+            grey = cv2.resize(mean, (width, height), interpolation=cv2.INTER_AREA).clip(0, 255).astype(np.uint8)
+        else:
+            grey = np.full((height, width), 96, np.uint8)
+        picture = cv2.cvtColor(grey, cv2.COLOR_GRAY2BGR)
+        peak = float(self.seconds.max())
+        if peak > 0:
+            level = cv2.resize((self.seconds / peak).astype(np.float32), (width, height),
+                               interpolation=cv2.INTER_NEAREST)
+            colour = cv2.applyColorMap((level * 255).astype(np.uint8), cv2.COLORMAP_JET)
+            alpha = np.where(level > 0, 0.25 + 0.45 * level, 0.0)[..., None]
+            picture = (picture * (1 - alpha) + colour * alpha).astype(np.uint8)
+        _draw_grid(picture)
+        label = f"motion seen: up to {peak:.1f} s per cell" if peak > 0 else "no motion detected"
+        cv2.putText(picture, label, (6, height - 8), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (255, 255, 255), 1,
+                    cv2.LINE_AA)
+        ok, data = cv2.imencode(".png", picture)
+        if not ok:
+            raise ConsentcamError(f"{path}: could not encode the heatmap")
+        try:
+            path.write_bytes(data.tobytes())
+        except OSError as exc:
+            raise ConsentcamError(f"{path}: cannot write the heatmap: {exc.strerror or exc}") from exc
+
+
+def _draw_grid(picture: np.ndarray) -> None:
+    height, width = picture.shape[:2]
+    for tenth in range(1, 10):
+        x, y = round(width * tenth / 10), round(height * tenth / 10)
+        cv2.line(picture, (x, 0), (x, height - 1), (200, 200, 200), 1)
+        cv2.line(picture, (0, y), (width - 1, y), (200, 200, 200), 1)
+        text = f"0.{tenth}"
+        cv2.putText(picture, text, (x + 2, 12), cv2.FONT_HERSHEY_SIMPLEX, 0.35, (255, 255, 255), 1, cv2.LINE_AA)
+        cv2.putText(picture, text, (2, y - 2), cv2.FONT_HERSHEY_SIMPLEX, 0.35, (255, 255, 255), 1, cv2.LINE_AA)

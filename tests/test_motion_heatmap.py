@@ -1,0 +1,76 @@
+"""MotionHeatmap: seconds of detected motion per grid cell, and the PNG drawn from them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from edge.errors import ConsentcamError
+from edge.motion.heatmap import MAX_FRAME_GAP, MotionHeatmap
+
+LUMA = np.full((120, 160), 100, np.uint8)
+
+
+def test_seconds_accumulate_on_the_covered_cells_only() -> None:
+    heat = MotionHeatmap(cols=10, rows=10)
+    for i in range(11):  # 10 intervals of 0.1 s with the box present
+        heat.add(i * 0.1, LUMA, [(0.0, 0.0, 0.2, 0.3)])
+    assert heat.seconds[:3, :2] == pytest.approx(np.full((3, 2), 1.0))
+    assert heat.seconds.sum() == pytest.approx(6 * 1.0)  # nothing outside the 2x3 cells
+    assert heat.hottest(1)[0].seconds == pytest.approx(1.0)
+
+
+def test_overlapping_boxes_count_once_and_frames_without_objects_add_nothing() -> None:
+    heat = MotionHeatmap(cols=4, rows=4)
+    heat.add(0.0, LUMA, [])
+    heat.add(0.5, LUMA, [(0.0, 0.0, 0.5, 0.5), (0.25, 0.25, 0.5, 0.5)])  # overlap at cell (1, 1)
+    heat.add(1.0, LUMA, [])
+    assert heat.seconds[1, 1] == pytest.approx(0.5)
+    assert heat.seconds[2, 2] == pytest.approx(0.5) and heat.seconds[3, 3] == 0.0
+    assert heat.seconds.sum() == pytest.approx(0.5 * 7)  # 4 + 4 cells, one shared
+
+
+def test_a_gap_in_the_file_is_credited_at_most_max_frame_gap() -> None:
+    heat = MotionHeatmap(cols=2, rows=2)
+    heat.add(0.0, LUMA, [(0.0, 0.0, 1.0, 1.0)])
+    heat.add(30.0, LUMA, [(0.0, 0.0, 1.0, 1.0)])  # a stalled camera: 30 s without frames
+    heat.add(29.0, LUMA, [(0.0, 0.0, 1.0, 1.0)])  # a timestamp going backwards adds nothing
+    assert heat.seconds == pytest.approx(np.full((2, 2), MAX_FRAME_GAP))
+
+
+def test_hottest_lists_cell_centres_hottest_first() -> None:
+    heat = MotionHeatmap(cols=4, rows=2)
+    heat.add(0.0, LUMA, [])
+    heat.add(1.0, LUMA, [(0.75, 0.5, 0.25, 0.5)])  # cell (1, 3)
+    heat.add(1.5, LUMA, [(0.75, 0.5, 0.25, 0.5), (0.0, 0.0, 0.25, 0.5)])  # and cell (0, 0)
+    spots = heat.hottest(5)
+    assert [(s.x, s.y, s.seconds) for s in spots] == [(0.875, 0.75, 1.5), (0.125, 0.25, 0.5)]
+
+
+def test_render_draws_the_average_picture_and_the_hot_cells(tmp_path: Path) -> None:
+    heat = MotionHeatmap(cols=8, rows=6, sample_every=1)
+    dark_left = np.full((120, 160), 200, np.uint8)
+    dark_left[:, :80] = 20
+    for i in range(20):
+        heat.add(i * 0.1, dark_left, [(0.5, 0.5, 0.5, 0.5)] if i >= 10 else [])
+    out = tmp_path / "map.png"
+    heat.render(out, width=320)
+    picture = cv2.imread(str(out))
+    assert picture.shape == (240, 320, 3)
+    untouched_left, untouched_right = picture[60:100, 20:60], picture[20:60, 200:260]  # away from grid and text
+    assert untouched_left.mean() < 60 < 150 < untouched_right.mean()  # the average picture, in grey
+    hot = picture[150:200, 200:260].astype(int)
+    assert (hot[..., 2] - hot[..., 1]).mean() > 40  # red over the box's quarter (JET at the top of its scale)
+    assert np.ptp(untouched_right.astype(int), axis=2).max() == 0  # grey: no colour where nothing moved
+
+
+def test_render_into_an_unwritable_place_is_a_clear_error(tmp_path: Path) -> None:
+    heat = MotionHeatmap()
+    heat.add(0.0, LUMA, [])
+    target = tmp_path / "a-directory.png"
+    target.mkdir()
+    with pytest.raises(ConsentcamError, match="cannot write the heatmap"):
+        heat.render(target)
