@@ -48,10 +48,10 @@ class MotionHeatmap:
         if self._frames % self._sample_every == 0 and self._samples < BACKGROUND_SAMPLES:
             plane = luma.astype(np.float32)
             if self._background is None:
-                self._background = plane
-            elif self._background.shape == plane.shape:
+                self._background, self._samples = plane, 1
+            elif self._background.shape == plane.shape:  # a stream that changes size keeps its first
                 self._background += plane
-            self._samples += 1
+                self._samples += 1
         self._frames += 1
         if not boxes or dt <= 0.0:
             return

@@ -93,7 +93,8 @@ def encrypt_into(plain: bytes | bytearray | memoryview, recipient: bytes,
     header = VERSION_LINE + _x25519_stanza(file_key, recipient) + b"---"
     mac = hmac.new(_hkdf(file_key, b"", b"header"), header, sha256).digest()
     header += b" " + _b64(mac) + b"\n"
-    assert len(header) == HEADER_SIZE, len(header)  # 3 base64 fields of 32 bytes: fixed by the format
+    if len(header) != HEADER_SIZE:  # 3 base64 fields of 32 bytes: fixed by the format
+        raise RuntimeError(f"age header is {len(header)} bytes, expected {HEADER_SIZE}")
     nonce = os.urandom(NONCE)
     aead = ChaCha20Poly1305(_hkdf(file_key, nonce, b"payload"))
 
