@@ -174,6 +174,10 @@ def main() -> int:
                 "peak_rss_mb": round(max(r["peak_rss_mb"] for r in age_runs), 1),
             },
             "throughput_ratio_vault_to_age": round(vault_mbps / age_mbps, 3),
+            # Each run's vault against the age run right after it: how much the best-of figure hides
+            # on a noisy disk.
+            "throughput_ratio_per_run": [round(a["seconds"] / v["seconds"], 3)
+                                         for v, a in zip(vault_runs, age_runs, strict=True)],
             # Fairer on a disk: age's output made durable too (the vault fdatasyncs every segment).
             "age_cli_then_fdatasync_mb_per_s": round(size / 1e6 / best_age_durable, 1),
             "throughput_ratio_vault_to_age_then_fdatasync": round(vault_mbps / (size / 1e6 / best_age_durable), 3),
