@@ -22,9 +22,11 @@ Per frame, all in float32 numpy/cv2 on a small working copy (default 160 px wide
    for settle_time. A subject that keeps moving shows up again right after.
 7. Things that travel confirm sooner. Rain at night lifts every cell's flicker memory, so a dark,
    slow subject can stay under the bar for seconds. A second, looser test takes the scene-wide
-   (median) flicker off the bar and joins the active cells of two frames; what it finds only counts
-   as an object when it travels: its centroid, over the last half second or so, moved at least a
-   cell and mostly in one direction. A walking subject's region translates (leading edge gains
+   (median) flicker off the bar and joins the active cells of two frames, and its pixels need only
+   be changed now and within one pixel of a pixel changed in the last frame (the first test keeps
+   "the same pixel in two frames"); what it finds only counts as an object when it travels: its
+   centroid, over the last half second or so, moved at least a cell and mostly in one direction
+   (net movement at least 0.75 x the path). A walking subject's region translates (leading edge gains
    cells, trailing edge loses them); a gust in a tree, rain or noise changes cells that stay in
    place and jitter back and forth, whatever part of the picture they fill.
 """
@@ -54,7 +56,8 @@ COMMON_FLICKER = 0.75  # share of the scene-wide (median) flicker the travel tes
 COMMON_EVERY = 8  # frames between updates of that median (it moves slowly; this keeps the cost flat)
 TRAVEL_TIME = 0.47  # seconds of history over which a candidate must travel (7 frames at 15 fps)
 TRAVEL_CELLS = 1.0  # how far (cells) its centroid must move over that time
-TRAVEL_STRAIGHT = 0.6  # net displacement / path length of the centroid: walking, not jittering
+TRAVEL_STRAIGHT = 0.75  # net displacement / path length of the centroid: walking, not jittering
+TRAVEL_NEAR = True  # the travel test's map takes pixels changed now and within 1 px of a pixel changed last frame
 TRAVEL_MARGIN = 2  # cells around a candidate in which its earlier positions are looked for
 RAINY = 0.02  # median flicker from which the travel test runs (clear: about 0.01-0.015; rain, night noise: 0.05)
 
@@ -196,11 +199,13 @@ class MotionDetector:
         diff = cv2.absdiff(z, self._zbg)
         # a pixel must stay changed in two consecutive frames: rain streaks and noise do not
         over = diff > self.pixel_threshold
-        changed = over & self._prev_over
+        prev_over = self._prev_over
+        changed = over & prev_over
         # per-pixel toggle memory: leaves and rain flip pixels on and off all the time, a passing
         # subject flips each pixel about twice. Pixels that keep toggling do not count.
-        cv2.accumulateWeighted((over ^ self._prev_over).view(np.uint8), self._toggle, TOGGLE_RATE)
-        changed &= self._toggle < TOGGLE_LIMIT
+        cv2.accumulateWeighted((over ^ prev_over).view(np.uint8), self._toggle, TOGGLE_RATE)
+        steady = self._toggle < TOGGLE_LIMIT
+        changed &= steady
         self._prev_over = over
         # blown-out pixels (a lamp, headlights) carry no structure: their "change" means nothing.
         # (Black is not masked: a dark car on a dark road at night still has edges.)
@@ -243,11 +248,20 @@ class MotionDetector:
         # (only where that scene-wide flicker is high: in clear weather the first test is enough)
         rainy = self._common >= RAINY
         if rainy:
+            frac_t = frac
+            if TRAVEL_NEAR:
+                # relaxed persistence for this map only: changed now and within one pixel of a pixel
+                # changed in the last frame (a dark, slow subject's edges shift by a pixel or so)
+                near = over & (cv2.dilate(prev_over.view(np.uint8), self._kernel) > 0)
+                near &= steady
+                if unclipped is not None:
+                    near &= unclipped
+                frac_t = cv2.resize(near.astype(np.float32), self._cells, interpolation=cv2.INTER_AREA)
             bar = self.cell_threshold + self.flicker_gain * (self._flicker - COMMON_FLICKER * self._common)
-            loose = (frac > bar) & self._allowed
+            loose = (frac_t > bar) & self._allowed
             joined = loose | self._prev_loose
             self._prev_loose = loose
-            np.multiply(frac, joined, out=self._track[self.frames % self._track_n])
+            np.multiply(frac_t, joined, out=self._track[self.frames % self._track_n])
             self._tracking = True
         elif self._tracking:
             self._prev_loose[:] = False
