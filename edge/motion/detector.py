@@ -57,7 +57,6 @@ COMMON_EVERY = 8  # frames between updates of that median (it moves slowly; this
 TRAVEL_TIME = 0.47  # seconds of history over which a candidate must travel (7 frames at 15 fps)
 TRAVEL_CELLS = 1.0  # how far (cells) its centroid must move over that time
 TRAVEL_STRAIGHT = 0.75  # net displacement / path length of the centroid: walking, not jittering
-TRAVEL_NEAR = True  # the travel test's map takes pixels changed now and within 1 px of a pixel changed last frame
 TRAVEL_MARGIN = 2  # cells around a candidate in which its earlier positions are looked for
 RAINY = 0.02  # median flicker from which the travel test runs (clear: about 0.01-0.015; rain, night noise: 0.05)
 
@@ -248,15 +247,13 @@ class MotionDetector:
         # (only where that scene-wide flicker is high: in clear weather the first test is enough)
         rainy = self._common >= RAINY
         if rainy:
-            frac_t = frac
-            if TRAVEL_NEAR:
-                # relaxed persistence for this map only: changed now and within one pixel of a pixel
-                # changed in the last frame (a dark, slow subject's edges shift by a pixel or so)
-                near = over & (cv2.dilate(prev_over.view(np.uint8), self._kernel) > 0)
-                near &= steady
-                if unclipped is not None:
-                    near &= unclipped
-                frac_t = cv2.resize(near.astype(np.float32), self._cells, interpolation=cv2.INTER_AREA)
+            # relaxed persistence for this map only: changed now and within one pixel of a pixel
+            # changed in the last frame (a dark, slow subject's edges shift by a pixel or so)
+            near = over & (cv2.dilate(prev_over.view(np.uint8), self._kernel) > 0)
+            near &= steady
+            if unclipped is not None:
+                near &= unclipped
+            frac_t = cv2.resize(near.astype(np.float32), self._cells, interpolation=cv2.INTER_AREA)
             bar = self.cell_threshold + self.flicker_gain * (self._flicker - COMMON_FLICKER * self._common)
             loose = (frac_t > bar) & self._allowed
             joined = loose | self._prev_loose
