@@ -82,6 +82,15 @@ def _run_with_rusage(cmd: list[str]) -> tuple[float, float, float, int, bytes]:
     return seconds, usage.ru_maxrss / 1024.0, usage.ru_utime + usage.ru_stime, usage.ru_minflt, out
 
 
+def _settle() -> None:
+    """Start every timed run on a quiet filesystem: write back what earlier steps left dirty (the
+    200 MB input, copied state) and let the deletions of the previous run's files be committed
+    (with the `discard` mount option ext4 then trims the freed blocks). Otherwise whichever run
+    comes next pays for them, and the vault, which fdatasyncs every segment, pays more than `age`,
+    which does not sync while it is timed."""
+    os.sync()
+
+
 def _filesystem(path: Path) -> str:
     """The filesystem type under path (fdatasync costs differ by orders of magnitude between them)."""
     best = ("", "?")
@@ -127,6 +136,7 @@ def main() -> int:
         for i in range(args.runs):
             state = work / f"state{i}"
             shutil.copytree(work / "state", state)
+            _settle()
             seconds, rss, cpu, faults, out = _run_with_rusage([sys.executable, str(Path(__file__).resolve()), "--child",
                                                        str(state), str(source)])
             result = json.loads(out)
@@ -134,6 +144,7 @@ def main() -> int:
             vault_runs.append(result)
             shutil.rmtree(state)
             age_out = work / "out.age"
+            _settle()
             seconds, rss, cpu, _, _ = _run_with_rusage([age, "-r", recipient, "-o", str(age_out), str(source)])
             # The same output made durable, as the vault's segments are (fdatasync of the file).
             t0 = time.perf_counter()
@@ -178,6 +189,8 @@ def main() -> int:
             # on a noisy disk.
             "throughput_ratio_per_run": [round(a["seconds"] / v["seconds"], 3)
                                          for v, a in zip(vault_runs, age_runs, strict=True)],
+            "seconds_per_run": {"vault": [round(v["seconds"], 3) for v in vault_runs],
+                                "age_cli": [round(a["seconds"], 3) for a in age_runs]},
             # Fairer on a disk: age's output made durable too (the vault fdatasyncs every segment).
             "age_cli_then_fdatasync_mb_per_s": round(size / 1e6 / best_age_durable, 1),
             "throughput_ratio_vault_to_age_then_fdatasync": round(vault_mbps / (size / 1e6 / best_age_durable), 3),
