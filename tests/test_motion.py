@@ -173,28 +173,45 @@ def test_scoring_matches_events_to_truth_and_measures_onset_and_start() -> None:
     assert score.precision == pytest.approx(2 / 3) and score.recall == pytest.approx(2 / 3)
 
 
-def _windy_tree_clip(seconds: float, person_at: float, seed: int = 5):
-    """320x240 frames at 15 fps: a textured wall, a leafy tree at the top right whose branches (6 x 6
-    blocks) wander in wind from the first frame (each block displaced by a smooth random walk of up to
-    7 px, so the leaves stay off the positions a background learns, as real foliage does), and from
-    `person_at` a dark figure walking in from the left, below the tree."""
-    rng = np.random.default_rng(seed)
-    wall = cv2.GaussianBlur(rng.normal(128, 30, (240, 320)).astype(np.float32), (0, 0), 1.5)
-    leaves = cv2.GaussianBlur(rng.normal(0, 60, (280, 360)).astype(np.float32), (0, 0), 1.2)
-    x0, bw, bh, nb = 180, 140, 130, 6
-    off = np.zeros((nb, nb, 2))
-    vel = np.zeros((nb, nb, 2))
-    for i in range(round(seconds * 15)):
-        t = i / 15
-        vel = 0.85 * vel + rng.normal(0, 0.9, vel.shape)
-        off = np.clip(off + vel, -7, 7)
-        img = wall.copy()
+class _WindyWall:
+    """A 320x240 textured wall with a leafy tree at the top right whose branches (6 x 6 blocks) wander
+    in wind (each block displaced by a smooth random walk of up to 7 px, so the leaves stay off the
+    positions a background learns, as real foliage does). Draws from the caller's generator, in the
+    order the clips below rely on."""
+
+    X0, WIDTH, HEIGHT, BLOCKS = 180, 140, 130, 6
+
+    def __init__(self, rng: np.random.Generator) -> None:
+        self.rng = rng
+        self.wall = cv2.GaussianBlur(rng.normal(128, 30, (240, 320)).astype(np.float32), (0, 0), 1.5)
+        self.leaves = cv2.GaussianBlur(rng.normal(0, 60, (280, 360)).astype(np.float32), (0, 0), 1.2)
+        self.off = np.zeros((self.BLOCKS, self.BLOCKS, 2))
+        self.vel = np.zeros((self.BLOCKS, self.BLOCKS, 2))
+
+    def frame(self, tree: bool = True) -> np.ndarray:
+        """The next frame's background (float32): the wall, with the tree moved one step when `tree`."""
+        img = self.wall.copy()
+        if not tree:
+            return img
+        self.vel = 0.85 * self.vel + self.rng.normal(0, 0.9, self.vel.shape)
+        self.off = np.clip(self.off + self.vel, -7, 7)
+        nb, x0, bw, bh = self.BLOCKS, self.X0, self.WIDTH, self.HEIGHT
         for by in range(nb):
             for bx in range(nb):
                 ys, xs = by * bh // nb, x0 + bx * bw // nb
                 ye, xe = (by + 1) * bh // nb, x0 + (bx + 1) * bw // nb
-                dy, dx = (round(v) for v in off[by, bx])
-                img[ys:ye, xs:xe] = 110 + leaves[ys + 20 + dy:ye + 20 + dy, xs + 20 + dx:xe + 20 + dx]
+                dy, dx = (round(v) for v in self.off[by, bx])
+                img[ys:ye, xs:xe] = 110 + self.leaves[ys + 20 + dy:ye + 20 + dy, xs + 20 + dx:xe + 20 + dx]
+        return img
+
+
+def _windy_tree_clip(seconds: float, person_at: float, seed: int = 5):
+    """320x240 frames at 15 fps: the windy tree of _WindyWall moving from the first frame, and from
+    `person_at` a dark figure walking in from the left, below the tree."""
+    scene = _WindyWall(np.random.default_rng(seed))
+    for i in range(round(seconds * 15)):
+        t = i / 15
+        img = scene.frame()
         if t >= person_at:
             px = round(-30 + (t - person_at) * 60)
             img[100:200, max(px, 0):max(px + 30, 0)] = 40
@@ -218,14 +235,10 @@ def _loiter_clip(seconds: float, arrive: float, stay: float, tree: bool, seed: i
     """320x240 frames at 15 fps of someone who walks in from the left (2 s), then stays in one place
     for `stay` seconds moving the way a person at a door does (body swaying and bending a few px on a
     smooth random walk, arms swinging and reaching), then walks back out (2 s). With `tree`, the leafy
-    tree of _windy_tree_clip moves in wind from the first frame and the person stands with head and
+    tree of _WindyWall moves in wind from the first frame and the person stands with head and
     torso in front of its lower branches (legs against the wall)."""
     rng = np.random.default_rng(seed)
-    wall = cv2.GaussianBlur(rng.normal(128, 30, (240, 320)).astype(np.float32), (0, 0), 1.5)
-    leaves = cv2.GaussianBlur(rng.normal(0, 60, (280, 360)).astype(np.float32), (0, 0), 1.2)
-    x0, bw, bh, nb = 180, 140, 130, 6
-    off = np.zeros((nb, nb, 2))
-    vel = np.zeros((nb, nb, 2))
+    scene = _WindyWall(rng)
     spot = 215 if tree else 140  # where the person stands (left edge of the torso)
     sway = np.zeros(2)  # body offset (x, y) in px, a smooth random walk within +-3 px
     sway_v = np.zeros(2)
@@ -234,16 +247,7 @@ def _loiter_clip(seconds: float, arrive: float, stay: float, tree: bool, seed: i
     leave_at = arrive + 2.0 + stay
     for i in range(round(seconds * 15)):
         t = i / 15
-        img = wall.copy()
-        if tree:
-            vel = 0.85 * vel + rng.normal(0, 0.9, vel.shape)
-            off = np.clip(off + vel, -7, 7)
-            for by in range(nb):
-                for bx in range(nb):
-                    ys, xs = by * bh // nb, x0 + bx * bw // nb
-                    ye, xe = (by + 1) * bh // nb, x0 + (bx + 1) * bw // nb
-                    dy, dx = (round(v) for v in off[by, bx])
-                    img[ys:ye, xs:xe] = 110 + leaves[ys + 20 + dy:ye + 20 + dy, xs + 20 + dx:xe + 20 + dx]
+        img = scene.frame(tree)
         sway_v = 0.8 * sway_v + rng.normal(0, 0.4, 2)
         sway = np.clip(sway + sway_v, -3, 3)
         arm_v = 0.8 * arm_v + rng.normal(0, 0.06)
