@@ -349,12 +349,15 @@ class ClipWriter:
             except OSError as exc:
                 item.temp.unlink(missing_ok=True)
                 if exc.errno not in DISK_FULL:
-                    return f"clip {self.clip_id}: could not write segment {name}: {exc.strerror or exc}; dropped"
+                    return self._write_failed(name, exc)
         try:
             return self._vault._store_segment(self.directory, name, ciphertext, exclude=self.clip_id,
                                               sync_directory=False)
         except OSError as exc:
-            return f"clip {self.clip_id}: could not write segment {name}: {exc.strerror or exc}; dropped"
+            return self._write_failed(name, exc)
+
+    def _write_failed(self, name: str, exc: OSError) -> str:
+        return f"clip {self.clip_id}: could not write segment {name}: {exc.strerror or exc}; dropped"
 
     def _sync_directory(self) -> None:
         """Make the renames so far durable (one fsync of the clip directory for all of them)."""
