@@ -1,4 +1,8 @@
-"""What every subcommand shares: the resolved context, passphrases, and output helpers."""
+"""What every subcommand shares: the resolved context, passphrases, and output helpers.
+
+Every invocation, `--help` included, imports this module: it stays light, and the config loader,
+the keys and rich are imported where they are used.
+"""
 
 from __future__ import annotations
 
@@ -10,12 +14,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from edge.config import Config, load_config
 from edge.errors import PassphraseError
-from edge.keys import read_passphrase_file
 from edge.state import StateDir
+
+if TYPE_CHECKING:
+    from edge.config import Config
 
 Handler = Callable[["Context"], int]
 
@@ -29,6 +34,8 @@ class Context:
 
     @cached_property
     def config(self) -> Config:
+        from edge.config import load_config
+
         # An explicitly named config must exist; the default path may be absent (built-in defaults).
         return load_config(self.config_path, must_exist=self.config_explicit)
 
@@ -39,6 +46,8 @@ class Context:
     def passphrase(self, *, confirm: bool = False, prompt: str = "Owner passphrase: ") -> str:
         path = getattr(self.args, "passphrase_file", None)
         if path:
+            from edge.keys import read_passphrase_file
+
             return read_passphrase_file(Path(path))
         return prompt_passphrase(prompt, confirm=confirm)
 
