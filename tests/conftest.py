@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,6 +45,34 @@ def run_cli(*args: str, state: Path | None = None, config: Path | None = None, t
 
 def _entry(prog: str) -> str:
     return {"consentcam": "edge.cli.main", "consentcam-investigator": "edge.investigator.cli"}[prog]
+
+
+# Runs main() once per argv in one fresh interpreter, then reports which of the named modules it imported.
+_IMPORTS_SCRIPT = """
+import contextlib, io, json, sys
+from edge.cli.main import main
+argvs, names = json.loads(sys.argv[1]), json.loads(sys.argv[2])
+codes = []
+for argv in argvs:
+    with contextlib.redirect_stdout(io.StringIO()):
+        try:
+            codes.append(main(argv))
+        except SystemExit as exc:
+            codes.append(exc.code)
+loaded = [m for m in names if any(n == m or n.startswith(m + ".") for n in sys.modules)]
+print(json.dumps({"codes": codes, "loaded": loaded}))
+"""
+
+
+def modules_imported_by(argvs: Sequence[Sequence[str]], names: Sequence[str]) -> tuple[list[int], list[str]]:
+    """(exit codes, which of `names` were imported) after running `consentcam` with each argv in turn
+    in one fresh interpreter. A name counts when it or any submodule of it was imported."""
+    env = {k: v for k, v in os.environ.items() if k not in ("CONSENTCAM_CONFIG", "CONSENTCAM_STATE_DIR")}
+    proc = subprocess.run([sys.executable, "-c", _IMPORTS_SCRIPT, json.dumps([list(a) for a in argvs]),
+                           json.dumps(list(names))], capture_output=True, text=True, timeout=120, env=env)
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout.splitlines()[-1])
+    return out["codes"], out["loaded"]
 
 
 @pytest.fixture(scope="session")

@@ -7,6 +7,7 @@ import contextlib
 import io
 
 import pytest
+from conftest import modules_imported_by
 
 from edge.cli.main import build_parser, main
 
@@ -47,3 +48,19 @@ def test_unknown_command_is_a_usage_error() -> None:
         main(["frobnicate"])
     assert info.value.code == 2
     assert "invalid choice" in err.getvalue()
+
+
+# What no command needs just to parse its arguments or print help. Each invocation on a Pi Zero pays
+# for every import (8-10 times the cost here); handlers import these when they run.
+HEAVY_FOR_PARSING = (
+    "numpy", "cv2", "av", "paho", "cryptography", "pyrage", "yaml", "rich",
+    "edge.config", "edge.keys", "edge.audit", "edge.signing", "edge.vault", "edge.protocol", "edge.daemon",
+    "edge.recording", "edge.capture", "edge.motion", "edge.mqtt_link",
+)
+
+
+def test_help_and_usage_errors_import_nothing_heavy() -> None:
+    argvs = [[*path, "--help"] for path, _ in COMMANDS] + [["detect"], ["clips", "export", "ID"]]
+    codes, loaded = modules_imported_by(argvs, HEAVY_FOR_PARSING)
+    assert codes == [0] * len(COMMANDS) + [2, 2]
+    assert loaded == [], f"parsing arguments imported {loaded}"

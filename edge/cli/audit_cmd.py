@@ -6,10 +6,10 @@ import argparse
 import json
 from pathlib import Path
 
-from edge import audit, keys
 from edge.cli.common import Context, add_json_option, console, emit_json, print_table
 from edge.errors import IntegrityError, NotFoundError
-from edge.signing import decode_public
+
+# The handlers import the audit log and keys (cryptography) when they run: parsing stays light (see main.py).
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -32,6 +32,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_show(ctx: Context) -> int:
+    from edge import audit
+
     ctx.state.require_initialised()
     kind = ctx.args.kind or ""
     entries = [e for e in audit.read_entries(ctx.state.audit) if e["kind"].startswith(kind)]
@@ -50,6 +52,9 @@ def _summary(data: dict) -> str:
 
 
 def cmd_verify(ctx: Context) -> int:
+    from edge import audit, keys
+    from edge.signing import decode_public
+
     info = keys.load_device_info(ctx.state)
     earlier = None
     if ctx.args.head:
@@ -73,6 +78,8 @@ def cmd_verify(ctx: Context) -> int:
 
 
 def cmd_head(ctx: Context) -> int:
+    from edge import audit
+
     ctx.state.require_initialised()
     head = audit.read_head(ctx.state.audit / audit.HEAD_NAME)
     if head is None:

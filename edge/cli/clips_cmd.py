@@ -10,10 +10,9 @@ import signal
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from edge import clock, keys
-from edge.audit import AuditLog
+from edge import clock
 from edge.cli.common import (
     Context,
     add_json_option,
@@ -25,7 +24,12 @@ from edge.cli.common import (
 )
 from edge.errors import ConsentcamError, IntegrityError, NotFoundError
 from edge.units import format_duration, format_size
-from edge.vault import ClipRecord, Vault
+
+if TYPE_CHECKING:
+    from edge.vault import ClipRecord, Vault
+
+# The handlers import the vault, the audit log, the keys (cryptography, pyrage) and PyAV when they run:
+# parsing stays light (see main.py).
 
 log = logging.getLogger("consentcam.clips")
 READ_CHUNK = 1024 * 1024
@@ -98,6 +102,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def open_vault(ctx: Context) -> Vault:
+    from edge import keys
+    from edge.audit import AuditLog
+    from edge.vault import Vault
+
     device_key = keys.load_device_key(ctx.state)
     recipient = keys.load_owner_recipient(ctx.state)
     storage = ctx.config.storage
@@ -256,6 +264,8 @@ def _interrupt_on_termination() -> Iterator[None]:
 
 
 def cmd_export(ctx: Context) -> int:
+    from edge import keys
+
     out = Path(ctx.args.out)
     if out.is_dir():
         raise OutputExistsError(f"{out}: is a directory; give a file name")
@@ -337,6 +347,10 @@ def cmd_prune(ctx: Context) -> int:
 
 
 def cmd_reindex(ctx: Context) -> int:
+    from edge import keys
+    from edge.audit import AuditLog
+    from edge.vault import Vault
+
     device_key = keys.load_device_key(ctx.state)
     recipient = None
     with contextlib.suppress(ConsentcamError):

@@ -10,12 +10,13 @@ import argparse
 import shutil
 from typing import Any
 
-from edge import clock
 from edge.cli.common import Context, add_json_option, console, emit_json, print_table
 from edge.errors import ConsentcamError
 from edge.logs import setup_logging
 
 EXIT_NOT_RUNNING = 3
+
+# The handlers import the daemon, the vault and the keys when they run: parsing stays light (see main.py).
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -80,6 +81,7 @@ def _stored(ctx: Context) -> dict[str, Any]:
     except OSError:
         out["free_bytes"] = None
     try:
+        from edge import clock
         from edge.keys import load_device_key
         from edge.vault import Vault
 

@@ -9,12 +9,18 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from edge.cli.common import Context, add_json_option, emit_json, print_table
-from edge.config import Config, load_config
 from edge.errors import ConsentcamError, NotFoundError
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from edge.config import Config
+
+# The handlers import numpy, OpenCV, the detector and the synthetic scene (PyAV) when they run:
+# parsing stays light (see main.py).
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -45,6 +51,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _config(ctx: Context) -> Config:
+    from edge.config import load_config
+
     path = getattr(ctx.args, "detect_config", None)
     return load_config(Path(path), must_exist=True) if path else ctx.config
 

@@ -9,17 +9,19 @@ from __future__ import annotations
 import argparse
 import functools
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from rich.markup import escape
-
-from edge import clock, keys
-from edge.audit import AuditLog
+from edge import clock
 from edge.cli.common import Context, add_json_option, add_passphrase_option, console, emit_json, print_table
 from edge.errors import ConsentcamError
-from edge.protocol.pending import PendingQueue, PendingRequest
-from edge.protocol.service import declines_dir, publish_decline_file
 from edge.state import write_private
+
+if TYPE_CHECKING:
+    from edge.audit import AuditLog
+    from edge.protocol.pending import PendingQueue, PendingRequest
+
+# The handlers import the request queue, the protocol, the vault, the keys (cryptography), MQTT and rich
+# when they run: parsing stays light (see main.py).
 
 SEND_TIMEOUT = 30.0
 
@@ -68,6 +70,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _setup(ctx: Context) -> tuple[PendingQueue, AuditLog, Any]:
+    from edge import keys
+    from edge.audit import AuditLog
+    from edge.protocol.pending import PendingQueue
+
     ctx.state.require_initialised()
     device_key = keys.load_device_key(ctx.state)
     audit = AuditLog(ctx.state.audit, device_key)
@@ -79,7 +85,7 @@ def _setup(ctx: Context) -> tuple[PendingQueue, AuditLog, Any]:
 
 
 def _open_vault(ctx: Context, device_key: Any) -> Any:
-    from edge.vault import Vault  # late: `requests list` should not need the vault stack
+    from edge.vault import Vault
 
     return Vault.open(ctx.state, ctx.config.storage, None, device_key, None, recover=False)
 
@@ -121,6 +127,8 @@ def _matching(ctx: Context, device_key: Any, p: PendingRequest) -> list[Any]:
 
 
 def cmd_list(ctx: Context) -> int:
+    from rich.markup import escape
+
     queue, _audit, _key = _setup(ctx)
     items = [_summary(p) for p in queue.list()]
     if ctx.json:
@@ -173,6 +181,7 @@ def cmd_show(ctx: Context) -> int:
 
 
 def cmd_approve(ctx: Context) -> int:
+    from edge import keys
     from edge.protocol import release
 
     queue, audit, device_key = _setup(ctx)
@@ -209,6 +218,8 @@ def cmd_approve(ctx: Context) -> int:
 
 
 def cmd_deny(ctx: Context) -> int:
+    from edge.protocol.service import declines_dir, publish_decline_file
+
     if ctx.args.send_now and not ctx.args.notify:
         raise DecisionError("--send-now only applies with --notify (a plain deny sends nothing)")
     queue, audit, device_key = _setup(ctx)
@@ -234,6 +245,7 @@ def cmd_deny(ctx: Context) -> int:
 
 
 def _send_now(ctx: Context, action: Any) -> bool:
+    from edge import keys
     from edge.mqtt_link import LinkError, MqttLink
 
     info = keys.load_device_info(ctx.state)

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import argparse
 
-from edge import keys
 from edge.cli.common import Context, add_json_option, add_passphrase_option, console, emit_json, print_table
+
+# The handlers import edge.keys (cryptography, pyrage) when they run: parsing stays light (see main.py).
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -28,6 +29,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 def cmd_init(ctx: Context) -> int:
     """Create the state directory: the owner's footage key pair (private half sealed with the
     owner's passphrase) and the device's signing key. Refuses to overwrite existing keys."""
+    from edge import keys
+
     ctx.config  # noqa: B018 - a broken config should fail before keys are made
     passphrase = ctx.passphrase(confirm=True, prompt="New owner passphrase: ")
     info = keys.init_state(ctx.state, passphrase)
@@ -40,6 +43,8 @@ def cmd_init(ctx: Context) -> int:
 
 
 def cmd_keys_show(ctx: Context) -> int:
+    from edge import keys
+
     info = keys.load_device_info(ctx.state)
     if ctx.json:
         emit_json(info.to_dict())
@@ -60,6 +65,8 @@ def cmd_keys_show(ctx: Context) -> int:
 
 
 def cmd_keys_passwd(ctx: Context) -> int:
+    from edge import keys
+
     old = ctx.passphrase(prompt="Current passphrase: ")
     new_file = ctx.args.new_passphrase_file
     if new_file:

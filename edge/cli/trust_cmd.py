@@ -9,14 +9,17 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from edge import keys
-from edge.audit import AuditLog
 from edge.cli.common import Context, add_json_option, console, emit_json, print_table
-from edge.protocol.trust import TrustEntry, TrustError, TrustStore, parse_rate
-from edge.signing import decode_public, fingerprint
 from edge.state import FILE_MODE
 from edge.units import format_duration, parse_duration
+
+if TYPE_CHECKING:
+    from edge.protocol.trust import TrustStore
+
+# The handlers import the trust store, the audit log and the keys (cryptography) when they run:
+# parsing stays light (see main.py).
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -45,6 +48,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 @contextmanager
 def _locked(ctx: Context) -> Iterator[TrustStore]:
     """Serialise read-modify-write of trust.json between concurrent CLI invocations."""
+    from edge.protocol.trust import TrustStore
+
     ctx.state.require_initialised()
     lock = ctx.state.root / ".trust.lock"
     fd = os.open(lock, os.O_RDWR | os.O_CREAT, FILE_MODE)
@@ -57,6 +62,8 @@ def _locked(ctx: Context) -> Iterator[TrustStore]:
 
 def read_key_argument(text: str) -> str:
     """``ed25519:...`` itself, or a file: an investigator card (JSON with signing_key) or the key as text."""
+    from edge.protocol.trust import TrustError
+
     if text.strip().startswith("ed25519:"):
         return text.strip()
     path = Path(text)
@@ -82,6 +89,11 @@ def read_key_argument(text: str) -> str:
 
 
 def cmd_add(ctx: Context) -> int:
+    from edge import keys
+    from edge.audit import AuditLog
+    from edge.protocol.trust import TrustEntry, TrustError, parse_rate
+    from edge.signing import decode_public, fingerprint
+
     key_text = read_key_argument(ctx.args.key)
     try:
         decode_public(key_text)
@@ -119,6 +131,9 @@ def cmd_add(ctx: Context) -> int:
 
 
 def cmd_list(ctx: Context) -> int:
+    from edge.protocol.trust import TrustStore
+    from edge.signing import fingerprint
+
     ctx.state.require_initialised()
     entries = TrustStore.load(ctx.state.trust_store).entries()
     if ctx.json:
@@ -133,6 +148,9 @@ def cmd_list(ctx: Context) -> int:
 
 
 def cmd_remove(ctx: Context) -> int:
+    from edge import keys
+    from edge.audit import AuditLog
+
     with _locked(ctx) as store:
         entry = store.remove(ctx.args.name)
         store.save()
