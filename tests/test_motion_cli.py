@@ -7,7 +7,7 @@ from fractions import Fraction
 from pathlib import Path
 
 import pytest
-from conftest import run_cli
+from conftest import modules_imported_by, run_cli
 
 from edge.capture.synthetic import GroundTruth
 from edge.motion.scoring import score_events
@@ -122,6 +122,19 @@ def test_detect_times_follow_the_file_timestamps_across_a_gap(tmp_path: Path) ->
     assert 8.9 <= out["seconds"] <= 9.1, out
     assert len(out["events"]) == 1, out["events"]
     assert 6.0 <= out["events"][0]["start"] <= 6.5, out["events"]
+
+
+
+def test_detect_imports_only_the_detector_stack(tmp_path: Path) -> None:
+    # Keys, vault, protocol, MQTT and the recorder cost start-up time on a Pi and play no part in
+    # analysing a file (PyAV does: it decodes the file).
+    video = tmp_path / "box.mp4"
+    _box_video(video, subject_from=1.0, seconds=3.0)
+    not_needed = ("paho", "cryptography", "pyrage", "rich", "edge.keys", "edge.audit", "edge.signing", "edge.vault",
+                  "edge.protocol", "edge.daemon", "edge.mqtt_link", "edge.recording.recorder", "edge.recording.muxer")
+    codes, loaded = modules_imported_by([["detect", str(video), "--json"]], not_needed)
+    assert codes == [0]
+    assert loaded == [], f"detect imported {loaded}"
 
 
 @pytest.mark.parametrize(("name", "codec", "pix_fmt"), [

@@ -20,9 +20,9 @@ from edge.capture.frames import EncodedPacket
 from edge.capture.masks import rasterise
 from edge.capture.synthetic import SyntheticCamera, SyntheticScene
 from edge.config import StorageConfig, config_from_dict
-from edge.recording import Recorder
 from edge.recording.muxer import TsMuxer
 from edge.recording.preroll import PreRoll
+from edge.recording.recorder import Recorder
 from edge.state import StateDir
 from edge.vault import Vault
 

@@ -227,7 +227,7 @@ def build(state: StateDir, config: Config, *, clock_synced: bool, speed: float =
 
 
 def _make_recorder(config: Config, vault: Any, choice: CameraChoice, clock_synced: bool) -> Any:
-    from edge.recording import Recorder
+    from edge.recording.recorder import Recorder
 
     return Recorder(config, vault, camera_name=config.device.name, clock_synced=clock_synced, fps=choice.fps)
 

@@ -1,6 +1,5 @@
-"""Recording: event state machine, RAM pre-roll of encoded packets, MPEG-TS muxer, the Recorder."""
+"""Recording: event state machine, RAM pre-roll of encoded packets, MPEG-TS muxer, the Recorder.
 
-from edge.recording.events import EventMachine, Phase
-from edge.recording.recorder import Recorder
-
-__all__ = ["EventMachine", "Phase", "Recorder"]
+Import the submodules themselves (edge.recording.recorder, .events, .analysis): the package does not
+import the recorder, so `consentcam detect` gets the event logic without PyAV.
+"""
