@@ -15,8 +15,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-
 from edge.errors import ConfigError
 from edge.units import parse_duration, parse_size
 
@@ -200,6 +198,8 @@ def load_config(path: Path | str | None, *, must_exist: bool = False) -> Config:
 
 
 def parse_config(text: str, *, source: str = "<config>") -> Config:
+    import yaml  # here, not at the top: commands that never read the file (keys, audit, trust) skip it
+
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
+from pathlib import Path
 
 import pytest
 from conftest import modules_imported_by
@@ -64,3 +65,11 @@ def test_help_and_usage_errors_import_nothing_heavy() -> None:
     codes, loaded = modules_imported_by(argvs, HEAVY_FOR_PARSING)
     assert codes == [0] * len(COMMANDS) + [2, 2]
     assert loaded == [], f"parsing arguments imported {loaded}"
+
+
+def test_commands_that_do_not_read_the_config_import_no_yaml_and_no_video_stack(state_dir: Path) -> None:
+    commands = (["keys", "show"], ["audit", "verify"], ["trust", "list"])
+    argvs = [["--state-dir", str(state_dir), *cmd] for cmd in commands]
+    codes, loaded = modules_imported_by(argvs, ("yaml", "numpy", "cv2", "av", "paho", "edge.vault", "edge.daemon"))
+    assert codes == [0, 0, 0]
+    assert loaded == [], f"imported {loaded}"

@@ -64,7 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    from edge.config import resolve_paths  # not before parsing: --help and usage errors skip yaml and the schema
+    from edge.config import resolve_paths  # not before parsing: --help and usage errors skip the config schema
 
     setup_logging("debug" if args.verbose else "info")
     config_path, state_path = resolve_paths(args.config, args.state_dir)
