@@ -124,7 +124,6 @@ def test_detect_times_follow_the_file_timestamps_across_a_gap(tmp_path: Path) ->
     assert 6.0 <= out["events"][0]["start"] <= 6.5, out["events"]
 
 
-
 def test_detect_imports_only_the_detector_stack(tmp_path: Path) -> None:
     # Keys, vault, protocol, MQTT and the recorder cost start-up time on a Pi and play no part in
     # analysing a file (PyAV does: it decodes the file).
