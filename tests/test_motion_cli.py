@@ -82,10 +82,12 @@ def test_synth_bad_arguments_are_clear_and_write_nothing(tmp_path: Path) -> None
 
 
 def _box_video(path: Path, subject_from: float, seconds: float, *, gap: tuple[float, float] = (0.0, 0.0),
-               codec: str = "libx264", pix_fmt: str = "yuv420p", span: tuple[int, int] = (0, 280)) -> None:
+               codec: str = "libx264", pix_fmt: str = "yuv420p", span: tuple[int, int] = (0, 280),
+               speed: int = 120, bounce: bool = False) -> None:
     """A video file with real timestamps: 15 fps, no frames at all inside `gap` (a stalled camera,
     a dropped stretch), a dark 40x120 box crossing a textured 320x240 background from `subject_from`
-    on, its left edge sweeping over `span` (pixels) again and again."""
+    on, its left edge sweeping over `span` (pixels) again and again at `speed` px/s (`bounce`: back
+    and forth instead of jumping back to the start)."""
     import av
     import numpy as np
 
@@ -101,7 +103,8 @@ def _box_video(path: Path, subject_from: float, seconds: float, *, gap: tuple[fl
                 continue
             img = background.copy()
             if t >= subject_from:
-                x = span[0] + int((t - subject_from) * 120) % (span[1] - span[0])
+                travel, width = int((t - subject_from) * speed), span[1] - span[0]
+                x = span[0] + (abs(travel % (2 * width) - width) if bounce else travel % width)
                 img[80:200, x : x + 40] = 20
             frame = av.VideoFrame.from_ndarray(np.dstack([img] * 3), format="rgb24")
             frame.pts, frame.time_base = round(t * 1000), Fraction(1, 1000)
@@ -175,6 +178,36 @@ def test_detect_heatmap_shows_where_motion_was_and_events_give_their_area(tmp_pa
     res = run_cli("detect", str(video), "--heatmap", str(tmp_path / "again.png"))
     assert res.returncode == 0, res.stderr
     assert "area x0-x1, y0-y1" in res.stdout and "heatmap: " in res.stdout and "motion longest around" in res.stdout
+
+
+def test_detect_heatmap_suggests_ignoring_where_motion_never_stops_and_not_a_passer_by(tmp_path: Path) -> None:
+    # A box pacing back and forth on the right for 9.5 of 12 s (x 180-320 px, rows 80-200: normalised
+    # 0.56-1.0, 0.33-0.83) stands in for a tree in wind; a box crossing the whole picture does not.
+    pacer = tmp_path / "pacer.mp4"
+    _box_video(pacer, subject_from=2.5, seconds=12.0, span=(180, 280), speed=60, bounce=True)
+    res = run_cli("detect", str(pacer), "--heatmap", str(tmp_path / "pacer.png"), "--json")
+    assert res.returncode == 0, res.stderr
+    busy = json.loads(res.stdout)["heatmap"]["busy"]
+    assert len(busy) == 1, busy
+    (x0, y0), _, (x1, y1), _ = busy[0]["polygon"]
+    assert 0.5 <= x0 <= 0.62 and 0.9 <= x1 <= 1.0 and 0.2 <= y0 <= 0.34 and 0.82 <= y1 <= 0.95, busy
+    assert busy[0]["seconds"] >= 0.2 * 12.0
+    res = run_cli("detect", str(pacer), "--heatmap", str(tmp_path / "again.png"))
+    line = f"    - {json.dumps(busy[0]['polygon'])}"
+    assert line in res.stdout, res.stdout  # ready to paste under ignore:
+    pasted = tmp_path / "pasted.yaml"
+    pasted.write_text("motion:\n  ignore:\n" + next(x for x in res.stdout.splitlines() if x.startswith(line)) + "\n")
+    res = run_cli("detect", str(pacer), "--config", str(pasted), "--heatmap", str(tmp_path / "masked.png"), "--json")
+    assert res.returncode == 0, res.stderr
+    # with the suggestion applied only the box's outer edge (outside the busiest cells) is still seen
+    masked = json.loads(res.stdout)["heatmap"]
+    assert masked["busy"] == [] and masked["hottest"][0]["seconds"] < 0.3 * busy[0]["seconds"], masked
+    walker = tmp_path / "walker.mp4"
+    _box_video(walker, subject_from=2.5, seconds=12.0)
+    res = run_cli("detect", str(walker), "--heatmap", str(tmp_path / "walker.png"), "--json")
+    out = json.loads(res.stdout)
+    assert out["events"] and out["heatmap"]["busy"] == [], out["heatmap"]
+    assert "motion.ignore" not in run_cli("detect", str(walker), "--heatmap", str(tmp_path / "w2.png")).stdout
 
 
 def test_detect_heatmap_into_a_missing_directory_fails_before_decoding(tmp_path: Path) -> None:

@@ -74,3 +74,45 @@ def test_render_into_an_unwritable_place_is_a_clear_error(tmp_path: Path) -> Non
     target.mkdir()
     with pytest.raises(ConsentcamError, match="cannot write the heatmap"):
         heat.render(target)
+
+
+def test_busy_regions_are_the_areas_covered_for_a_fifth_of_the_file() -> None:
+    heat = MotionHeatmap(cols=20, rows=10)
+    for i in range(101):  # 10 s of frames
+        boxes = [(0.75, 0.0, 0.2, 0.3)]  # a "tree" in the top right, reported all the time
+        walker_x = i / 100  # a passer-by crossing the whole picture once, low down
+        boxes.append((walker_x, 0.7, 0.05, 0.2))
+        heat.add(i * 0.1, LUMA, boxes)
+    assert heat.total_seconds == pytest.approx(10.0)
+    regions = heat.busy_regions()
+    assert len(regions) == 1, regions
+    tree = regions[0]
+    # cells 15..18 x 0..2, widened by two cells each way and clipped: x 13/20..1.0, y 0..5/10
+    assert (tree.x0, tree.y0, tree.x1, tree.y1) == (0.65, 0.0, 1.0, 0.5)
+    assert tree.seconds == pytest.approx(10.0)
+    assert tree.polygon() == [[0.65, 0.0], [1.0, 0.0], [1.0, 0.5], [0.65, 0.5]]
+
+
+def test_busy_regions_need_a_share_of_the_file_and_a_minimum_time() -> None:
+    short = MotionHeatmap(cols=10, rows=10)
+    for i in range(16):  # 1.5 s, all of it with the box: a fifth of the file but under 2 s
+        short.add(i * 0.1, LUMA, [(0.4, 0.4, 0.2, 0.2)])
+    assert short.busy_regions() == []
+    assert len(short.busy_regions(min_seconds=1.0)) == 1
+    long = MotionHeatmap(cols=10, rows=10)
+    for i in range(301):  # 30 s, the box in the first 5 s only (a sixth of the file)
+        long.add(i * 0.1, LUMA, [(0.4, 0.4, 0.2, 0.2)] if i < 50 else [])
+    assert long.busy_regions() == []
+    assert len(long.busy_regions(share=0.15)) == 1
+
+
+def test_separate_busy_areas_are_separate_regions_busiest_first() -> None:
+    heat = MotionHeatmap(cols=40, rows=30)
+    for i in range(101):
+        boxes = [(0.0, 0.0, 0.1, 0.1)]
+        if i % 2:  # a second spot, reported in every other frame
+            boxes.append((0.8, 0.8, 0.1, 0.1))
+        heat.add(i * 0.1, LUMA, boxes)
+    regions = heat.busy_regions()
+    assert [(r.x0, r.y0) for r in regions] == [(0.0, 0.0), (0.75, 0.73)]
+    assert regions[0].seconds > regions[1].seconds > 2.0

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import sys
 import time
 from collections.abc import Iterator
@@ -18,6 +19,7 @@ if TYPE_CHECKING:
     import numpy as np
 
     from edge.config import Config
+    from edge.motion.heatmap import BusyRegion
 
 # The handlers import numpy, OpenCV, the detector and the synthetic scene (PyAV) when they run:
 # parsing stays light (see main.py).
@@ -103,7 +105,8 @@ def cmd_detect(ctx: Context) -> int:
                "seconds": round(seconds, 3), "elapsed": round(elapsed, 3)}
         if heatmap is not None:
             out["heatmap"] = {"path": str(heatmap_path), "grid": [heatmap.seconds.shape[1], heatmap.seconds.shape[0]],
-                              "hottest": [dataclasses.asdict(spot) for spot in heatmap.hottest()]}
+                              "hottest": [dataclasses.asdict(spot) for spot in heatmap.hottest()],
+                              "busy": [{"polygon": r.polygon(), "seconds": r.seconds} for r in heatmap.busy_regions()]}
         emit_json(out)
         return 0
     print(f"{video}: {result.frames} frames at {source.fps:.2f} fps ({seconds:.1f} s) "
@@ -117,7 +120,17 @@ def cmd_detect(ctx: Context) -> int:
         where = (f"; motion longest around x={spots[0].x:.2f}, y={spots[0].y:.2f} ({spots[0].seconds:.1f} s)"
                  if spots else "; no motion detected")
         print(f"heatmap: {heatmap_path}{where}")
+        _print_busy(heatmap.busy_regions())
     return 0
+
+
+def _print_busy(regions: list[BusyRegion]) -> None:
+    if not regions:
+        return
+    print("busy for at least a fifth of the file; if only leaves, flags or water moved there (check the map),\n"
+          "these lines under motion.ignore: in the config stop them starting events:")
+    for r in regions:
+        print(f"    - {json.dumps(r.polygon())}  # objects seen here for up to {r.seconds:.1f} s")
 
 
 def _area_text(area: list[float] | None) -> str:

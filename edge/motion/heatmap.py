@@ -4,6 +4,11 @@
 an object the detector reported covered that cell, and draws it over the file's average picture
 with a grid in the normalised coordinates that `motion.zones` and `motion.ignore` use. A tree that
 keeps tripping the detector shows up as a hot blob whose corners can be read off the grid.
+
+`busy_regions()` does that reading for the owner: the parts of the picture that objects covered for
+at least a fifth of the file, as rectangles ready for `motion.ignore`. A passer-by covers a spot for a
+second or two; wind in a tree covers its crown for most of a clip. It is a suggestion to check, not a
+setting: footage in which a person stood still for a long time would make their spot busy too.
 """
 
 from __future__ import annotations
@@ -21,6 +26,9 @@ Box = tuple[float, float, float, float]  # x, y, w, h, normalised (as MotionResu
 GRID_COLS, GRID_ROWS = 64, 48
 MAX_FRAME_GAP = 1.0  # seconds credited for one frame at most (a stalled file must not paint a blob)
 BACKGROUND_SAMPLES = 60  # frames averaged for the picture under the map
+BUSY_SHARE = 0.2  # share of the file's length an area must be covered to count as busy
+BUSY_MIN_SECONDS = 2.0  # and at least this long (a short clip is not a reason to mask anything)
+BUSY_MARGIN = 2  # grid cells added round a busy area (leaf tips stray beyond the reported boxes)
 
 
 @dataclass(frozen=True)
@@ -32,6 +40,21 @@ class HotSpot:
     seconds: float
 
 
+@dataclass(frozen=True)
+class BusyRegion:
+    """A rectangle (normalised x0, y0, x1, y1) where objects were seen for `seconds` at most."""
+
+    x0: float
+    y0: float
+    x1: float
+    y1: float
+    seconds: float
+
+    def polygon(self) -> list[list[float]]:
+        """The rectangle as a `motion.ignore` polygon."""
+        return [[self.x0, self.y0], [self.x1, self.y0], [self.x1, self.y1], [self.x0, self.y1]]
+
+
 class MotionHeatmap:
     def __init__(self, cols: int = GRID_COLS, rows: int = GRID_ROWS, *, sample_every: int = 15) -> None:
         self.seconds = np.zeros((rows, cols), np.float64)
@@ -40,11 +63,13 @@ class MotionHeatmap:
         self._samples = 0
         self._sample_every = max(1, sample_every)
         self._frames = 0
+        self.total_seconds = 0.0  # length of the file as credited (gaps capped like the cells)
 
     def add(self, t: float, luma: np.ndarray, boxes: Sequence[Box]) -> None:
         """One analysed frame: its time (s), its luma plane and the boxes of the objects reported in it."""
         dt = 0.0 if self._last_t is None else min(max(t - self._last_t, 0.0), MAX_FRAME_GAP)
         self._last_t = t
+        self.total_seconds += dt
         if self._frames % self._sample_every == 0 and self._samples < BACKGROUND_SAMPLES:
             plane = luma.astype(np.float32)
             if self._background is None:
@@ -75,6 +100,21 @@ class MotionHeatmap:
                                      round(float(self.seconds[r, c]), 2)))
         return spots
 
+    def busy_regions(self, share: float = BUSY_SHARE, min_seconds: float = BUSY_MIN_SECONDS) -> list[BusyRegion]:
+        """Rectangles round the areas objects covered for at least `share` of the file (and at least
+        `min_seconds`), widened by BUSY_MARGIN cells and rounded outwards to 0.01; busiest first."""
+        rows, cols = self.seconds.shape
+        busy = (self.seconds >= max(share * self.total_seconds, min_seconds)).astype(np.uint8)
+        count, labels, stats, _ = cv2.connectedComponentsWithStats(busy, connectivity=8)
+        regions = []
+        for label in range(1, count):
+            x, y, w, h = (int(v) for v in stats[label][:4])
+            c0, r0 = max(x - BUSY_MARGIN, 0), max(y - BUSY_MARGIN, 0)
+            c1, r1 = min(x + w + BUSY_MARGIN, cols), min(y + h + BUSY_MARGIN, rows)
+            regions.append(BusyRegion(_floor(c0 / cols), _floor(r0 / rows), _ceil(c1 / cols), _ceil(r1 / rows),
+                                      round(float(self.seconds[labels == label].max()), 2)))
+        return sorted(regions, key=lambda r: -r.seconds)
+
     def render(self, path: Path, width: int = 640) -> None:
         """Write the map as a PNG: the average picture in grey, seconds of motion in colour over it
         (scaled to the hottest cell), a grid every 0.1 labelled in normalised coordinates."""
@@ -104,6 +144,14 @@ class MotionHeatmap:
             path.write_bytes(data.tobytes())
         except OSError as exc:
             raise ConsentcamError(f"{path}: cannot write the heatmap: {exc.strerror or exc}") from exc
+
+
+def _floor(v: float) -> float:
+    return max(0.0, float(np.floor(v * 100 + 1e-6)) / 100)
+
+
+def _ceil(v: float) -> float:
+    return min(1.0, float(np.ceil(v * 100 - 1e-6)) / 100)
 
 
 def _draw_grid(picture: np.ndarray) -> None:
