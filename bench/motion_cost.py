@@ -55,11 +55,11 @@ def cached_frames(scenario: str, seed: int, size: tuple[int, int], frames: int, 
 
 
 def run_frames(args: argparse.Namespace) -> dict:
-    lumas = cached_frames(args.scenario, args.seed, _size(args.size), args.frames)
+    lumas = cached_frames(args.scenario, args.seed, _size(args.size), args.frames, args.fps)
     count = min(args.count, len(lumas))
     per_pass = []
     for _ in range(max(1, args.repeats)):
-        det = MotionDetector(MotionConfig(), 15)
+        det = MotionDetector(MotionConfig(), args.fps)
         c0 = time.process_time()
         for luma in lumas[:count]:
             det.process(luma)
@@ -67,7 +67,7 @@ def run_frames(args: argparse.Namespace) -> dict:
     import cv2
 
     return {"workload": "MotionDetector.process", "opencv_threads": cv2.getNumThreads(), "scenario": args.scenario,
-            "seed": args.seed, "size": args.size, "frames": count, "repeats": len(per_pass),
+            "seed": args.seed, "size": args.size, "fps": args.fps, "frames": count, "repeats": len(per_pass),
             "cpu_ms_per_frame": {"min": round(min(per_pass), 4), "median": round(statistics.median(per_pass), 4),
                                  "max": round(max(per_pass), 4)}}
 
@@ -92,6 +92,7 @@ def main() -> int:
         p.add_argument("--seed", type=int, default=101)
         p.add_argument("--size", default="320x240")
     f.add_argument("--frames", type=int, default=600, help="frames rendered into the cache")
+    f.add_argument("--fps", type=float, default=15.0, help="scene rendered and detector run at this rate")
     f.add_argument("--opencv-threads", action="store_true",
                    help="keep OpenCV's default thread pool (default: one thread, as `consentcam detect`)")
     args = ap.parse_args()
