@@ -16,7 +16,7 @@ Floats are compared exactly (bit for bit). Prints one JSON object; exit status 1
 
 The scene list names held-out seeds (101+); `--tuning` takes 100 off each, so a check made while
 tuning does not have to touch the held-out set (it only compares, but it does print counts).
-All inputs are at 15 fps.
+All inputs are at 15 fps unless `--fps` says otherwise (scenes rendered and the detector run at that rate).
 """
 
 from __future__ import annotations
@@ -60,7 +60,9 @@ def _state(det) -> str:  # type: ignore[no-untyped-def]
     h = hashlib.sha1()
     for name in STATE:
         value = getattr(det, name, None)
-        h.update(value.tobytes() if hasattr(value, "tobytes") else repr(value).encode())
+        parts = value if isinstance(value, list) and value and hasattr(value[0], "tobytes") else [value]
+        for part in parts:  # a list of arrays (a ring of past frames) hashes like the arrays stacked
+            h.update(part.tobytes() if hasattr(part, "tobytes") else repr(part).encode())
     return h.hexdigest()
 
 
@@ -82,17 +84,18 @@ def dump(cases: list[dict], out: Path) -> None:
         motion = _zoned_config() if case.get("zoned") else MotionConfig()
         if "frames" in case:
             lumas = np.load(case["frames"])
-            det = MotionDetector(motion, 15)
+            fps = case.get("fps", 15)
+            det = MotionDetector(motion, fps)
             records, states = [], []
             for f in lumas:
                 records.append(_record(det.process(f)))
                 states.append(_state(det))
-            res = analyse(((i / 15, f) for i, f in enumerate(lumas)), 15, motion, RecordingConfig())
+            res = analyse(((i / fps, f) for i, f in enumerate(lumas)), fps, motion, RecordingConfig())
             results[case["name"]] = {"records": records, "state": states, "events": _events(res),
                                      "reseeds": det.reseeds}
         else:
-            cam = OpenCVCamera(case["video"], main_size=(320, 240), detect_size=(320, 240), fps=15, encode=False,
-                               time_origin=0.0)
+            cam = OpenCVCamera(case["video"], main_size=(320, 240), detect_size=(320, 240), fps=case.get("fps", 15),
+                               encode=False, time_origin=0.0)
             det = MotionDetector(motion, cam.fps)
             hashes, records, states = [], [], []
             for f in cam.frames():
@@ -148,6 +151,7 @@ def main() -> int:
     ap.add_argument("--ref", default="HEAD", help="git revision to compare the working tree with (default HEAD)")
     ap.add_argument("--frames", type=int, default=600, help="frames per synthetic scene (default 600)")
     ap.add_argument("--video-seconds", type=float, default=40.0)
+    ap.add_argument("--fps", type=float, default=15.0, help="frame rate of every input (default 15)")
     ap.add_argument("--tuning", action="store_true", help="tuning seeds (1-5) instead of the held-out 101-105")
     ap.add_argument("--dump", help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -166,15 +170,16 @@ def main() -> int:
         for size, scenes in SIZES.items():
             w, h = (int(v) for v in size.split("x"))
             for scenario, seed in _seeds(scenes, args.tuning):
-                cached_frames(scenario, seed, (w, h), args.frames)  # render once, into the shared cache
-                path = next(Path("/tmp/consentcam-bench-frames").glob(f"{scenario}-{seed}-{size}-{args.frames}-*.npy"))
-                cases.append({"name": f"{scenario}-{seed}-{size}", "frames": str(path)})
+                cached_frames(scenario, seed, (w, h), args.frames, args.fps)  # render once, into the shared cache
+                path = Path("/tmp/consentcam-bench-frames") / f"{scenario}-{seed}-{size}-{args.frames}-{args.fps:g}.npy"
+                cases.append({"name": f"{scenario}-{seed}-{size}", "frames": str(path), "fps": args.fps})
                 if size == "320x240" and (scenario, seed) in _seeds(ZONED, args.tuning):
-                    cases.append({"name": f"{scenario}-{seed}-{size}-zoned", "frames": str(path), "zoned": True})
+                    cases.append({"name": f"{scenario}-{seed}-{size}-zoned", "frames": str(path), "zoned": True,
+                                  "fps": args.fps})
         for scenario, seed in _seeds(VIDEOS, args.tuning):
-            video = write_video(SyntheticScene(seed, scenario, args.video_seconds, 15), tmp / f"{scenario}-{seed}.mkv",
-                                size=(320, 240))
-            cases.append({"name": f"video-{scenario}-{seed}", "video": str(video)})
+            video = write_video(SyntheticScene(seed, scenario, args.video_seconds, args.fps),
+                                tmp / f"{scenario}-{seed}.mkv", size=(320, 240))
+            cases.append({"name": f"video-{scenario}-{seed}", "video": str(video), "fps": args.fps})
         old_tree = tmp / "ref"
         old_tree.mkdir()
         archive = subprocess.run(["git", "archive", args.ref, "edge"], cwd=ROOT, capture_output=True, check=True)
