@@ -15,3 +15,20 @@ def test_a_tuning_seed_is_refused_as_a_held_out_set() -> None:
     assert proc.returncode == 2
     assert "--first-seed 24 is a tuning seed (1-24)" in proc.stderr
     assert proc.stdout == ""
+
+
+def test_motion_fps_scores_every_rate_on_real_scenes(tmp_path: Path) -> None:
+    # Tuning seed 1, 30 s per scenario (three subjects in its mixed and night scenes), at two rates,
+    # run for real: one JSON line per rate, every subject found and its onset measured.
+    import json
+
+    bench = BENCH.with_name("motion_fps.py")
+    proc = subprocess.run([sys.executable, str(bench), "--fps", "15,30", "--seeds", "1", "--seconds", "30",
+                           "--jobs", "1"], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    rows = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert [(r["fps"], r["stride"]) for r in rows] == [(15.0, 1), (30.0, 1)]
+    for row in rows:
+        assert set(row["false_events"]) == {"mixed", "night", "lighting", "ir", "foliage", "rain", "noise",
+                                            "distractors"}
+        assert row["recall"] == 1.0 and 0.0 <= row["onset_mean_s"] < 1.0 and "night_onset_p90_s" in row, row
