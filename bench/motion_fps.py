@@ -22,13 +22,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.motion import NO_MOTION, REAL
 from edge.capture.synthetic import SyntheticScene
 from edge.config import MotionConfig, RecordingConfig
 from edge.motion.scoring import Score, score_events
 from edge.recording.analysis import analyse, single_threaded_opencv
 
-REAL = ("mixed", "night")  # scenes with subjects
-NO_MOTION = ("lighting", "ir", "foliage", "rain", "noise", "distractors")
 SIZE = (320, 240)
 
 Job = tuple[float, str, int, float, int]  # fps, scenario, seed, seconds, stride
