@@ -11,9 +11,9 @@ import cv2
 import numpy as np
 import pytest
 
-from edge.capture.synthetic import Interval, SyntheticScene
+from edge.capture.synthetic import Interval, Subject, SyntheticScene
 from edge.config import MotionConfig, RecordingConfig
-from edge.motion.detector import MotionDetector
+from edge.motion.detector import WARMUP, MotionDetector
 from edge.motion.scoring import score_events
 from edge.recording.analysis import DetectedEvent, analyse
 
@@ -296,3 +296,24 @@ def test_a_person_who_stays_and_moves_in_place_is_one_event_until_they_leave(tre
     arrive, stay = 15.0, 40.0
     result = analyse(_loiter_clip(arrive + stay + 8.0, arrive, stay, tree), 15.0, MotionConfig(), REC)
     _presence_covered(result.events, arrive, arrive + 2.0 + stay + 2.0)
+
+
+WARM_UP_MUTES = pytest.mark.xfail(strict=True, reason="known limitation (docs/MOTION.md, Honest limits: warm-up): a "
+                                                       "subject that moves during the 2 s warm-up raises its own bar")
+
+
+# At 30 fps this build measures the flicker frame to frame, where a subject's jumps are smaller: it
+# passes there for that reason, which is also why it makes more false events in wind at 30 fps.
+@pytest.mark.parametrize("fps", [pytest.param(15, marks=WARM_UP_MUTES), 30])
+@pytest.mark.parametrize("seed", [1, 2])
+def test_a_subject_moving_during_the_warm_up_is_confirmed_soon_after_it(fps: float, seed: int) -> None:
+    # A cat trots right from the first frame and, as the warm-up ends, turns back along its own
+    # path. During the warm-up every change counts as flicker, so the cells it crossed raise their
+    # bar and (fading over 10 s) mute it on the way back. docs/dev/experiments/frame-rate-warmup.patch
+    # confirms it 0.2-0.3 s after the warm-up; this build 2.3-2.9 s after it.
+    scene = SyntheticScene(seed, "quiet", 6.0, fps)
+    scene.subjects = [Subject("cat", 0.0, 0.3, 0.9, 0.77, 0.3), Subject("cat", 2.0, 0.9, -0.3, 0.77, -0.3)]
+    events = detect(scene).events
+    assert len(events) == 1, events
+    assert events[0].onset < WARMUP + 0.9, events
+    assert events[0].end > 4.6, events  # in view until 5.1 s
