@@ -9,6 +9,8 @@ ships.
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import pytest
 
@@ -71,3 +73,18 @@ def test_a_dark_walker_in_night_rain_is_confirmed_as_promptly_at_30_fps_as_at_15
     score = score_events(_events(scene, until=45.0), truth)
     assert score.matched_truth == 2 and score.false_events == 0
     assert score.onsets[1] < 0.8, score.onsets
+
+
+@pytest.mark.parametrize(("fps", "said"), [(15, False), (10, False), (25, True), (30, True)])
+def test_a_detector_above_the_tuned_rate_says_so_once_in_the_log(fps: float, said: bool,
+                                                                caplog: pytest.LogCaptureFixture) -> None:
+    # The owner of a 25-30 fps camera learns from the journal (or `consentcam detect`'s stderr) why
+    # wind may start more events than at 15 fps, and what to set.
+    with caplog.at_level(logging.INFO, logger="consentcam.motion"):
+        det = MotionDetector(MotionConfig(), fps)
+        for i in range(3):
+            det.process(np.full((120, 160), 40 + i, np.uint8))
+    notes = [r.getMessage() for r in caplog.records if "tuned at 15 fps" in r.getMessage()]
+    assert len(notes) == (1 if said else 0), notes
+    if said:
+        assert f"at {fps:g} fps" in notes[0] and "camera.fps: 15" in notes[0]

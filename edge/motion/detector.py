@@ -45,6 +45,7 @@ from edge.config import MotionConfig
 log = logging.getLogger("consentcam.motion")
 
 CELL = 4  # working pixels per cell side
+TUNED_FPS = 15.0  # the frame rate every constant below was tuned at
 GLOBAL_CHANGE = 0.35  # fraction of watched cells changed (even thinly) that means "the whole picture changed"
 WIDE_CELL = 0.1  # a cell counts towards a global change when this fraction of it changed
 TOGGLE_RATE, TOGGLE_LIMIT = 0.25, 0.5  # per-pixel toggle memory: update rate, level that mutes a pixel
@@ -116,6 +117,11 @@ class MotionDetector:
         self._a_flicker_down = 1.0 / (self.fps * 10.0)
         self._f_flicker_up, self._f_flicker_down = np.float32(self._a_flicker_up), np.float32(self._a_flicker_down)
         self._settle_frames = round(config.settle_time * self.fps)
+        if self.fps > TUNED_FPS + 2:
+            log.info("motion detection at %g fps: the detector is tuned at %g fps and starts more false events in "
+                     "wind at 25-30 fps (docs/MOTION.md, 'Frame rate'); a camera set to camera.fps: 15 "
+                     "is the tuned case",
+                     self.fps, TUNED_FPS)
         self._size: tuple[int, int] | None = None
         self._zbg: np.ndarray | None = None
         self.frames = 0
