@@ -15,14 +15,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
 from multiprocessing import Pool
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.motion import NO_MOTION, REAL
+from bench.motion import NO_MOTION, REAL, latency
 from edge.capture.synthetic import SyntheticScene
 from edge.config import MotionConfig, RecordingConfig
 from edge.motion.scoring import Score, score_events
@@ -42,26 +41,19 @@ def run_scene(job: Job) -> tuple[float, str, Score]:
     return fps, scenario, score_events(res.events, scene.ground_truth.motion)
 
 
-def _p90(values: list[float]) -> float:
-    ordered = sorted(values)
-    return round(ordered[int(0.9 * (len(ordered) - 1))], 3)
-
-
 def summary(fps: float, stride: int, per: dict[str, Score]) -> dict:
     total = Score()
     for scenario in REAL:
         total.add(per[scenario])
-    onsets, starts, night = total.onsets, total.starts, per["night"].onsets
+    onset, start, night = latency(total.onsets), latency(total.starts), latency(per["night"].onsets)
     out: dict = {"fps": fps, "stride": stride, "precision": round(total.precision, 4),
                  "recall": round(total.recall, 4), "f1": round(total.f1, 4),
                  "false_events": {s: per[s].false_events for s in REAL + NO_MOTION}}
-    if onsets:
-        out.update(onset_mean_s=round(statistics.fmean(onsets), 3), onset_p90_s=_p90(onsets),
-                   onset_within_0_5s=round(sum(o <= 0.5 for o in onsets) / len(onsets), 3),
-                   start_mean_s=round(statistics.fmean(starts), 3), start_p90_s=_p90(starts),
-                   start_within_0_5s=round(sum(o <= 0.5 for o in starts) / len(starts), 3))
-    if night:
-        out.update(night_onset_mean_s=round(statistics.fmean(night), 3), night_onset_p90_s=_p90(night))
+    if total.onsets:
+        out.update({f"onset_{k}": onset[k] for k in ("mean_s", "p90_s", "within_0_5s")})
+        out.update({f"start_{k}": start[k] for k in ("mean_s", "p90_s", "within_0_5s")})
+    if per["night"].onsets:
+        out.update(night_onset_mean_s=night["mean_s"], night_onset_p90_s=night["p90_s"])
     return out
 
 

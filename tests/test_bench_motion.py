@@ -1,4 +1,4 @@
-"""bench/motion.py's command line: held-out seeds only."""
+"""The motion benches: bench/motion.py refuses tuning seeds; motion_fps scores every rate; one latency summary."""
 
 from __future__ import annotations
 
@@ -32,3 +32,13 @@ def test_motion_fps_scores_every_rate_on_real_scenes(tmp_path: Path) -> None:
         assert set(row["false_events"]) == {"mixed", "night", "lighting", "ir", "foliage", "rain", "noise",
                                             "distractors"}
         assert row["recall"] == 1.0 and 0.0 <= row["onset_mean_s"] < 1.0 and "night_onset_p90_s" in row, row
+
+
+def test_latency_summary_is_one_definition_for_the_motion_benches() -> None:
+    sys.path.insert(0, str(BENCH.parent.parent))
+    from bench.motion import latency
+
+    # p90 is the nearest rank below (index int(0.9 * (n - 1))), as every published figure used
+    assert latency([1.0, 0.1, 0.6, 0.2]) == {"mean_s": 0.475, "median_s": 0.4, "p90_s": 0.6, "max_s": 1.0,
+                                             "within_0_5s": 0.5}
+    assert latency([]) == {"mean_s": None, "median_s": None, "p90_s": None, "max_s": None, "within_0_5s": None}
