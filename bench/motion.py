@@ -66,7 +66,6 @@ class _R:
         self.active, self.score = active, score
 
 
-
 def latency(values: list[float]) -> dict[str, float | None]:
     """Mean, median, p90 (nearest rank below), max and share within 0.5 s of latencies in seconds,
     rounded to 1 ms (None for each when there are none): one definition for every motion bench."""
@@ -76,6 +75,7 @@ def latency(values: list[float]) -> dict[str, float | None]:
     return {"mean_s": round(statistics.fmean(values), 3), "median_s": round(statistics.median(values), 3),
             "p90_s": round(ordered[int(0.9 * (len(ordered) - 1))], 3), "max_s": round(ordered[-1], 3),
             "within_0_5s": round(sum(v <= 0.5 for v in values) / len(values), 3)}
+
 
 def render(scene: SyntheticScene, size: tuple[int, int]) -> Iterator[tuple[float, np.ndarray]]:
     # A generator: frames are rendered as the detector consumes them, so RSS reflects the detector.
