@@ -50,6 +50,8 @@ class RecipientFormatError(ValueError):
 def recipient_key(text: str) -> bytes:
     """The 32-byte X25519 public key inside an ``age1...`` recipient (Bech32, BIP-173 checksum)."""
     text = text.strip()
+    if not text.isascii():  # Bech32 is ASCII: "\u212a" (KELVIN SIGN) would otherwise lower() to "k"
+        raise RecipientFormatError("recipient is not ASCII")
     if text.lower() != text and text.upper() != text:
         raise RecipientFormatError("mixed-case recipient")
     text = text.lower()
