@@ -285,16 +285,18 @@ def test_a_fresh_age_keygen_pair_round_trips_through_the_spec_reader(tmp_path: P
 
 @pytest.mark.parametrize("tweak, why", [
     # The same 32 key bytes but four non-zero padding bits: BIP-173 decoders (age's) refuse it.
-    (lambda key: _bech32_encode("age", [*_to_groups(key)[:-1], _to_groups(key)[-1] | 1]), "padding"),
+    pytest.param(lambda key: _bech32_encode("age", [*_to_groups(key)[:-1], _to_groups(key)[-1] | 1]), "padding",
+                 id="nonzero-padding"),
     # A whole extra 5-bit group of zeros: 33 bytes' worth of bits, not a 32-byte key.
-    (lambda key: _bech32_encode("age", [*_to_groups(key), 0]), "padding|holds 33 bytes"),
+    pytest.param(lambda key: _bech32_encode("age", [*_to_groups(key), 0]), "holds 33 bytes", id="extra-group"),
     # Bech32m's checksum constant (BIP-350): age recipients use Bech32.
-    (lambda key: _bech32_encode("age", _to_groups(key), 0x2BC830A3), "checksum"),
-    # Another human-readable part with a valid checksum: a plugin or post-quantum recipient, not X25519.
-    (lambda key: _bech32_encode("age1pq", _to_groups(key)), "not an age X25519 recipient"),
-    (lambda key: _bech32_encode("agf", _to_groups(key)), "not an age X25519 recipient"),
+    pytest.param(lambda key: _bech32_encode("age", _to_groups(key), 0x2BC830A3), "checksum", id="bech32m"),
+    # Another human-readable part with a valid checksum: a post-quantum recipient, not X25519.
+    pytest.param(lambda key: _bech32_encode("age1pq", _to_groups(key)), "not an age X25519", id="hrp-age1pq"),
+    pytest.param(lambda key: _bech32_encode("agf", _to_groups(key)), "not an age X25519", id="hrp-agf"),
     # Unicode: KELVIN SIGN lowercases to an ASCII "k"; Bech32 is ASCII only.
-    (lambda key: _bech32_encode("age", _to_groups(key)).upper().replace("K", "\u212a"), "not ASCII"),
+    pytest.param(lambda key: _bech32_encode("age", _to_groups(key)).upper().replace("K", "\u212a"), "not ASCII",
+                 id="kelvin-sign"),
 ])
 def test_non_canonical_recipients_are_refused(tweak: Callable[[bytes], str], why: str) -> None:
     key = X25519PrivateKey.generate().public_key().public_bytes_raw()
@@ -333,3 +335,10 @@ def test_encrypt_into_a_dirty_reused_buffer_reports_only_its_own_bytes(identity:
         pyrage.decrypt(bytes(out), [identity])
     with pytest.raises(ValueError, match="output buffer"):
         age_encrypt.encrypt_into(plain, key, bytearray(size - 1))
+
+
+@pytest.mark.parametrize("length", [0, 31, 33])
+def test_a_raw_key_of_the_wrong_length_is_not_called_low_order(length: int) -> None:
+    with pytest.raises(ValueError, match="32 bytes") as caught:
+        encrypt(b"footage", bytes(range(length)))
+    assert not isinstance(caught.value, RecipientFormatError)

@@ -114,10 +114,11 @@ def encrypt_into(plain: bytes | bytearray | memoryview, recipient: bytes,
 
 
 def _x25519_stanza(file_key: bytes, recipient: bytes) -> bytes:
+    their_key = X25519PublicKey.from_public_bytes(recipient)  # outside the try: a wrong length is not low order
     ephemeral = X25519PrivateKey.generate()
     share = ephemeral.public_key().public_bytes_raw()
     try:
-        shared = ephemeral.exchange(X25519PublicKey.from_public_bytes(recipient))
+        shared = ephemeral.exchange(their_key)
     except ValueError:  # OpenSSL refuses an all-zero shared secret (a low-order recipient)
         shared = bytes(32)
     if not any(shared):  # the spec requires this check whatever the library does
