@@ -342,3 +342,15 @@ def test_a_raw_key_of_the_wrong_length_is_not_called_low_order(length: int) -> N
     with pytest.raises(ValueError, match="32 bytes") as caught:
         encrypt(b"footage", bytes(range(length)))
     assert not isinstance(caught.value, RecipientFormatError)
+
+
+def test_encrypting_in_place_is_refused(identity: pyrage.x25519.Identity) -> None:
+    """One buffer as both plain and out would yield a valid age file of corrupted plaintext: refused."""
+    key = recipient_key(str(identity.to_public()))
+    plain = os.urandom(2 * CHUNK)
+    out = bytearray(age_encrypt.sealed_size(len(plain)))
+    out[: len(plain)] = plain
+    with pytest.raises(ValueError, match="share a buffer"):
+        age_encrypt.encrypt_into(memoryview(out)[: len(plain)], key, out)
+    size = age_encrypt.encrypt_into(plain, key, out)  # separate buffers are fine, even a dirty one
+    assert pyrage.decrypt(bytes(out[:size]), [identity]) == plain

@@ -91,6 +91,8 @@ def encrypt_into(plain: bytes | bytearray | memoryview, recipient: bytes,
     size = sealed_size(len(data))
     if len(out) < size:
         raise ValueError(f"output buffer holds {len(out)} bytes, the age file needs {size}")
+    if data.obj is memoryview(out).obj:  # in place, the header overwrites plaintext not yet read: a valid
+        raise ValueError("plain and out share a buffer")  # age file of corrupted footage, silently
     file_key = os.urandom(FILE_KEY)
     header = VERSION_LINE + _x25519_stanza(file_key, recipient) + b"---"
     mac = hmac.new(_hkdf(file_key, b"", b"header"), header, sha256).digest()
