@@ -43,10 +43,16 @@ def _size(text: str) -> tuple[int, int]:
     return w, h
 
 
+def frames_file(scenario: str, seed: int, size: tuple[int, int], frames: int, fps: float = 15.0,
+                cache: Path = CACHE) -> Path:
+    """Where cached_frames keeps the scene's lumas."""
+    return cache / f"{scenario}-{seed}-{size[0]}x{size[1]}-{frames}-{fps:g}.npy"
+
+
 def cached_frames(scenario: str, seed: int, size: tuple[int, int], frames: int, fps: float = 15.0,
                   cache: Path = CACHE) -> np.ndarray:
     """(frames, h, w) uint8 lumas of the scene, rendered once and then loaded from the cache."""
-    path = cache / f"{scenario}-{seed}-{size[0]}x{size[1]}-{frames}-{fps:g}.npy"
+    path = frames_file(scenario, seed, size, frames, fps, cache)
     if path.exists():
         return np.load(path)
     scene = SyntheticScene(seed, scenario, frames / fps + 1, fps)

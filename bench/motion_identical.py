@@ -159,7 +159,7 @@ def main() -> int:
         dump(json.loads(sys.stdin.read()), Path(args.dump))
         return 0
     sys.path.insert(0, str(ROOT))
-    from bench.motion_cost import cached_frames
+    from bench.motion_cost import cached_frames, frames_file
     from edge.capture.synthetic import SyntheticScene, write_video
 
     rev = subprocess.run(["git", "rev-parse", "--short", args.ref], cwd=ROOT, capture_output=True, text=True,
@@ -167,13 +167,14 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         cases: list[dict] = []
+        zoned = _seeds(ZONED, args.tuning)
         for size, scenes in SIZES.items():
             w, h = (int(v) for v in size.split("x"))
             for scenario, seed in _seeds(scenes, args.tuning):
                 cached_frames(scenario, seed, (w, h), args.frames, args.fps)  # render once, into the shared cache
-                path = Path("/tmp/consentcam-bench-frames") / f"{scenario}-{seed}-{size}-{args.frames}-{args.fps:g}.npy"
+                path = frames_file(scenario, seed, (w, h), args.frames, args.fps)
                 cases.append({"name": f"{scenario}-{seed}-{size}", "frames": str(path), "fps": args.fps})
-                if size == "320x240" and (scenario, seed) in _seeds(ZONED, args.tuning):
+                if size == "320x240" and (scenario, seed) in zoned:
                     cases.append({"name": f"{scenario}-{seed}-{size}-zoned", "frames": str(path), "zoned": True,
                                   "fps": args.fps})
         for scenario, seed in _seeds(VIDEOS, args.tuning):
