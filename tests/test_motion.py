@@ -302,15 +302,15 @@ WARM_UP_MUTES = pytest.mark.xfail(strict=True, reason="known limitation (docs/MO
                                                        "subject that moves during the 2 s warm-up raises its own bar")
 
 
-# At 30 fps this build measures the flicker frame to frame, where a subject's jumps are smaller: it
-# passes there for that reason, which is also why it makes more false events in wind at 30 fps.
-@pytest.mark.parametrize("fps", [pytest.param(15, marks=WARM_UP_MUTES), 30])
+# From 22.5 fps up (jumps measured over two or more frames) what the warm-up learnt is provisional
+# (MotionDetector._end_warmup); at 15-20 fps the warm-up is the tuned one, which has this weakness.
+@pytest.mark.parametrize("fps", [pytest.param(15, marks=WARM_UP_MUTES), 25, 30])
 @pytest.mark.parametrize("seed", [1, 2])
 def test_a_subject_moving_during_the_warm_up_is_confirmed_soon_after_it(fps: float, seed: int) -> None:
     # A cat trots right from the first frame and, as the warm-up ends, turns back along its own
     # path. During the warm-up every change counts as flicker, so the cells it crossed raise their
-    # bar and (fading over 10 s) mute it on the way back. docs/dev/experiments/frame-rate-warmup.patch
-    # confirms it 0.2-0.3 s after the warm-up; this build 2.3-2.9 s after it.
+    # bar and (fading over 10 s) mute it on the way back: at 15 fps it is confirmed 2.3-2.9 s after
+    # the warm-up, at 25-30 fps 0.2-0.3 s after it.
     scene = SyntheticScene(seed, "quiet", 6.0, fps)
     scene.subjects = [Subject("cat", 0.0, 0.3, 0.9, 0.77, 0.3), Subject("cat", 2.0, 0.9, -0.3, 0.77, -0.3)]
     events = detect(scene).events

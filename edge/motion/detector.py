@@ -7,13 +7,13 @@ Per frame, all in float32 numpy/cv2 on a small working copy (default 160 px wide
    offset); dividing by the local band-pass energy plus a noise floor removes the gain (exposure
    steps, the IR contrast jump). What is left, Z, describes edges and texture, which only
    change when something in the scene moves.
-2. Noise-adaptive. The noise floor follows a robust global estimate of the frame-to-frame noise
-   (median absolute change), so night noise does not turn flat areas into random structure.
+2. Noise-adaptive. The noise floor follows a robust global estimate of the noise (median absolute
+   change over 1/15 s), so night noise does not turn flat areas into random structure.
 3. Change against a background. D = |Z - Zbg|, Zbg a running average that learns slowly where
    things move and faster elsewhere; a pixel changed when D exceeds the sensitivity threshold.
 4. Cells, not pixels. Changed pixels are counted per cell (4x4 working pixels). A cell is
    active when its changed fraction beats a threshold raised by that cell's flicker memory
-   (how much its changed fraction keeps jumping up and down: swaying leaves, rain, water).
+   (how much its changed fraction keeps jumping up and down over 1/15 s: swaying leaves, rain, water).
    Rain streaks and noise never fill a cell; foliage keeps toggling and raises its own bar.
 5. Objects. Zones/ignore masks (rasterised once) clear cells; connected active cells form
    objects; objects smaller than min_area are dropped. score = moving area / watched area.
@@ -22,13 +22,20 @@ Per frame, all in float32 numpy/cv2 on a small working copy (default 160 px wide
    for settle_time. A subject that keeps moving shows up again right after.
 7. Things that travel confirm sooner. Rain at night lifts every cell's flicker memory, so a dark,
    slow subject can stay under the bar for seconds. A second, looser test takes the scene-wide
-   (median) flicker off the bar and joins the active cells of two frames, and its pixels need only
-   be changed now and within one pixel of a pixel changed in the last frame (the first test keeps
-   "the same pixel in two frames"); what it finds only counts as an object when it travels: its
-   centroid, over the last half second or so, moved at least a cell and mostly in one direction
-   (net movement at least 0.75 x the path). A walking subject's region translates (leading edge gains
-   cells, trailing edge loses them); a gust in a tree, rain or noise changes cells that stay in
-   place and jitter back and forth, whatever part of the picture they fill.
+   (median) flicker off the bar and joins the active cells of this frame and the one 1/15 s back, and
+   its pixels need only be changed now and within one pixel of a pixel changed in the last frame (the
+   first test keeps "the same pixel in two frames"); what it finds only counts as an object when it
+   travels: its centroid, followed back over 0.4 s in steps of 1/15 s, moved at least a cell and
+   mostly in one direction (net movement at least 0.75 x the path). A walking subject's region
+   translates (leading edge gains cells, trailing edge loses them); a gust in a tree, rain or noise
+   changes cells that stay in place and jitter back and forth, whatever part of the picture they fill.
+
+Frame rate: the constants were tuned at 15 fps. Whatever compares a frame with "the last one" for a
+rate or a jump (toggle memory, flicker memory, noise floor, brightness jump, the travel test's join
+and history) uses the frame round(fps / 15) back, and per-frame rates and periods scale by 15 / fps,
+so 25 and 30 fps cameras are judged like 15 fps ones; at 15 fps every factor is the tuned value.
+Pixel persistence ("changed in two consecutive frames") stays per frame: noise and rain drops are
+new in every frame, so two frames are two independent samples at any rate.
 """
 
 from __future__ import annotations
@@ -48,13 +55,15 @@ CELL = 4  # working pixels per cell side
 TUNED_FPS = 15.0  # the frame rate every constant below was tuned at
 GLOBAL_CHANGE = 0.35  # fraction of watched cells changed (even thinly) that means "the whole picture changed"
 WIDE_CELL = 0.1  # a cell counts towards a global change when this fraction of it changed
-TOGGLE_RATE, TOGGLE_LIMIT = 0.25, 0.5  # per-pixel toggle memory: update rate, level that mutes a pixel
+TOGGLE_RATE, TOGGLE_LIMIT = 0.25, 0.5  # per-pixel toggle memory: update rate (per 1/15 s), level that mutes a pixel
 CLIP_HIGH = 250  # luma at or above this is treated as saturated
-LEVEL_JUMP = 0.12  # or the mean brightness jumps by this fraction from one frame to the next
+LEVEL_JUMP = 0.12  # or the mean brightness jumps by this fraction within 1/15 s
 RECOVER = 4.0  # seconds after a re-seed during which moving areas learn at the normal rate
 WARMUP = 2.0  # seconds of learning after start (or a change of frame size) before detecting
+WARMUP_GROWTH = 2.0  # a cell's flicker at the end of WARMUP is at most this times what it had learnt by half-way
+PROVISIONAL, PROVISIONAL_FADE = 1.5, 2.0  # for 1.5 s after WARMUP the flicker memory fades with a 2 s time constant
 COMMON_FLICKER = 0.75  # share of the scene-wide (median) flicker the travel test takes off every cell's bar
-COMMON_EVERY = 8  # frames between updates of that median (it moves slowly; this keeps the cost flat)
+COMMON_EVERY = 8  # frames at 15 fps (0.53 s) between updates of that median (it moves slowly; keeps the cost flat)
 TRAVEL_TIME = 0.47  # seconds of history over which a candidate must travel (7 frames at 15 fps)
 TRAVEL_CELLS = 1.0  # how far (cells) its centroid must move over that time
 TRAVEL_STRAIGHT = 0.75  # net displacement / path length of the centroid: walking, not jittering
@@ -115,13 +124,19 @@ class MotionDetector:
         self._a_bg_fg = self._a_bg / 10.0
         self._a_flicker_up = 1.0 / (self.fps * 0.5)
         self._a_flicker_down = 1.0 / (self.fps * 10.0)
+        self._f_flicker_fade = np.float32(1.0 / (self.fps * PROVISIONAL_FADE))
         self._f_flicker_up, self._f_flicker_down = np.float32(self._a_flicker_up), np.float32(self._a_flicker_down)
         self._settle_frames = round(config.settle_time * self.fps)
-        if self.fps > TUNED_FPS + 2:
-            log.info("motion detection at %g fps: the detector is tuned at %g fps and starts more false events in "
-                     "wind at 25-30 fps (docs/MOTION.md, 'Frame rate'); a camera set to camera.fps: 15 "
-                     "is the tuned case",
-                     self.fps, TUNED_FPS)
+        # Tuned at 15 fps. Whatever compares a frame with "the last one" compares it with the frame
+        # about 1/15 s back instead (lag frames), and per-frame rates and counts scale with the rate,
+        # so a 25 or 30 fps camera behaves like one at 15 fps (and one at 15 fps exactly as before).
+        self._lag = max(1, round(self.fps / TUNED_FPS))
+        self._toggle_rate = min(1.0, TOGGLE_RATE * TUNED_FPS / self.fps)
+        self._common_every = max(1, round(COMMON_EVERY * self.fps / TUNED_FPS))
+        # travel test: frames back (newest first) sampled about 1/15 s apart over TRAVEL_TIME
+        n_ref = max(3, round(TRAVEL_TIME * TUNED_FPS))
+        back = sorted({round(j * self.fps / TUNED_FPS) for j in range(n_ref)})
+        self._track_back = back if len(back) >= 3 else [0, 1, 2]
         self._size: tuple[int, int] | None = None
         self._zbg: np.ndarray | None = None
         self.frames = 0
@@ -153,21 +168,30 @@ class MotionDetector:
         self._all_allowed = bool(self._allowed.all())
         self._allowed_u8 = self._allowed.astype(np.uint8)
         self._flicker = np.zeros((ch, cw), np.float32)
+        # the start-up warm-up has not ended yet (see _end_warmup). Only where jumps are measured over
+        # more than one frame (25 fps and up): at 15-20 fps the warm-up is the tuned one.
+        self._warming = self._lag > 1
+        self._mid_flicker: np.ndarray | None = None  # the flicker memory half-way through the warm-up
+        self._fading = 0  # frames left in which the flicker memory fades at the provisional rate
         self._kernel = np.ones((3, 3), np.uint8)
         self._kernel5 = np.ones((5, 5), np.uint8)
-        self._prev_frac = np.zeros((ch, cw), np.float32)
+        lag = self._lag
+        # rings of the last lag frames (slot frames % lag holds the frame lag back until overwritten);
+        # lists, so that each frame's array is swapped in, not copied
+        self._prev_frac = [np.zeros((ch, cw), np.float32) for _ in range(lag)]
         # travel test: looser active maps (weighted by the changed fraction) of the last few frames
-        self._track_n = max(3, round(TRAVEL_TIME * self.fps))
+        self._track_n = self._track_back[-1] + 1
         self._track = np.zeros((self._track_n, ch, cw), np.float32)
-        self._prev_loose = np.zeros((ch, cw), bool)
+        self._prev_loose = [np.zeros((ch, cw), bool) for _ in range(lag)]
         self._tracking = False  # _track or _prev_loose may hold something (else both are all zero)
         self._common = 0.0
-        # every other pixel of this frame's and the last frame's band-pass image (for the noise floor)
-        self._half = np.zeros((2, (wh + 1) // 2, (ww + 1) // 2), np.float32)
+        # every other pixel of the band-pass image of this frame and the lag frames before (noise floor)
+        self._half = np.zeros((lag + 1, (wh + 1) // 2, (ww + 1) // 2), np.float32)
         self._half_diff = np.zeros(self._half.shape[1:], np.float32)
-        self._have_half = False
-        self._level = 0.0
-        self._prev_over = np.zeros((wh, ww), bool)
+        self._halves = 0  # band-pass images stored since setup
+        self._level = 0.0  # mean brightness of the last frame
+        self._levels = [0.0] * lag
+        self._prev_over = [np.zeros((wh, ww), bool) for _ in range(lag)]
         self._toggle = np.zeros((wh, ww), np.float32)
         self._zbg = None
         self._recover = round((WARMUP + RECOVER) * self.fps)  # nothing is "foreground" yet at start-up
@@ -186,32 +210,38 @@ class MotionDetector:
         # 1. band-pass: fine structure minus the smooth part (kills level and linear illumination ramps)
         band = _band_pass(small)
         energy = cv2.sqrt(cv2.blur(band * band, (7, 7)))
-        # 2. noise floor from the median frame-to-frame change of the band-pass image (every other pixel)
-        half, prev_half = self._half[self.frames & 1], self._half[(self.frames + 1) & 1]
+        # 2. noise floor from the median change of the band-pass image (every other pixel) over 1/15 s
+        lag = self._lag
+        slots = lag + 1
+        half, prev_half = self._half[self.frames % slots], self._half[(self.frames + 1) % slots]
         np.copyto(half, band[::2, ::2])
         noise = 1.0
-        if self._have_half:
+        if self._halves >= lag:
             noise = _median(cv2.absdiff(half, prev_half, dst=self._half_diff).ravel()) + 0.5
-        self._have_half = True
+        self._halves += 1
         energy += 2.5 * noise
         z = np.divide(band, energy, out=energy)
         level = _mean_level(small[::2, ::2])
+        slot = self.frames % lag  # this frame's slot in the rings of the last lag frames
         if self._zbg is None:
             self._zbg = z.copy()
             self._level = level
+            self._levels[:] = [level] * lag
             return MotionResult(0.0, False, settling=True)
         # 3. change against the background structure
         diff = cv2.absdiff(z, self._zbg)
-        # a pixel must stay changed in two consecutive frames: rain streaks and noise do not
+        # a pixel must stay changed in two consecutive frames: rain streaks and noise do not (frames, not
+        # 1/15 s: noise and rain drops are new in every frame, so two frames are two independent samples)
         over = diff > self.pixel_threshold
-        prev_over = self._prev_over
-        changed = over & prev_over
+        prev_over = self._prev_over[slot]
+        last_over = self._prev_over[(self.frames - 1) % lag]
+        changed = over & last_over
         # per-pixel toggle memory: leaves and rain flip pixels on and off all the time, a passing
-        # subject flips each pixel about twice. Pixels that keep toggling do not count.
-        cv2.accumulateWeighted((over ^ prev_over).view(np.uint8), self._toggle, TOGGLE_RATE)
+        # subject flips each pixel about twice. Pixels that keep toggling (over 1/15 s) do not count.
+        cv2.accumulateWeighted((over ^ prev_over).view(np.uint8), self._toggle, self._toggle_rate)
         steady = self._toggle < TOGGLE_LIMIT
         changed &= steady
-        self._prev_over = over
+        self._prev_over[slot] = over
         # blown-out pixels (a lamp, headlights) carry no structure: their "change" means nothing.
         # (Black is not masked: a dark car on a dark road at night still has edges.)
         unclipped: np.ndarray | None = None
@@ -222,15 +252,19 @@ class MotionDetector:
         changed = changed.astype(np.float32)
         frac = cv2.resize(changed, self._cells, interpolation=cv2.INTER_AREA)
         # 6. sudden global change (IR switch, exposure jump, camera bumped): re-seed, rest a moment
-        jumped = abs(level - self._level) > LEVEL_JUMP * max(self._level, 8.0)
+        before = self._levels[slot]  # 1/15 s ago: a brightness step spread over frames counts whole
+        jumped = abs(level - before) > LEVEL_JUMP * max(before, 8.0)
         self._level = level
+        self._levels[slot] = level
         if jumped or self._count(frac > WIDE_CELL) > GLOBAL_CHANGE * self._watched_cells:
             # keep the old background where the picture is blown out: there is nothing to learn there
             self._zbg = z.copy() if unclipped is None else np.where(unclipped, z, self._zbg)
-            self._prev_frac[:] = 0
-            self._prev_over[:] = False
+            for past in (*self._prev_frac, *self._prev_over):
+                past[:] = 0
+            self._levels[:] = [level] * lag  # the step is taken: compare what follows with the new level
             self._track[:] = 0
-            self._prev_loose[:] = False
+            for past in self._prev_loose:
+                past[:] = False
             self._tracking = False
             self._settle = max(self._settle, self._settle_frames)
             # a subject caught in the new background leaves a ghost when it walks away: for a few
@@ -240,34 +274,40 @@ class MotionDetector:
             log.debug("global change: background re-seeded (frame %d)", self.frames)
             return MotionResult(0.0, False, settling=True, global_change=True)
         # 4. per cell: flicker memory (rises fast, fades slowly) raises the bar where cells toggle
-        jump = np.abs(frac - self._prev_frac)
-        self._prev_frac = frac
-        rate = np.where(jump > self._flicker, self._f_flicker_up, self._f_flicker_down)
+        # (the jump of a cell's changed fraction over 1/15 s: at 30 fps the same leaf moves half as far per frame)
+        jump = np.abs(frac - self._prev_frac[slot])
+        self._prev_frac[slot] = frac
+        down = self._f_flicker_down
+        if self._fading > 0:
+            self._fading -= 1
+            down = self._f_flicker_fade
+        rate = np.where(jump > self._flicker, self._f_flicker_up, down)
         self._flicker += rate * (jump - self._flicker)
         active = frac > self.cell_threshold + self.flicker_gain * self._flicker
         if not self._all_allowed:
             active &= self._allowed
         # 7. the looser map for the travel test: flicker that is everywhere (rain, night noise) comes off
-        if self.frames % COMMON_EVERY == 0 and self._watched_any:
+        if self.frames % self._common_every == 0 and self._watched_any:
             self._common = _median(self._flicker[self._allowed])
         # (only where that scene-wide flicker is high: in clear weather the first test is enough)
         rainy = self._common >= RAINY
         if rainy:
             # relaxed persistence for this map only: changed now and within one pixel of a pixel
             # changed in the last frame (a dark, slow subject's edges shift by a pixel or so)
-            near = over & (cv2.dilate(prev_over.view(np.uint8), self._kernel) > 0)
+            near = over & (cv2.dilate(last_over.view(np.uint8), self._kernel) > 0)
             near &= steady
             if unclipped is not None:
                 near &= unclipped
             frac_t = cv2.resize(near.astype(np.float32), self._cells, interpolation=cv2.INTER_AREA)
             bar = self.cell_threshold + self.flicker_gain * (self._flicker - COMMON_FLICKER * self._common)
             loose = (frac_t > bar) & self._allowed
-            joined = loose | self._prev_loose
-            self._prev_loose = loose
+            joined = loose | self._prev_loose[slot]
+            self._prev_loose[slot] = loose
             np.multiply(frac_t, joined, out=self._track[self.frames % self._track_n])
             self._tracking = True
         elif self._tracking:
-            self._prev_loose[:] = False
+            for past in self._prev_loose:
+                past[:] = False
             self._track[:] = 0
             self._tracking = False
         # background learns: slowly where something moves, faster elsewhere (a running mean at start-up)
@@ -289,6 +329,11 @@ class MotionDetector:
         self._recover -= 1
         if self._settle > 0:
             self._settle -= 1
+            if self._warming:
+                if self._settle == round(WARMUP * self.fps) // 2 and self._mid_flicker is None:
+                    self._mid_flicker = self._flicker.copy()
+                elif self._settle == 0:
+                    self._end_warmup()
             return MotionResult(0.0, False, settling=True)
         if n_active >= self._min_cells:
             result = self._objects(active)
@@ -297,6 +342,22 @@ class MotionDetector:
         if not rainy or np.count_nonzero(joined) < self._min_cells:
             return MotionResult(0.0, False)
         return self._travelling(joined)
+
+    def _end_warmup(self) -> None:
+        # During the warm-up every change counts as flicker, so a subject that moves then raises
+        # its own bar (the flicker memory fades over 10 s) and is muted for seconds after it. What
+        # the warm-up learnt is therefore provisional: (1) a cell keeps at most WARMUP_GROWTH times
+        # what it had learnt half-way through (foliage, rain and noise there from the start show
+        # most of their flicker in the first half, rising over 0.5 s; a subject that started moving
+        # later has not), and (2) for PROVISIONAL seconds the memory fades with a 2 s time constant
+        # instead of 10 s, so the cells a subject crossed during the warm-up return to the plain bar
+        # soon, while cells that keep jumping (foliage) hold it up through the normal rise. (Only
+        # briefly: the fast fade also holds back what a gust starting then teaches; 3 s let one through.)
+        self._warming = False
+        if self._mid_flicker is not None:
+            np.minimum(self._flicker, WARMUP_GROWTH * self._mid_flicker, out=self._flicker)
+            self._mid_flicker = None
+        self._fading = round(PROVISIONAL * self.fps)
 
     def _count(self, cells: np.ndarray) -> int:
         """Watched cells set in a cell map."""
@@ -307,10 +368,10 @@ class MotionDetector:
 
     def _travelling(self, joined: np.ndarray) -> MotionResult:
         # 7. objects of the looser map that travel: follow each one's centroid back through the last
-        # frames' maps (within its box plus a margin) and keep it when that centroid moved far enough
-        # and mostly in one direction.
+        # frames' maps, about 1/15 s apart (within its box plus a margin), and keep it when that centroid
+        # moved far enough and mostly in one direction.
         cw, ch = self._cells
-        order = [(self.frames - k) % self._track_n for k in range(self._track_n - 1, -1, -1)]  # oldest first
+        order = [(self.frames - k) % self._track_n for k in reversed(self._track_back)]  # oldest first
         kept = []
         for x, y, w, h, cells in self._groups(joined):
             x0, y0 = max(0, x - TRAVEL_MARGIN), max(0, y - TRAVEL_MARGIN)
