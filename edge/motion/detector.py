@@ -35,7 +35,10 @@ rate or a jump (toggle memory, flicker memory, noise floor, brightness jump, the
 and history) uses the frame round(fps / 15) back, and per-frame rates and periods scale by 15 / fps,
 so 25 and 30 fps cameras are judged like 15 fps ones; at 15 fps every factor is the tuned value.
 Pixel persistence ("changed in two consecutive frames") stays per frame: noise and rain drops are
-new in every frame, so two frames are two independent samples at any rate.
+new in every frame, so two frames are two independent samples at any rate. Where jumps span two
+frames or more (from 22.5 fps up), what the warm-up learnt is provisional (_end_warmup): measured
+over 1/15 s, a subject that moves during the warm-up raises its own bar as much as at 15 fps, where
+the frame-counting detector at 25-30 fps had let it through. Below that the warm-up is the tuned one.
 """
 
 from __future__ import annotations
