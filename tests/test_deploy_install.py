@@ -83,7 +83,7 @@ def test_install_is_complete_and_idempotent(tmp_path: Path) -> None:
     cfg_path = etc / "config.yaml"
     assert (stat.S_IMODE(cfg_path.stat().st_mode), cfg_path.stat().st_gid) == (0o640, gid)
     cfg = parse_config(cfg_path.read_text())
-    assert (cfg.camera.width, cfg.camera.height, cfg.camera.fps, cfg.camera.bitrate) == (1920, 1080, 15.0, 4_000_000)
+    assert (cfg.camera.width, cfg.camera.height, cfg.camera.fps, cfg.camera.bitrate) == (1920, 1080, 25.0, 4_000_000)
     assert "# recorded (main) stream" in cfg_path.read_text()  # the example's comments survive
     assert "dtoverlay=imx219" in (etc / "config.txt.suggested").read_text()
     unit = root / "etc/systemd/system/consentcam.service"
