@@ -12,6 +12,7 @@ import pytest
 
 from edge.capture import CapturedFrame, choose_source, open_camera
 from edge.capture.encoder import H264Encoder
+from edge.capture.frames import shrink
 from edge.capture.masks import rasterise
 from edge.capture.opencv_source import CameraOpenError, FileClock, OpenCVCamera, open_capture
 from edge.capture.picamera2_source import (
@@ -280,3 +281,58 @@ def test_file_clock_follows_timestamps_and_never_goes_back() -> None:
     assert [clock.time_of(s) for s in (3.0, 3.1)] == pytest.approx([4.6, 4.7])
     untimed = FileClock(4.0)
     assert [untimed.time_of(None) for _ in range(3)] == pytest.approx([0.0, 0.25, 0.5])
+
+
+@pytest.mark.parametrize(("source", "channels"), [((640, 480), 1), ((1280, 720), 3), ((960, 720), 1), ((560, 320), 1),
+                                                  ((568, 320), 3), ((200, 150), 1)])
+def test_shrink_is_inter_area_bit_for_bit_where_the_ratio_is_whole_or_nothing_whole_can_be_taken_out(
+        source: tuple[int, int], channels: int) -> None:
+    # Whole ratios (both axes) are INTER_AREA's block means either way; below 2x (560x320) and when
+    # enlarging (200x150) there is no whole factor, so INTER_AREA runs as before.
+    scene = SyntheticScene(3, "mixed", 2)
+    picture = scene.luma(10, *source) if channels == 1 else scene.bgr(10, *source)
+    expected = cv2.resize(picture, (320, 240), interpolation=cv2.INTER_AREA)
+    ours = shrink(picture, (320, 240))
+    assert ours.shape == expected.shape and ours.dtype == np.uint8
+    assert np.array_equal(ours, expected)
+
+
+@pytest.mark.parametrize(("source", "channels"), [((1920, 1080), 1), ((1920, 1080), 3), ((768, 576), 1),
+                                                  ((720, 576), 3), ((2592, 1944), 1)])
+def test_shrink_with_an_uneven_ratio_stays_within_a_few_grey_levels_of_inter_area(source: tuple[int, int],
+                                                                                   channels: int) -> None:
+    # 1920x1080 -> 320x240 (ratios 6 and 4.5) is OpenCV's slow general INTER_AREA: shrink takes the
+    # whole factors out first (to 320x270) and resamples only the rest, which moves pixels at hard
+    # edges a little but keeps the picture: mean difference one or two grey levels.
+    scene = SyntheticScene(3, "mixed", 2)
+    picture = scene.luma(10, *source) if channels == 1 else scene.bgr(10, *source)
+    expected = cv2.resize(picture, (320, 240), interpolation=cv2.INTER_AREA).astype(np.int16)
+    ours = shrink(picture, (320, 240))
+    assert ours.shape == expected.shape and ours.dtype == np.uint8
+    diff = np.abs(ours.astype(np.int16) - expected)
+    assert 0 < diff.mean() < 3.0 and np.percentile(diff, 95) <= 10, (diff.mean(), np.percentile(diff, 95))
+
+
+def test_a_1080p_file_and_the_same_scene_at_detection_size_give_the_same_events(tmp_path: Path) -> None:
+    # The file source shrinks each decoded 1920x1080 Y plane to the 320x240 detection size; the
+    # detector must see the same subjects as in a file written at 320x240 (ground truth: 2 people).
+    from edge.config import MotionConfig, RecordingConfig
+    from edge.recording.analysis import analyse
+
+    scene = SyntheticScene(1, "mixed", 30, fps=15)
+    events = {}
+    for size in [(1920, 1080), (320, 240)]:
+        video = write_video(scene, tmp_path / f"mixed-{size[0]}.mkv", size=size)
+        cam = OpenCVCamera(str(video), main_size=size, detect_size=(320, 240), fps=15, encode=False,
+                           time_origin=0.0)
+        frames = [(f.time, f.luma) for f in cam.frames()]
+        cam.close()
+        events[size] = [(round(e.start, 1), round(e.end, 1))
+                        for e in analyse(frames, 15, MotionConfig(), RecordingConfig()).events]
+    truth = [(m.start, m.end) for m in scene.ground_truth.motion]
+    assert len(truth) == len(events[(1920, 1080)]) == 1, (truth, events)
+    (start, end), = events[(1920, 1080)]
+    assert start <= truth[0][0] + 0.5 and end >= truth[0][1], (truth, events)  # the cat, to the end
+    assert len(events[(1920, 1080)]) == len(events[(320, 240)]), events
+    for (s1, e1), (s2, e2) in zip(events[(1920, 1080)], events[(320, 240)], strict=True):
+        assert abs(s1 - s2) <= 0.3 and abs(e1 - e2) <= 0.5, events

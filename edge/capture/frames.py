@@ -17,6 +17,38 @@ import numpy as np
 PTS_HZ = 90_000  # MPEG-TS clock: every packet pts is in 1/90000 s
 
 
+def _whole_factor(src: int, dst: int) -> int:
+    """The largest whole f with src divisible by f and src // f still at least dst (1: none)."""
+    for f in range(src // max(dst, 1), 1, -1):
+        if src % f == 0:
+            return f
+    return 1
+
+
+def shrink(picture: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """picture (H x W, or H x W x 3) resized to size (w, h) for detection, as cv2.INTER_AREA does.
+
+    OpenCV's INTER_AREA is a cheap block mean when both ratios are whole numbers and a general
+    resampler, several times dearer, otherwise: 1920x1080 -> 320x240 (ratios 6 and 4.5) took 3.4 ms
+    per grey frame on the reference VM, against 0.45 ms for 1280x720 -> 320x240 (bench/downscale.py).
+    So the picture is first shrunk by the largest whole factors that keep it at least `size` (block
+    means), and only what is left, a ratio under 2 on a picture a few times smaller, goes through the
+    general resampler. Whole ratios give INTER_AREA's result bit for bit, and so do pictures with no
+    whole factor to take out (e.g. 560x320); otherwise the two steps differ from one by about a grey
+    level on average, at hard edges by more. (Interpolating the rest linearly saves another 0.2 ms
+    at 1080p, but a small subject leaving the picture then lost its last second of event.)"""
+    h, w = picture.shape[:2]
+    if (w, h) == size:
+        return picture
+    fx, fy = _whole_factor(w, size[0]), _whole_factor(h, size[1])
+    if fx == 1 and fy == 1:
+        return cv2.resize(picture, size, interpolation=cv2.INTER_AREA)
+    picture = cv2.resize(picture, (w // fx, h // fy), interpolation=cv2.INTER_AREA)
+    if (w // fx, h // fy) == size:
+        return picture
+    return cv2.resize(picture, size, interpolation=cv2.INTER_AREA)
+
+
 def limited_to_full_range(y: np.ndarray) -> np.ndarray:
     """Limited-range luma (16-235, almost all camera video) stretched to 0-255, as a YUV->RGB->grey
     conversion would: the detector's thresholds and brightness rules (saturated highlights) expect

@@ -22,7 +22,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edge.capture.frames import PTS_HZ, CapturedFrame, limited_to_full_range
+from edge.capture.frames import PTS_HZ, CapturedFrame, limited_to_full_range, shrink
 from edge.errors import ConsentcamError
 
 log = logging.getLogger("consentcam.capture")
@@ -163,7 +163,7 @@ def frame_luma(frame, size: tuple[int, int]) -> np.ndarray:  # type: ignore[no-u
     w, h = frame.width, frame.height
     y = np.frombuffer(plane, np.uint8).reshape(h, plane.line_size)[:, :w]  # a view: no copy
     if (w, h) != size:
-        y = cv2.resize(y, size, interpolation=cv2.INTER_AREA)
+        y = shrink(y, size)
     if name == "gray" or name.startswith("yuvj") or frame.color_range == _AVCOL_RANGE_JPEG:
         return np.ascontiguousarray(y)
     return limited_to_full_range(y)
@@ -292,7 +292,7 @@ def _quiet_opencv() -> None:
 
 def to_luma(bgr: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """Detection plane: resize first (cheap), then BT.601 luma, like the camera's lores Y plane."""
-    small = bgr if (bgr.shape[1], bgr.shape[0]) == size else cv2.resize(bgr, size, interpolation=cv2.INTER_AREA)
+    small = shrink(bgr, size)
     if small.ndim == 2:
         return small
     return cv2.cvtColor(small, cv2.COLOR_BGR2GRAY)
