@@ -29,8 +29,8 @@ def shrink(picture: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """picture (H x W, or H x W x 3) resized to size (w, h) for detection, as cv2.INTER_AREA does.
 
     OpenCV's INTER_AREA is a cheap block mean when both ratios are whole numbers and a general
-    resampler, several times dearer, otherwise: 1920x1080 -> 320x240 (ratios 6 and 4.5) took 3.4 ms
-    per grey frame on the reference VM, against 0.45 ms for 1280x720 -> 320x240 (bench/downscale.py).
+    resampler, several times dearer, otherwise: 1920x1080 -> 320x240 (ratios 6 and 4.5) took 2.8 ms
+    per grey frame on the reference VM, against 0.34 ms for 1280x720 -> 320x240 (bench/downscale.py).
     So the picture is first shrunk by the largest whole factors that keep it at least `size` (block
     means), and only what is left, a ratio under 2 on a picture a few times smaller, goes through the
     general resampler. Whole ratios give INTER_AREA's result bit for bit, and so do pictures with no
