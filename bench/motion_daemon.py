@@ -1,7 +1,8 @@
 """Side by side on the same files: consentcam, the Motion daemon and a Frigate-style motion stage.
 
-For each held-out synthetic scene the benchmark writes ONE video file (H.264, 320x240, 15 fps) and
-every detector reads and decodes that file itself:
+For each held-out synthetic scene the benchmark writes ONE video file (H.264, 320x240, 15 fps; `--size`
+and `--fps` for camera-like files such as 1920x1080 at 25 fps) and every detector reads and decodes
+that file itself:
 
 * consentcam: our file source (PyAV, Y plane) -> edge.motion detector -> edge.recording event logic.
 * motion: the real Motion daemon (Debian package `motion`, if installed) reading the file
@@ -20,7 +21,7 @@ lost and comes back, so in practice it never gives the origin: Motion's start-up
 between about 0 and 2.6 s in bench/motion_real.py's calibrations, is inside every time), so events
 are matched with a 1.5 s tolerance for every detector. Prints one JSON object.
 
-    .venv/bin/python bench/motion_daemon.py [--seeds 2] [--seconds 60] [--repeats 3]
+    .venv/bin/python bench/motion_daemon.py [--seeds 2] [--seconds 60] [--repeats 3] [--size 1920x1080 --fps 25]
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict
@@ -104,25 +106,31 @@ class MotionRun:
         self.ps = psutil.Process(self.proc.pid)
         self.deadline = time.monotonic() + seconds + 1.5
         self.threads_seen = 0  # Motion's own threads (main, motion loop, netcam reader/decoder)
+        self.cpu = 0.0  # Motion's own CPU seconds (user + system), not the event-hook shells we added
+        # Sampled from the start in a thread, not only once the in-process detectors are done: with large
+        # files they take longer than the real-time run, and Motion exits at the end of its file.
+        self._sampler = threading.Thread(target=self._sample, daemon=True)
+        self._sampler.start()
 
-    def finish(self) -> tuple[list[DetectedEvent], float]:
-        cpu = 0.0
+    def _sample(self) -> None:
         try:
             while time.monotonic() < self.deadline and self.proc.poll() is None:
                 c = self.ps.cpu_times()
-                cpu = c.user + c.system  # not the event-hook shells we added
+                self.cpu = c.user + c.system  # the last sample before exit: up to 0.2 s short, in Motion's favour
                 self.threads_seen = max(self.threads_seen, self.ps.num_threads())
                 time.sleep(0.2)
         except psutil.Error:
             pass
-        finally:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-        return self._events(), cpu
+
+    def finish(self) -> tuple[list[DetectedEvent], float]:
+        self._sampler.join(max(0.0, self.deadline - time.monotonic()) + 5.0)
+        self.proc.terminate()
+        try:
+            self.proc.wait(5)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(5)
+        return self._events(), self.cpu
 
     def _events(self) -> list[DetectedEvent]:
         log = self.work / "events.txt"
@@ -140,6 +148,16 @@ class MotionRun:
         if start is not None:
             events.append(DetectedEvent(start, self.seconds, 0.0, start))
         return events
+
+
+def _parse_size(text: str) -> tuple[int, int]:
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise SystemExit(f"--size {text!r}: expected WxH, e.g. 1920x1080") from None
+    if w < SIZE[0] or h < SIZE[1] or w % 2 or h % 2:
+        raise SystemExit(f"--size {text!r}: even width and height, at least {SIZE[0]}x{SIZE[1]}")
+    return w, h
 
 
 def _file_frames(video: Path, size: tuple[int, int] = SIZE) -> tuple[Iterator[tuple[float, np.ndarray]], OpenCVCamera]:
@@ -212,12 +230,19 @@ def main() -> int:
     ap.add_argument("--seeds", type=int, default=2)
     ap.add_argument("--seconds", type=float, default=60.0)
     ap.add_argument("--repeats", type=int, default=3, help="timed runs of each in-process detector per scene")
+    ap.add_argument("--size", default=f"{SIZE[0]}x{SIZE[1]}",
+                    help="size of the video files, WxH (default 320x240). consentcam and the Frigate-style stage "
+                         "shrink each decoded picture to 320x240 as `consentcam detect` does; Motion works at "
+                         "this size")
+    ap.add_argument("--fps", type=float, default=FPS, help=f"frame rate of the scenes and files (default {FPS})")
     args = ap.parse_args()
+    video_size = _parse_size(args.size)
+    fps = args.fps
     single_threaded_opencv()  # as `consentcam detect` runs; applies to every in-process detector alike
     have_motion = shutil.which("motion") is not None
     version = (subprocess.run(["motion", "-h"], capture_output=True, text=True).stdout.splitlines() or ["?"])[0] \
         if have_motion else None
-    every = max(1, round(FPS / FRIGATE_DETECT_FPS))
+    every = max(1, round(fps / FRIGATE_DETECT_FPS))
     in_process: dict[str, Callable[[Path], AnalysisResult]] = {
         "consentcam": run_consentcam,
         "frigate_style": lambda v: run_frigate_style(v, 1),
@@ -238,10 +263,10 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         for seed in range(101, 101 + args.seeds):
             for scenario in SCENARIOS:
-                scene = SyntheticScene(seed, scenario, args.seconds, fps=FPS)
-                video = write_video(scene, Path(tmp) / f"{scenario}-{seed}.mkv", size=SIZE)
-                motion = MotionRun(video, args.seconds, Path(tmp) / f"motion-{scenario}-{seed}") if have_motion \
-                    else None
+                scene = SyntheticScene(seed, scenario, args.seconds, fps=fps)
+                video = write_video(scene, Path(tmp) / f"{scenario}-{seed}.mkv", size=video_size)
+                motion = MotionRun(video, args.seconds, Path(tmp) / f"motion-{scenario}-{seed}", video_size, fps) \
+                    if have_motion else None
                 events: dict[str, list[DetectedEvent]] = {}
                 scene_cpu: dict[str, list[float]] = {name: [] for name in names}
                 frames = 0
@@ -283,8 +308,10 @@ def main() -> int:
                 rows.append(row)
     out = {
         "benchmark": "motion_daemon",
-        "input": f"one H.264 file per scene ({SIZE[0]}x{SIZE[1]}, {FPS} fps, libx264 ultrafast crf 23, yuv420p); "
+        "input": f"one H.264 file per scene ({args.size}, {fps:g} fps, libx264 ultrafast crf 23, yuv420p); "
                  "every detector decodes that same file itself",
+        "detection_size": f"{SIZE[0]}x{SIZE[1]} for consentcam and the Frigate-style stage (each decoded picture "
+                          f"shrunk to it, as `consentcam detect` does); Motion at {args.size}",
         "seeds": list(range(101, 101 + args.seeds)),
         "held_out": True,
         "seconds_per_scene": args.seconds,
@@ -295,24 +322,24 @@ def main() -> int:
             "motion": {"what": "the real Motion daemon", "version": version,
                        "settings": "threshold 1500 px (default), noise_tune on, minimum_motion_frames 5, "
                                    f"event_gap {EVENT_GAP}, lightswitch_percent 0 (default), width/height "
-                                   f"{SIZE[0]}x{SIZE[1]}, framerate {FPS}"} if have_motion
+                                   f"{args.size}, framerate {fps:g}"} if have_motion
             else {"skipped": "the motion package is not installed"},
             "frigate_style": {"what": FRIGATE_LABEL, "settings": asdict(FrigateDocumentedDefaults()),
-                              "analysed_fps": FPS},
+                              "analysed_fps": fps},
             "frigate_style_5fps": {"what": FRIGATE_LABEL, "settings": asdict(FrigateDocumentedDefaults()),
-                                   "analysed_fps": FPS / every,
+                                   "analysed_fps": fps / every,
                                    "note": "every third frame analysed (Frigate's default detect fps is 5); "
                                            "all frames are still decoded"},
             "frigate_style_no_contrast": {"what": FRIGATE_LABEL + "; improve_contrast off (NOT the default: the "
                                                   "docs' first tuning suggestion)",
-                                          "settings": asdict(NO_CONTRAST), "analysed_fps": FPS},
+                                          "settings": asdict(NO_CONTRAST), "analysed_fps": fps},
         },
         "cpu_method": "CPU seconds (user+system, all threads) per input frame, INCLUDING decoding the file. "
                       "In-process detectors: time.process_time around open + decode + detect + event logic, "
                       f"{max(1, args.repeats)} runs per scene (median and range over all runs). Motion: its "
                       "process CPU over the whole real-time run (start-up included), divided by the file's frame "
                       "count; one run per scene, measured while the in-process runs happen. Same file, same "
-                      f"resolution ({SIZE[0]}x{SIZE[1]}) for everyone.",
+                      f"file ({args.size}) for everyone.",
         "decoder_threads": {"consentcam_and_frigate_style": 1, "motion_process_threads_max": motion_threads},
         "opencv_threads_in_process": cv2.getNumThreads(),
         "decode_ms_per_frame": {name: {"median": round(statistics.median(v), 3),
