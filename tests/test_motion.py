@@ -16,13 +16,9 @@ from edge.config import MotionConfig, RecordingConfig
 from edge.motion.detector import WARMUP, MotionDetector
 from edge.motion.scoring import score_events
 from edge.recording.analysis import DetectedEvent, analyse
+from tests.motion_support import detect
 
 REC = RecordingConfig()
-
-
-def detect(scene: SyntheticScene, motion: MotionConfig | None = None, size: tuple[int, int] = (320, 240)):
-    frames = ((i / scene.fps, scene.luma(i, *size)) for i in range(scene.frame_count))
-    return analyse(frames, scene.fps, motion or MotionConfig(), REC)
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])

@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 
 from edge.capture.synthetic import Distractor, SyntheticScene
-from edge.config import MotionConfig, RecordingConfig
+from edge.config import MotionConfig
 from edge.motion.detector import COMMON_EVERY, TOGGLE_RATE, MotionDetector
 from edge.motion.scoring import score_events
-from edge.recording.analysis import analyse
+from tests.motion_support import detect
 
 
 def test_at_15_fps_the_rate_scaled_factors_are_the_tuned_values() -> None:
@@ -57,18 +57,12 @@ def test_a_brightness_step_spread_over_two_frames_at_30_fps_reseeds_like_a_step_
     assert _ramp_reseeds(30, 2) == 1
 
 
-def _events(scene: SyntheticScene, until: float | None = None) -> list:
-    n = scene.frame_count if until is None else round(until * scene.fps)
-    frames = ((i / scene.fps, scene.luma(i, 320, 240)) for i in range(n))
-    return analyse(frames, scene.fps, MotionConfig(), RecordingConfig()).events
-
-
 @pytest.mark.parametrize(("fps", "seed"), [(30, 1), (30, 2), (25, 1)])
 def test_swaying_foliage_at_25_and_30_fps_is_no_event_as_at_15(fps: float, seed: int) -> None:
     # At 30 fps a leaf moves half as far per frame: measured frame to frame, its flicker memory and
     # toggle rate stayed low, and these scenes recorded for most of their 60 s (2.6-59.4 s, 2.0-10.0 s).
-    assert _events(SyntheticScene(seed, "foliage", 60, 15)) == []
-    assert _events(SyntheticScene(seed, "foliage", 60, fps)) == []
+    assert detect(SyntheticScene(seed, "foliage", 60, 15)).events == []
+    assert detect(SyntheticScene(seed, "foliage", 60, fps)).events == []
 
 
 @pytest.mark.parametrize("fps", [15, 30])
@@ -79,7 +73,7 @@ def test_a_dark_walker_in_night_rain_is_confirmed_as_promptly_at_30_fps_as_at_15
     scene = SyntheticScene(7, "night", 120, fps)
     truth = [m for m in scene.ground_truth.motion if m.end < 45.0]
     assert len(truth) == 2 and truth[1].kind == "person"
-    score = score_events(_events(scene, until=45.0), truth)
+    score = score_events(detect(scene, until=45.0).events, truth)
     assert score.matched_truth == 2 and score.false_events == 0
     assert score.onsets[1] < 0.8, score.onsets
 
@@ -100,6 +94,6 @@ def test_wind_rising_during_the_warm_up_makes_a_start_up_event_no_longer_than_at
     scene = SyntheticScene(seed, "quiet", 10.0, fps)
     scene.subjects = []
     scene.distractors = [Distractor("foliage", 1.0, 10.0, 2.0)]
-    events = _events(scene)
+    events = detect(scene).events
     assert len(events) <= 1, events
     assert all(e.end < 5.0 for e in events), events
