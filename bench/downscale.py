@@ -22,6 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import cv2
 import numpy as np
 
+from bench.motion import parse_size
 from edge.capture.frames import shrink
 from edge.capture.synthetic import SyntheticScene
 
@@ -56,7 +57,7 @@ def main() -> int:
     ap.add_argument("--calls", type=int, default=50)
     ap.add_argument("--repeats", type=int, default=5)
     args = ap.parse_args()
-    size = tuple(int(v) for v in args.size.lower().split("x"))
+    size = parse_size(args.size)
     cv2.setNumThreads(1)
     scene = SyntheticScene(1, "mixed", 10.0)
     rows = []

@@ -66,6 +66,15 @@ class _R:
         self.active, self.score = active, score
 
 
+def parse_size(text: str) -> tuple[int, int]:
+    """WxH from a motion bench's command line (e.g. 1920x1080), or one clear line and exit."""
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise SystemExit(f"size {text!r}: expected WxH, e.g. 1920x1080") from None
+    return w, h
+
+
 def latency(values: list[float]) -> dict[str, float | None]:
     """Mean, median, p90 (nearest rank below), max and share within 0.5 s of latencies in seconds,
     rounded to 1 ms (None for each when there are none): one definition for every motion bench."""

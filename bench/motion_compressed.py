@@ -13,7 +13,6 @@ and scores the events against the scene's ground truth. Prints one JSON object.
 from __future__ import annotations
 
 import argparse
-import fractions
 import json
 import subprocess
 import sys
@@ -23,7 +22,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from edge.capture.synthetic import SyntheticScene
+from bench.motion import parse_size
+from edge.capture.synthetic import SyntheticScene, write_video
 from edge.motion.scoring import score_events
 from edge.recording.analysis import DetectedEvent
 
@@ -39,22 +39,6 @@ ENCODINGS = {
 }
 
 
-def encode(scene: SyntheticScene, out: Path, size: tuple[int, int], options: dict[str, str]) -> int:
-    import av
-
-    with av.open(str(out), "w") as container:
-        stream = container.add_stream("libx264", rate=fractions.Fraction(round(scene.fps * 1000), 1000))
-        stream.width, stream.height, stream.pix_fmt = size[0], size[1], "yuv420p"
-        stream.options = options
-        for i in range(scene.frame_count):
-            frame = av.VideoFrame.from_ndarray(scene.bgr(i, *size), format="bgr24")
-            for packet in stream.encode(frame):
-                container.mux(packet)
-        for packet in stream.encode(None):
-            container.mux(packet)
-    return out.stat().st_size
-
-
 def detect(video: Path) -> list[DetectedEvent]:
     out = subprocess.run([sys.executable, "-m", "edge", "detect", str(video), "--json"], cwd=ROOT,
                          capture_output=True, text=True, timeout=600, check=True)
@@ -67,7 +51,7 @@ def main() -> int:
     ap.add_argument("--seconds", type=float, default=60.0)
     ap.add_argument("--size", default="640x480", help="encoded size WxH (detection at 320x240, as `detect` does)")
     args = ap.parse_args()
-    size = tuple(int(v) for v in args.size.lower().split("x"))
+    size = parse_size(args.size)
     started = time.perf_counter()
     rows: list[dict] = []
     totals = {label: {"false_events": 0, "false_seconds": 0.0, "missed": 0, "truth": 0} for label in ENCODINGS}
@@ -80,7 +64,7 @@ def main() -> int:
                              "truth": [[round(m.start, 2), round(m.end, 2)] for m in truth]}
                 for label, options in ENCODINGS.items():
                     video = Path(tmp) / f"{scenario}-{seed}-{label}.mp4"
-                    size_bytes = encode(scene, video, size, options)
+                    size_bytes = write_video(scene, video, size=size, options=options).stat().st_size
                     events = detect(video)
                     score = score_events(events, truth)
                     false = [e for e in events

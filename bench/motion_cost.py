@@ -30,17 +30,13 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.motion import parse_size
 from edge.capture.synthetic import SyntheticScene, write_video
 from edge.config import MotionConfig
 from edge.motion.detector import MotionDetector
 from edge.recording.analysis import single_threaded_opencv
 
 CACHE = Path("/tmp/consentcam-bench-frames")
-
-
-def _size(text: str) -> tuple[int, int]:
-    w, h = (int(v) for v in text.lower().split("x"))
-    return w, h
 
 
 def frames_file(scenario: str, seed: int, size: tuple[int, int], frames: int, fps: float = 15.0,
@@ -65,7 +61,7 @@ def cached_frames(scenario: str, seed: int, size: tuple[int, int], frames: int, 
 
 
 def run_frames(args: argparse.Namespace) -> dict:
-    lumas = cached_frames(args.scenario, args.seed, _size(args.size), args.frames, args.fps)
+    lumas = cached_frames(args.scenario, args.seed, parse_size(args.size), args.frames, args.fps)
     count = min(args.count, len(lumas))
     per_pass = []
     for _ in range(max(1, args.repeats)):
@@ -83,7 +79,7 @@ def run_frames(args: argparse.Namespace) -> dict:
 
 def run_video(args: argparse.Namespace) -> dict:
     scene = SyntheticScene(args.seed, args.scenario, args.seconds, fps=15)
-    out = write_video(scene, Path(args.out), size=_size(args.size))
+    out = write_video(scene, Path(args.out), size=parse_size(args.size))
     return {"video": str(out), "frames": scene.frame_count}
 
 

@@ -46,6 +46,7 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.motion import parse_size
 from bench.peers.frigate_style import LABEL as FRIGATE_LABEL
 from bench.peers.frigate_style import FrigateDocumentedDefaults, FrigateStyleMotion
 from edge.capture.opencv_source import OpenCVCamera, to_luma
@@ -151,10 +152,7 @@ class MotionRun:
 
 
 def _parse_size(text: str) -> tuple[int, int]:
-    try:
-        w, h = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise SystemExit(f"--size {text!r}: expected WxH, e.g. 1920x1080") from None
+    w, h = parse_size(text)
     if w < SIZE[0] or h < SIZE[1] or w % 2 or h % 2:
         raise SystemExit(f"--size {text!r}: even width and height, at least {SIZE[0]}x{SIZE[1]}")
     return w, h

@@ -476,8 +476,9 @@ class SyntheticCamera:
 
 
 def write_video(scene: SyntheticScene, out: Path, *, size: tuple[int, int] = (640, 480), crf: int = 23,
-                progress=None) -> Path:  # type: ignore[no-untyped-def]
-    """Write the scene to a video file (H.264 in MP4/MKV/TS by extension) plus `<out>.json` ground truth."""
+                options: dict[str, str] | None = None, progress=None) -> Path:  # type: ignore[no-untyped-def]
+    """Write the scene to a video file (H.264 in MP4/MKV/TS by extension) plus `<out>.json` ground truth.
+    `options` are libx264's own (preset, crf, g, ...) in place of the default ultrafast at `crf`."""
     import av
 
     out = Path(out)
@@ -489,7 +490,7 @@ def write_video(scene: SyntheticScene, out: Path, *, size: tuple[int, int] = (64
     with av.open(str(out), "w") as container:
         stream = container.add_stream("libx264", rate=fractions.Fraction(round(scene.fps * 1000), 1000))
         stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
-        stream.options = {"preset": "ultrafast", "crf": str(crf)}
+        stream.options = options if options is not None else {"preset": "ultrafast", "crf": str(crf)}
         for i in range(scene.frame_count):
             frame = av.VideoFrame.from_ndarray(scene.bgr(i, w, h), format="bgr24")
             for packet in stream.encode(frame):

@@ -192,7 +192,7 @@ class MotionDetector:
         self._half = np.zeros((lag + 1, (wh + 1) // 2, (ww + 1) // 2), np.float32)
         self._half_diff = np.zeros(self._half.shape[1:], np.float32)
         self._halves = 0  # band-pass images stored since setup
-        self._level = 0.0  # mean brightness of the last frame
+        self._level = 0.0  # mean brightness of the last frame (read by bench/motion_identical's state digest)
         self._levels = [0.0] * lag
         self._prev_over = [np.zeros((wh, ww), bool) for _ in range(lag)]
         self._toggle = np.zeros((wh, ww), np.float32)
