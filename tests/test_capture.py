@@ -313,26 +313,34 @@ def test_shrink_with_an_uneven_ratio_stays_within_a_few_grey_levels_of_inter_are
     assert 0 < diff.mean() < 3.0 and np.percentile(diff, 95) <= 10, (diff.mean(), np.percentile(diff, 95))
 
 
-def test_a_1080p_file_and_the_same_scene_at_detection_size_give_the_same_events(tmp_path: Path) -> None:
-    # The file source shrinks each decoded 1920x1080 Y plane to the 320x240 detection size; the
-    # detector must see the same subjects as in a file written at 320x240 (ground truth: 2 people).
+def test_a_1080p_file_gives_the_events_of_its_frames_shrunk_with_inter_area(tmp_path: Path) -> None:
+    # The file source shrinks each decoded 1920x1080 Y plane to the 320x240 detection size (ratios 6
+    # and 4.5, not whole). The detector must see what OpenCV's own INTER_AREA of the same decoded
+    # planes shows it: the same subject, confirmed at the same moment. Where a small cat leaving the
+    # picture drops below min_area is chaotic: for the same scene it varied between 9.1 and 10.3 s
+    # (truth 9.9 s) with the encoding, the CPU (x264's and OpenCV's code paths differ) and small
+    # detector changes, so the end is only held to within 1 s of the truth.
+    import av
+
+    from edge.capture.frames import limited_to_full_range
     from edge.config import MotionConfig, RecordingConfig
     from edge.recording.analysis import analyse
 
     scene = SyntheticScene(1, "mixed", 30, fps=15)
-    events = {}
-    for size in [(1920, 1080), (320, 240)]:
-        video = write_video(scene, tmp_path / f"mixed-{size[0]}.mkv", size=size)
-        cam = OpenCVCamera(str(video), main_size=size, detect_size=(320, 240), fps=15, encode=False,
-                           time_origin=0.0)
-        frames = [(f.time, f.luma) for f in cam.frames()]
-        cam.close()
-        events[size] = [(round(e.start, 1), round(e.end, 1))
-                        for e in analyse(frames, 15, MotionConfig(), RecordingConfig()).events]
-    truth = [(m.start, m.end) for m in scene.ground_truth.motion]
-    assert len(truth) == len(events[(1920, 1080)]) == 1, (truth, events)
-    (start, end), = events[(1920, 1080)]
-    assert start <= truth[0][0] + 0.5 and end >= truth[0][1], (truth, events)  # the cat, to the end
-    assert len(events[(1920, 1080)]) == len(events[(320, 240)]), events
-    for (s1, e1), (s2, e2) in zip(events[(1920, 1080)], events[(320, 240)], strict=True):
-        assert abs(s1 - s2) <= 0.3 and abs(e1 - e2) <= 0.5, events
+    video = write_video(scene, tmp_path / "mixed-1080.mkv", size=(1920, 1080))
+    cam = OpenCVCamera(str(video), main_size=(1920, 1080), detect_size=(320, 240), fps=15, encode=False,
+                       time_origin=0.0)
+    ours = [(f.time, f.luma) for f in cam.frames()]
+    cam.close()
+    with av.open(str(video)) as container:
+        planes = [f.to_ndarray(format="gray") for f in container.decode(video=0)]  # limited range, as decoded
+    reference = [(t, limited_to_full_range(cv2.resize(y, (320, 240), interpolation=cv2.INTER_AREA)))
+                 for (t, _), y in zip(ours, planes, strict=True)]
+    events = {name: [(round(e.start, 2), round(e.end, 2))
+                     for e in analyse(frames, 15, MotionConfig(), RecordingConfig()).events]
+              for name, frames in (("shrink", ours), ("inter_area", reference))}
+    (truth_start, truth_end), = [(m.start, m.end) for m in scene.ground_truth.motion]
+    assert len(events["shrink"]) == len(events["inter_area"]) == 1, events
+    (start, end), (ref_start, ref_end) = events["shrink"][0], events["inter_area"][0]
+    assert start <= truth_start + 0.5 and abs(start - ref_start) <= 0.2, events
+    assert min(end, ref_end) >= truth_end - 1.0, events

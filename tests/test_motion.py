@@ -316,6 +316,55 @@ def test_a_subject_moving_during_the_warm_up_is_confirmed_soon_after_it(fps: flo
     assert events[0].end > 4.6, events  # in view until 5.1 s
 
 
+def _still_wall(seconds: float, change, seed: int = 11):
+    """320x240 frames at 15 fps of a textured wall with no sensor noise (as a compressed file shows a
+    still picture: the same bytes in every frame); `change(t, img)` draws into each frame."""
+    rng = np.random.default_rng(seed)
+    wall = rng.integers(50, 200, (240 // 4, 320 // 4)).astype(np.uint8).repeat(4, 0).repeat(4, 1)
+    patch = rng.integers(30, 220, (240, 320)).astype(np.uint8)
+    for i in range(round(seconds * 15)):
+        img = wall.copy()
+        change(i / 15, img, patch)
+        yield i / 15, img
+
+
+def test_a_block_updated_once_and_then_the_same_is_no_event() -> None:
+    # 8. What a starved encoder does: a 32x32 block of fine structure is replaced at once and then
+    # copied bit for bit. It is a lasting change against the background, but nothing moves.
+    def pop(t: float, img: np.ndarray, patch: np.ndarray) -> None:
+        if t >= 5.0:
+            img[96:128, 144:176] = patch[96:128, 144:176]
+
+    assert analyse(_still_wall(15.0, pop), 15.0, MotionConfig(), REC).events == []
+
+
+def test_a_block_that_keeps_changing_is_found_on_the_same_still_picture() -> None:
+    # The control for the test above: the same block, but sliding 2 px per frame (an edge that moves
+    # changes in every frame), then standing still for 3 s (followed: one event), then sliding back.
+    def slide(t: float, img: np.ndarray, patch: np.ndarray) -> None:
+        if t < 5.0 or t >= 12.0:
+            return
+        x = 100 + round(30 * min(t - 5.0, 2.0)) - round(30 * max(t - 10.0, 0.0))
+        img[96:128, x:x + 32] = patch[96:128, 0:32]
+
+    events = analyse(_still_wall(15.0, slide), 15.0, MotionConfig(), REC).events
+    assert len(events) == 1, events
+    assert 5.0 <= events[0].onset <= 5.5 and events[0].end >= 11.5, events
+
+
+def test_repeated_frames_do_not_hide_a_walking_subject() -> None:
+    # A stalled stream or a 25 -> 30 fps conversion repeats a frame now and then: the cells that keep
+    # changing are judged over 2 of the last 3 frames, so one repeat mutes nothing.
+    scene = SyntheticScene(1, "walk", 20.0, 15)
+    frames = [scene.luma(i, 320, 240) for i in range(scene.frame_count)]
+    repeated = [(i / 15, frames[i - 1] if i % 5 == 4 else frames[i]) for i in range(len(frames))]
+    plain = analyse(((i / 15, f) for i, f in enumerate(frames)), 15.0, MotionConfig(), REC).events
+    events = analyse(repeated, 15.0, MotionConfig(), REC).events
+    assert len(plain) == len(events) == len(scene.ground_truth.motion) >= 1, (plain, events)
+    for a, b in zip(plain, events, strict=True):
+        assert abs(a.onset - b.onset) <= 0.2 and abs(a.end - b.end) <= 0.5, (plain, events)
+
+
 BLOCK_POPS = pytest.mark.xfail(strict=True, reason="known limitation (docs/MOTION.md, Honest limits: heavy "
                                                    "compression): blocks a starved encoder updates one at a time "
                                                    "look like motion")

@@ -29,6 +29,11 @@ Per frame, all in float32 numpy/cv2 on a small working copy (default 160 px wide
    mostly in one direction (net movement at least 0.75 x the path). A walking subject's region
    translates (leading edge gains cells, trailing edge loses them); a gust in a tree, rain or noise
    changes cells that stay in place and jitter back and forth, whatever part of the picture they fill.
+8. Cells that keep changing. A cell counts (in both tests) only if its working picture changed at all
+   in at least 2 of the last 3 frames. A starved video encoder leaves a block untouched until it has
+   drifted, updates it once and copies it bit for bit after that: a lasting step in fine structure
+   that looks like something arrived and stays. An edge that moves changes in every frame, and a
+   camera's own noise changes every cell in every frame, so uncompressed pictures are not affected.
 
 Frame rate: the constants were tuned at 15 fps. Whatever compares a frame with "the last one" for a
 rate or a jump (toggle memory, flicker memory, noise floor, brightness jump, the travel test's join
@@ -71,6 +76,8 @@ TRAVEL_TIME = 0.47  # seconds of history over which a candidate must travel (7 f
 TRAVEL_CELLS = 1.0  # how far (cells) its centroid must move over that time
 TRAVEL_STRAIGHT = 0.75  # net displacement / path length of the centroid: walking, not jittering
 TRAVEL_MARGIN = 2  # cells around a candidate in which its earlier positions are looked for
+LIVE_FRAMES, LIVE_MIN = 3, 2  # a cell's picture must have changed in 2 of the last 3 frames (frames, not time)
+FOLLOW = 1.0  # seconds for which a reported object's box (plus a cell) need not keep changing to count
 RAINY = 0.02  # median flicker from which the travel test runs (clear: about 0.01-0.015; rain, night noise: 0.05)
 
 
@@ -196,6 +203,11 @@ class MotionDetector:
         self._levels = [0.0] * lag
         self._prev_over = [np.zeros((wh, ww), bool) for _ in range(lag)]
         self._toggle = np.zeros((wh, ww), np.float32)
+        # 8. did each cell's picture change at all in each of the last LIVE_FRAMES frames
+        self._prev_small = np.zeros((wh, ww), np.uint8)
+        self._changed_cells = np.zeros((LIVE_FRAMES, ch, cw), bool)
+        self._followed = np.zeros((ch, cw), np.int32)  # frames for which a reported object's cells stay exempt
+        self._follow_frames = max(1, round(FOLLOW * self.fps))
         self._zbg = None
         self._recover = round((WARMUP + RECOVER) * self.fps)  # nothing is "foreground" yet at start-up
         # Start-up: learn the background and where things flicker before judging anything.
@@ -211,6 +223,9 @@ class MotionDetector:
         ww, wh = self._work
         small = luma if (w0, h0) == (ww, wh) else cv2.resize(luma, (ww, wh), interpolation=cv2.INTER_AREA)
         # 1. band-pass: fine structure minus the smooth part (kills level and linear illumination ramps)
+        live = self._keeps_changing(small)
+        np.subtract(self._followed, 1, out=self._followed, where=self._followed > 0)
+        live |= self._followed > 0  # what is being followed may sit still for a moment
         band = _band_pass(small)
         energy = cv2.sqrt(cv2.blur(band * band, (7, 7)))
         # 2. noise floor from the median change of the band-pass image (every other pixel) over 1/15 s
@@ -269,6 +284,7 @@ class MotionDetector:
             for past in self._prev_loose:
                 past[:] = False
             self._tracking = False
+            self._followed[:] = 0
             self._settle = max(self._settle, self._settle_frames)
             # a subject caught in the new background leaves a ghost when it walks away: for a few
             # seconds, moving areas learn at the normal rate so such ghosts fade quickly
@@ -303,7 +319,7 @@ class MotionDetector:
                 near &= unclipped
             frac_t = cv2.resize(near.astype(np.float32), self._cells, interpolation=cv2.INTER_AREA)
             bar = self.cell_threshold + self.flicker_gain * (self._flicker - COMMON_FLICKER * self._common)
-            loose = (frac_t > bar) & self._allowed
+            loose = (frac_t > bar) & self._allowed & live
             joined = loose | self._prev_loose[slot]
             self._prev_loose[slot] = loose
             np.multiply(frac_t, joined, out=self._track[self.frames % self._track_n])
@@ -339,12 +355,25 @@ class MotionDetector:
                     self._end_warmup()
             return MotionResult(0.0, False, settling=True)
         if n_active >= self._min_cells:
-            result = self._objects(active)
+            result = self._objects(active, active & live)
             if result.active:
                 return result
         if not rainy or np.count_nonzero(joined) < self._min_cells:
             return MotionResult(0.0, False)
         return self._travelling(joined)
+
+    def _keeps_changing(self, small: np.ndarray) -> np.ndarray:
+        """8. Cells whose picture changed at all (any pixel, by any amount) in at least LIVE_MIN of the
+        last LIVE_FRAMES frames. (The first frame after setup is compared with black: it changes.)"""
+        cw, ch = self._cells
+        if self._prev_small.dtype != small.dtype:
+            self._prev_small = np.zeros_like(small)
+        moved = cv2.absdiff(small, self._prev_small)
+        np.copyto(self._prev_small, small)
+        # the largest change in each CELL x CELL block (a mean would round a one-level change away)
+        np.greater(moved.reshape(ch, CELL, cw, CELL).max(axis=(1, 3)), 0,
+                   out=self._changed_cells[self.frames % LIVE_FRAMES])
+        return np.count_nonzero(self._changed_cells, axis=0) >= LIVE_MIN
 
     def _end_warmup(self) -> None:
         # During the warm-up every change counts as flicker, so a subject that moves then raises
@@ -366,8 +395,20 @@ class MotionDetector:
         """Watched cells set in a cell map."""
         return np.count_nonzero(cells if self._all_allowed else cells & self._allowed)
 
-    def _objects(self, active: np.ndarray) -> MotionResult:
-        return self._result(self._groups(active))
+    def _objects(self, active: np.ndarray, moving: np.ndarray) -> MotionResult:
+        # 8. Only objects of cells that keep changing count, but each is reported with all the active
+        # cells it is connected to: the inside of a plain-coloured subject is the same from frame to
+        # frame in a compressed file, and would otherwise be left out of its box.
+        if np.count_nonzero(moving) < self._min_cells:
+            return MotionResult(0.0, False)
+        labels, stats = self._components(moving)
+        keep = np.flatnonzero(stats[:, cv2.CC_STAT_AREA] >= self._min_cells)
+        keep = keep[keep > 0]
+        if not keep.size:
+            return MotionResult(0.0, False)
+        whole, whole_stats = self._components(active)
+        hit = np.unique(whole[np.isin(labels, keep)])
+        return self._result([tuple(int(v) for v in whole_stats[k]) for k in hit if k > 0])  # type: ignore[misc]
 
     def _travelling(self, joined: np.ndarray) -> MotionResult:
         # 7. objects of the looser map that travel: follow each one's centroid back through the last
@@ -397,15 +438,22 @@ class MotionDetector:
         """5. objects: connected groups (x, y, w, h, cells) of at least min_area cells; closing bridges
         one-cell gaps and fills the inside of outlines (a plain-coloured coat only changes at its edges)
         without growing specks."""
+        _labels, stats = self._components(cells_map)
+        groups = [tuple(int(v) for v in stats[k]) for k in range(1, len(stats))]
+        return [g for g in groups if g[4] >= self._min_cells]  # type: ignore[misc]
+
+    def _components(self, cells_map: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Labels and stats (x, y, w, h, cells; row 0 is the background) of the closed cell map."""
         grid = cv2.morphologyEx(cells_map.astype(np.uint8), cv2.MORPH_CLOSE, self._kernel)
         grid &= self._allowed_u8
-        n, _labels, stats, _ = cv2.connectedComponentsWithStats(grid, connectivity=8)
-        groups = [tuple(int(v) for v in stats[k]) for k in range(1, n)]
-        return [g for g in groups if g[4] >= self._min_cells]  # type: ignore[misc]
+        _n, labels, stats, _ = cv2.connectedComponentsWithStats(grid, connectivity=8)
+        return labels, stats
 
     def _result(self, groups: list[tuple[int, int, int, int, int]]) -> MotionResult:
         if not groups:
             return MotionResult(0.0, False)
         cw, ch = self._cells
         boxes = [(x / cw, y / ch, w / cw, h / ch) for x, y, w, h, _cells in groups]
+        for x, y, w, h, _cells in groups:  # 8. followed: its box and a cell round it
+            self._followed[max(y - 1, 0):y + h + 1, max(x - 1, 0):x + w + 1] = self._follow_frames
         return MotionResult(sum(g[4] for g in groups) / self._watched_cells, True, boxes)
