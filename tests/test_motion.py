@@ -316,6 +316,11 @@ def test_a_subject_moving_during_the_warm_up_is_confirmed_soon_after_it(fps: flo
     assert events[0].end > 4.6, events  # in view until 5.1 s
 
 
+BLOCK_POPS = pytest.mark.xfail(strict=True, reason="known limitation (docs/MOTION.md, Honest limits: heavy "
+                                                   "compression): blocks a starved encoder updates one at a time "
+                                                   "look like motion")
+
+
 def _still_wall(seconds: float, change, seed: int = 11):
     """320x240 frames at 15 fps of a textured wall with no sensor noise (as a compressed file shows a
     still picture: the same bytes in every frame); `change(t, img)` draws into each frame."""
@@ -328,9 +333,12 @@ def _still_wall(seconds: float, change, seed: int = 11):
         yield i / 15, img
 
 
+@BLOCK_POPS
 def test_a_block_updated_once_and_then_the_same_is_no_event() -> None:
-    # 8. What a starved encoder does: a 32x32 block of fine structure is replaced at once and then
-    # copied bit for bit. It is a lasting change against the background, but nothing moves.
+    # What a starved encoder does: a 32x32 block of fine structure is replaced at once and then
+    # copied bit for bit. It is a lasting change against the background, but nothing moves. (The
+    # gate tried for this, docs/dev/experiments/compressed-keeps-changing.patch, passes it; it failed
+    # its held-out rule, docs/MOTION.md.)
     def pop(t: float, img: np.ndarray, patch: np.ndarray) -> None:
         if t >= 5.0:
             img[96:128, 144:176] = patch[96:128, 144:176]
@@ -339,8 +347,8 @@ def test_a_block_updated_once_and_then_the_same_is_no_event() -> None:
 
 
 def test_a_block_that_keeps_changing_is_found_on_the_same_still_picture() -> None:
-    # The control for the test above: the same block, but sliding 2 px per frame (an edge that moves
-    # changes in every frame), then standing still for 3 s (followed: one event), then sliding back.
+    # The control for the test above, and a guard for any fix of it: the same block, but sliding 2 px
+    # per frame, then standing still for 3 s (one event throughout), then sliding back.
     def slide(t: float, img: np.ndarray, patch: np.ndarray) -> None:
         if t < 5.0 or t >= 12.0:
             return
@@ -353,8 +361,9 @@ def test_a_block_that_keeps_changing_is_found_on_the_same_still_picture() -> Non
 
 
 def test_repeated_frames_do_not_hide_a_walking_subject() -> None:
-    # A stalled stream or a 25 -> 30 fps conversion repeats a frame now and then: the cells that keep
-    # changing are judged over 2 of the last 3 frames, so one repeat mutes nothing.
+    # A stalled stream or a 25 -> 30 fps conversion repeats a frame now and then (bit for bit the
+    # same picture, as a compressed file's still parts are): one repeat must mute nothing, whatever
+    # a fix for block pops will look at.
     scene = SyntheticScene(1, "walk", 20.0, 15)
     frames = [scene.luma(i, 320, 240) for i in range(scene.frame_count)]
     repeated = [(i / 15, frames[i - 1] if i % 5 == 4 else frames[i]) for i in range(len(frames))]
@@ -363,11 +372,6 @@ def test_repeated_frames_do_not_hide_a_walking_subject() -> None:
     assert len(plain) == len(events) == len(scene.ground_truth.motion) >= 1, (plain, events)
     for a, b in zip(plain, events, strict=True):
         assert abs(a.onset - b.onset) <= 0.2 and abs(a.end - b.end) <= 0.5, (plain, events)
-
-
-BLOCK_POPS = pytest.mark.xfail(strict=True, reason="known limitation (docs/MOTION.md, Honest limits: heavy "
-                                                   "compression): blocks a starved encoder updates one at a time "
-                                                   "look like motion")
 
 
 @pytest.mark.parametrize("crf", [23, 30, pytest.param(35, marks=BLOCK_POPS)])

@@ -29,11 +29,6 @@ Per frame, all in float32 numpy/cv2 on a small working copy (default 160 px wide
    mostly in one direction (net movement at least 0.75 x the path). A walking subject's region
    translates (leading edge gains cells, trailing edge loses them); a gust in a tree, rain or noise
    changes cells that stay in place and jitter back and forth, whatever part of the picture they fill.
-8. Cells that keep changing. A cell counts (in both tests) only if its working picture changed at all
-   in at least 2 of the last 3 frames. A starved video encoder leaves a block untouched until it has
-   drifted, updates it once and copies it bit for bit after that: a lasting step in fine structure
-   that looks like something arrived and stays. An edge that moves changes in every frame, and a
-   camera's own noise changes every cell in every frame, so uncompressed pictures are not affected.
 
 Frame rate: the constants were tuned at 15 fps. Whatever compares a frame with "the last one" for a
 rate or a jump (toggle memory, flicker memory, noise floor, brightness jump, the travel test's join
@@ -76,9 +71,6 @@ TRAVEL_TIME = 0.47  # seconds of history over which a candidate must travel (7 f
 TRAVEL_CELLS = 1.0  # how far (cells) its centroid must move over that time
 TRAVEL_STRAIGHT = 0.75  # net displacement / path length of the centroid: walking, not jittering
 TRAVEL_MARGIN = 2  # cells around a candidate in which its earlier positions are looked for
-assert CELL == 4  # _keeps_changing reads a cell's row of pixels as one 32-bit word
-LIVE_FRAMES, LIVE_MIN = 3, 2  # a cell's picture must have changed in 2 of the last 3 frames (frames, not time)
-FOLLOW = 1.0  # seconds for which a reported object's box (plus a cell) need not keep changing to count
 RAINY = 0.02  # median flicker from which the travel test runs (clear: about 0.01-0.015; rain, night noise: 0.05)
 
 
@@ -204,13 +196,6 @@ class MotionDetector:
         self._levels = [0.0] * lag
         self._prev_over = [np.zeros((wh, ww), bool) for _ in range(lag)]
         self._toggle = np.zeros((wh, ww), np.float32)
-        # 8. did each cell's picture change at all in each of the last LIVE_FRAMES frames
-        self._prev_small = np.zeros((wh, ww), np.uint8)
-        self._changed_cells = np.zeros((LIVE_FRAMES, ch, cw), bool)
-        self._live_count = np.zeros((ch, cw), np.uint8)
-        self._cell_rows = np.zeros((ch, ww), np.uint8)
-        self._followed = np.zeros((ch, cw), np.int64)  # frame number up to which a cell is being followed
-        self._follow_frames = max(1, round(FOLLOW * self.fps))
         self._zbg = None
         self._recover = round((WARMUP + RECOVER) * self.fps)  # nothing is "foreground" yet at start-up
         # Start-up: learn the background and where things flicker before judging anything.
@@ -226,10 +211,6 @@ class MotionDetector:
         ww, wh = self._work
         small = luma if (w0, h0) == (ww, wh) else cv2.resize(luma, (ww, wh), interpolation=cv2.INTER_AREA)
         # 1. band-pass: fine structure minus the smooth part (kills level and linear illumination ramps)
-        live = self._keeps_changing(small)
-        self._all_live = bool(live.all())  # always, with a camera's noise: then step 8 changes nothing
-        if not self._all_live:
-            live |= self._followed > self.frames  # what is being followed may stand still for a moment
         band = _band_pass(small)
         energy = cv2.sqrt(cv2.blur(band * band, (7, 7)))
         # 2. noise floor from the median change of the band-pass image (every other pixel) over 1/15 s
@@ -288,7 +269,6 @@ class MotionDetector:
             for past in self._prev_loose:
                 past[:] = False
             self._tracking = False
-            self._followed[:] = 0
             self._settle = max(self._settle, self._settle_frames)
             # a subject caught in the new background leaves a ghost when it walks away: for a few
             # seconds, moving areas learn at the normal rate so such ghosts fade quickly
@@ -324,8 +304,6 @@ class MotionDetector:
             frac_t = cv2.resize(near.astype(np.float32), self._cells, interpolation=cv2.INTER_AREA)
             bar = self.cell_threshold + self.flicker_gain * (self._flicker - COMMON_FLICKER * self._common)
             loose = (frac_t > bar) & self._allowed
-            if not self._all_live:
-                loose &= live
             joined = loose | self._prev_loose[slot]
             self._prev_loose[slot] = loose
             np.multiply(frac_t, joined, out=self._track[self.frames % self._track_n])
@@ -361,29 +339,12 @@ class MotionDetector:
                     self._end_warmup()
             return MotionResult(0.0, False, settling=True)
         if n_active >= self._min_cells:
-            result = self._objects(active, None if self._all_live else active & live)
+            result = self._objects(active)
             if result.active:
                 return result
         if not rainy or np.count_nonzero(joined) < self._min_cells:
             return MotionResult(0.0, False)
         return self._travelling(joined)
-
-    def _keeps_changing(self, small: np.ndarray) -> np.ndarray:
-        """8. Cells whose picture changed at all (any pixel, by any amount) in at least LIVE_MIN of the
-        last LIVE_FRAMES frames. (The first frame after setup is compared with black: it changes.)"""
-        if self._prev_small.dtype != small.dtype:
-            self._prev_small = np.zeros_like(small)
-        moved = cv2.compare(small, self._prev_small, cv2.CMP_NE)  # 255 where the pixel changed
-        np.copyto(self._prev_small, small)
-        # any changed pixel per cell: OR the CELL rows of each band of cells, then read each cell's
-        # CELL (= 4) bytes of a row as one 32-bit word (7 us, where a numpy block max took 180 us)
-        rows = np.bitwise_or.reduce(moved.reshape(-1, CELL, moved.shape[1]), axis=1, out=self._cell_rows)
-        np.not_equal(rows.view(np.uint32), 0, out=self._changed_cells[self.frames % LIVE_FRAMES])
-        rings = self._changed_cells.view(np.uint8)
-        count = np.add(rings[0], rings[1], out=self._live_count)
-        for ring in rings[2:]:
-            count += ring
-        return count >= LIVE_MIN
 
     def _end_warmup(self) -> None:
         # During the warm-up every change counts as flicker, so a subject that moves then raises
@@ -405,22 +366,8 @@ class MotionDetector:
         """Watched cells set in a cell map."""
         return np.count_nonzero(cells if self._all_allowed else cells & self._allowed)
 
-    def _objects(self, active: np.ndarray, moving: np.ndarray | None) -> MotionResult:
-        # 8. Only objects of cells that keep changing count (moving; None: every cell did), but each is
-        # reported with all the active cells it is connected to: the inside of a plain-coloured subject
-        # is the same from frame to frame in a compressed file, and would otherwise be left out of its box.
-        if moving is None:
-            return self._result(self._groups(active))
-        if np.count_nonzero(moving) < self._min_cells:
-            return MotionResult(0.0, False)
-        labels, stats = self._components(moving)
-        counts = stats[:, cv2.CC_STAT_AREA] >= self._min_cells
-        counts[0] = False  # the background
-        if not counts.any():
-            return MotionResult(0.0, False)
-        whole, whole_stats = self._components(active)
-        hit = np.flatnonzero(np.bincount(whole[counts[labels]], minlength=len(whole_stats)))
-        return self._result([tuple(int(v) for v in whole_stats[k]) for k in hit if k > 0])  # type: ignore[misc]
+    def _objects(self, active: np.ndarray) -> MotionResult:
+        return self._result(self._groups(active))
 
     def _travelling(self, joined: np.ndarray) -> MotionResult:
         # 7. objects of the looser map that travel: follow each one's centroid back through the last
@@ -450,22 +397,15 @@ class MotionDetector:
         """5. objects: connected groups (x, y, w, h, cells) of at least min_area cells; closing bridges
         one-cell gaps and fills the inside of outlines (a plain-coloured coat only changes at its edges)
         without growing specks."""
-        _labels, stats = self._components(cells_map)
-        groups = [tuple(int(v) for v in stats[k]) for k in range(1, len(stats))]
-        return [g for g in groups if g[4] >= self._min_cells]  # type: ignore[misc]
-
-    def _components(self, cells_map: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Labels and stats (x, y, w, h, cells; row 0 is the background) of the closed cell map."""
         grid = cv2.morphologyEx(cells_map.astype(np.uint8), cv2.MORPH_CLOSE, self._kernel)
         grid &= self._allowed_u8
-        _n, labels, stats, _ = cv2.connectedComponentsWithStats(grid, connectivity=8)
-        return labels, stats
+        n, _labels, stats, _ = cv2.connectedComponentsWithStats(grid, connectivity=8)
+        groups = [tuple(int(v) for v in stats[k]) for k in range(1, n)]
+        return [g for g in groups if g[4] >= self._min_cells]  # type: ignore[misc]
 
     def _result(self, groups: list[tuple[int, int, int, int, int]]) -> MotionResult:
         if not groups:
             return MotionResult(0.0, False)
         cw, ch = self._cells
         boxes = [(x / cw, y / ch, w / cw, h / ch) for x, y, w, h, _cells in groups]
-        for x, y, w, h, _cells in groups:  # 8. followed: its box and a cell round it
-            self._followed[max(y - 1, 0):y + h + 1, max(x - 1, 0):x + w + 1] = self.frames + self._follow_frames
         return MotionResult(sum(g[4] for g in groups) / self._watched_cells, True, boxes)
