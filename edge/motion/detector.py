@@ -32,12 +32,11 @@ Per frame, all in float32 numpy/cv2 on a small working copy (default 160 px wide
 
 Frame rate: the constants were tuned at 15 fps. Whatever compares a frame with "the last one" for a
 rate or a jump (toggle memory, flicker memory, noise floor, brightness jump, the travel test's join
-and history) uses the frame round(fps / 15) back (at least two from 17.5 fps up: at 20 fps one frame,
-1/20 s, is too short a step), and per-frame rates and periods scale by 15 / fps, so 20, 25 and 30 fps
-cameras are judged like 15 fps ones; at 15 fps every factor is the tuned value.
+and history) uses the frame round(fps / 15) back, and per-frame rates and periods scale by 15 / fps,
+so 25 and 30 fps cameras are judged like 15 fps ones; at 15 fps every factor is the tuned value.
 Pixel persistence ("changed in two consecutive frames") stays per frame: noise and rain drops are
 new in every frame, so two frames are two independent samples at any rate. Where jumps span two
-frames or more (from 17.5 fps up), what the warm-up learnt is provisional (_end_warmup): measured
+frames or more (from 22.5 fps up), what the warm-up learnt is provisional (_end_warmup): measured
 over 1/15 s, a subject that moves during the warm-up raises its own bar as much as at 15 fps, where
 the frame-counting detector at 25-30 fps had let it through. Below that the warm-up is the tuned one.
 """
@@ -57,7 +56,6 @@ log = logging.getLogger("consentcam.motion")
 
 CELL = 4  # working pixels per cell side
 TUNED_FPS = 15.0  # the frame rate every constant below was tuned at
-TWO_FRAME_FPS = 17.5  # from this rate up, steps span at least two frames (20 fps: 1/10 s, not 1/20 s)
 GLOBAL_CHANGE = 0.35  # fraction of watched cells changed (even thinly) that means "the whole picture changed"
 WIDE_CELL = 0.1  # a cell counts towards a global change when this fraction of it changed
 TOGGLE_RATE, TOGGLE_LIMIT = 0.25, 0.5  # per-pixel toggle memory: update rate (per 1/15 s), level that mutes a pixel
@@ -136,8 +134,6 @@ class MotionDetector:
         # about 1/15 s back instead (lag frames), and per-frame rates and counts scale with the rate,
         # so a 25 or 30 fps camera behaves like one at 15 fps (and one at 15 fps exactly as before).
         self._lag = max(1, round(self.fps / TUNED_FPS))
-        if self.fps >= TWO_FRAME_FPS:
-            self._lag = max(self._lag, 2)
         self._toggle_rate = min(1.0, TOGGLE_RATE * TUNED_FPS / self.fps)
         self._common_every = max(1, round(COMMON_EVERY * self.fps / TUNED_FPS))
         # travel test: frames back (newest first) sampled about 1/15 s apart over TRAVEL_TIME
@@ -176,7 +172,7 @@ class MotionDetector:
         self._allowed_u8 = self._allowed.astype(np.uint8)
         self._flicker = np.zeros((ch, cw), np.float32)
         # the start-up warm-up has not ended yet (see _end_warmup). Only where jumps are measured over
-        # more than one frame (17.5 fps and up): at 15 fps the warm-up is the tuned one.
+        # more than one frame (25 fps and up): at 15-20 fps the warm-up is the tuned one.
         self._warming = self._lag > 1
         self._mid_flicker: np.ndarray | None = None  # the flicker memory half-way through the warm-up
         self._fading = 0  # frames left in which the flicker memory fades at the provisional rate
