@@ -32,7 +32,7 @@ from edge.recording.analysis import DetectedEvent
 ROOT = Path(__file__).resolve().parent.parent
 
 SCENARIOS = ("quiet", "noise", "lighting", "night")  # the default set; --scenarios all takes every one
-# label -> libx264 options; "g 15" is a keyframe every second at 15 fps, as many cameras send
+# label -> libx264 options; "g 15" is a keyframe every 15 frames (every second at 15 fps, as many cameras send)
 ENCODINGS = {
     "crf23_ultrafast": {"preset": "ultrafast", "crf": "23"},  # what the other motion benchmarks use
     "crf23_veryfast_g15": {"preset": "veryfast", "crf": "23", "g": "15", "sc_threshold": "0"},

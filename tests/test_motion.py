@@ -323,7 +323,8 @@ BLOCK_POPS = pytest.mark.xfail(strict=True, reason="known limitation (docs/MOTIO
 
 def _still_wall(seconds: float, change, seed: int = 11):
     """320x240 frames at 15 fps of a textured wall with no sensor noise (as a compressed file shows a
-    still picture: the same bytes in every frame); `change(t, img)` draws into each frame."""
+    still picture: the same bytes in every frame); `change(t, img, patch)` draws into each frame
+    (`patch`: a second texture to draw from)."""
     rng = np.random.default_rng(seed)
     wall = rng.integers(50, 200, (240 // 4, 320 // 4)).astype(np.uint8).repeat(4, 0).repeat(4, 1)
     patch = rng.integers(30, 220, (240, 320)).astype(np.uint8)
