@@ -52,6 +52,7 @@ from bench.peers.frigate_style import FrigateDocumentedDefaults, FrigateStyleMot
 from edge.capture.opencv_source import OpenCVCamera, to_luma
 from edge.capture.synthetic import SyntheticScene, write_video
 from edge.config import MotionConfig, RecordingConfig
+from edge.loopback import stop_process
 from edge.motion.scoring import Score, score_events
 from edge.recording.analysis import AnalysisResult, DetectedEvent, analyse, single_threaded_opencv
 
@@ -125,12 +126,7 @@ class MotionRun:
 
     def finish(self) -> tuple[list[DetectedEvent], float]:
         self._sampler.join(max(0.0, self.deadline - time.monotonic()) + 5.0)
-        self.proc.terminate()
-        try:
-            self.proc.wait(5)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(5)
+        stop_process(self.proc, 5.0)
         return self._events(), self.cpu
 
     def _events(self) -> list[DetectedEvent]:

@@ -1,8 +1,12 @@
-"""Loopback ports for the private brokers that the demo and the tests start."""
+"""Loopback ports, and stopping the helper processes (private brokers, a peer daemon) that the demo,
+the tests and the benchmarks start."""
 
 from __future__ import annotations
 
+import contextlib
+import signal
 import socket
+import subprocess
 import time
 
 
@@ -23,3 +27,19 @@ def wait_for_port(port: int, timeout: float) -> bool:
         except OSError:
             time.sleep(0.05)
     return False
+
+
+def stop_process(proc: subprocess.Popen, grace: float) -> None:
+    """SIGTERM, up to `grace` seconds to exit, then SIGKILL (waited for up to 5 s more). A process
+    that has already exited is left alone."""
+    if proc.poll() is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(grace)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            proc.kill()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(5.0)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from edge.loopback import free_port
+from edge.loopback import free_port, stop_process
 from edge.loopback import wait_for_port as _wait_for_port
 
 REPO = Path(__file__).resolve().parent.parent
@@ -114,13 +114,7 @@ class Broker:
     log_path: Path
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(5)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(5)
+        stop_process(self.process, 5.0)
 
     def start(self) -> None:
         """(Re)start on the same port, e.g. after stop() in an outage test."""

@@ -33,7 +33,7 @@ from typing import Any
 
 from edge import clock
 from edge.errors import ConsentcamError
-from edge.loopback import free_port, wait_for_port
+from edge.loopback import free_port, stop_process, wait_for_port
 
 DEMO_FPS = 10
 DEMO_SPEED = 6.0  # synthetic scene played 6x faster than real time
@@ -115,7 +115,7 @@ class Demo:
         try:
             stdout, stderr = proc.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:
-            _stop_process(proc, 2.0)
+            stop_process(proc, 2.0)
             raise DemoError(f"`{what}` did not finish within {timeout:.0f} s") from None
         finally:
             if proc.poll() is not None:
@@ -137,7 +137,7 @@ class Demo:
     def stop_all(self) -> None:
         """SIGTERM, wait, SIGKILL: newest first (daemon before broker)."""
         for name, proc in reversed(self.procs):
-            _stop_process(proc, TERM_GRACE if name == "daemon" else 5.0)
+            stop_process(proc, TERM_GRACE if name == "daemon" else 5.0)
         self.procs.clear()
 
     def alive(self, name: str) -> subprocess.Popen:
@@ -413,20 +413,6 @@ def _list_clips(state: Path, config: Path) -> list[Any]:
         return list(vault.list_clips())
     finally:
         vault.close()
-
-
-def _stop_process(proc: subprocess.Popen, grace: float) -> None:
-    if proc.poll() is not None:
-        return
-    with contextlib.suppress(ProcessLookupError):
-        proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(grace)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            proc.kill()
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.wait(5.0)
 
 
 def _wait_port(port: int, timeout: float) -> None:
