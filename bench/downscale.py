@@ -1,5 +1,6 @@
 """Cost of making the detection plane from a camera-sized picture: OpenCV's INTER_AREA straight to the
-detection size, against `edge.capture.frames.shrink` (whole-factor block means, then a linear rest).
+detection size, against `edge.capture.frames.shrink` (whole-factor block means, then INTER_AREA for
+the rest).
 
 The pictures are frames of the synthetic scene rendered at each source size (grey: a decoder's Y
 plane, as video files give; BGR: what OpenCV's webcam and RTSP sources give). CPU time per call,
