@@ -60,6 +60,9 @@ class DeviceConfig:
 class CameraConfig:
     source: Literal["auto", "picamera2", "opencv", "synthetic"] = "auto"
     device: str = "/dev/video0"  # opencv: V4L2 device, rtsp:// or http:// URL, or a video file
+    # opencv streams and files: record the source's own H.264 (copy) or re-encode it at width x height
+    # and bitrate (encode). auto: copy when the source sends H.264 and no privacy mask is set.
+    record: Literal["auto", "copy", "encode"] = "auto"
     width: int = _num(1280, min=64, max=4096)
     height: int = _num(720, min=48, max=3072)
     fps: float = _num(15.0, min=1.0, max=60.0)

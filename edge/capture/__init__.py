@@ -65,6 +65,9 @@ def open_camera(config: Config, source: str | None = None, *, time_origin: float
     if source == "opencv":
         from edge.capture.opencv_source import OpenCVCamera
 
+        copying = _stream_copy(config, mask, time_origin=time_origin, loop=loop)
+        if copying is not None:
+            return copying
         return OpenCVCamera(cam.device, main_size=main, detect_size=detect, fps=cam.fps, bitrate=cam.bitrate,
                             keyframe_interval=cam.keyframe_interval, privacy_mask=mask,
                             loop=cam.loop_file if loop is None else loop, time_origin=time_origin)
@@ -74,3 +77,36 @@ def open_camera(config: Config, source: str | None = None, *, time_origin: float
     return SyntheticCamera(scene, main_size=main, detect_size=detect, bitrate=cam.bitrate,
                            keyframe_interval=cam.keyframe_interval, privacy_mask=mask, realtime=realtime,
                            start_time=time_origin, loop=True if loop is None else loop)
+
+
+def _stream_copy(config: Config, mask: Any, *, time_origin: float | None, loop: bool | None) -> Any:
+    """The source's own H.264, recorded as it is (edge.capture.stream_copy), when `camera.record`
+    allows it; None: decode and re-encode. `copy` that cannot be honoured is an error, not a
+    silent re-encode: the owner asked for the camera's own footage."""
+    from edge.capture.opencv_source import CameraOpenError
+    from edge.capture.stream_copy import NotCopyable, StreamCopyCamera
+
+    cam = config.camera
+    if cam.record == "encode":
+        return None
+    why_not = None
+    if cam.device.startswith("/dev/"):
+        why_not = f"{cam.device} is a webcam (raw pictures, nothing encoded to keep)"
+    elif mask is not None:
+        why_not = "recording.privacy_masks must be drawn into the pictures, which means re-encoding them"
+    if why_not is not None:
+        if cam.record == "copy":
+            raise CameraOpenError(f"camera.record: copy is not possible: {why_not}; use auto or encode")
+        log.info("recording by re-encoding: %s", why_not)
+        return None
+    try:
+        camera = StreamCopyCamera(cam.device, detect_size=(cam.detect_width, cam.detect_height), fps=cam.fps,
+                                  loop=cam.loop_file if loop is None else loop, time_origin=time_origin)
+        log.info("recording the source's own H.264 as it arrives (%dx%d, %.3g fps; no re-encoding)", camera.width,
+                 camera.height, camera.fps)
+        return camera
+    except NotCopyable as exc:
+        if cam.record == "copy":
+            raise CameraOpenError(f"camera.record: copy is not possible: {exc}; use auto or encode") from exc
+        log.info("recording by re-encoding: %s", exc)
+        return None

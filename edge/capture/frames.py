@@ -64,6 +64,9 @@ class EncodedPacket:
     keyframe: bool
     data: bytes
     time: float  # wall-clock capture time of the frame it encodes
+    # Decoding time (1/PTS_HZ s) where it differs from pts: a camera's stream with B-frames
+    # (edge.capture.stream_copy). None: decoded in presentation order, as our own encoders emit.
+    dts: int | None = None
 
 
 @dataclass

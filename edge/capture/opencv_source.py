@@ -46,8 +46,8 @@ def open_capture(device: str) -> cv2.VideoCapture:
     elif is_stream_url(device):
         cap = cv2.VideoCapture(device, cv2.CAP_FFMPEG)
     else:
-        path = _check_file_path(device)
-        _check_video_file(path)
+        path = check_file_path(device)
+        check_video_file(path)
         cap = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG)
     if not cap.isOpened():
         cap.release()
@@ -55,7 +55,7 @@ def open_capture(device: str) -> cv2.VideoCapture:
     return cap
 
 
-def _check_file_path(device: str) -> Path:
+def check_file_path(device: str) -> Path:
     path = Path(device)
     if not path.exists():
         raise CameraOpenError(f"{device}: no such video file or device")
@@ -71,6 +71,14 @@ _SINGLE_THREAD_MAX_PIXELS = 1280 * 800
 _AVCOL_RANGE_JPEG = 2  # full-range (0-255) luma
 
 
+def decode_single_threaded(stream) -> None:  # type: ignore[no-untyped-def]
+    """One decoder thread for pictures up to about 1 MP (FFmpeg's pool costs more CPU than it saves there)."""
+    cc = stream.codec_context
+    if cc.width * cc.height <= _SINGLE_THREAD_MAX_PIXELS:
+        stream.thread_type = "NONE"
+        cc.thread_count = 1
+
+
 class VideoFileReader:
     """Decodes a video file with PyAV; the detection plane comes straight from the decoded Y plane."""
 
@@ -78,8 +86,8 @@ class VideoFileReader:
         import av
 
         self._av = av
-        self.path = _check_file_path(device)
-        _check_video_file(self.path)
+        self.path = check_file_path(device)
+        check_video_file(self.path)
         self._container = None
         self._open()
         stream = self._stream
@@ -98,10 +106,7 @@ class VideoFileReader:
         try:
             container = av.open(str(self.path))
             stream = container.streams.video[0]
-            cc = stream.codec_context
-            if cc.width * cc.height <= _SINGLE_THREAD_MAX_PIXELS:
-                stream.thread_type = "NONE"
-                cc.thread_count = 1
+            decode_single_threaded(stream)
         except (av.FFmpegError, IndexError, UnicodeDecodeError) as exc:
             raise CameraOpenError(f"{self.path}: cannot open as a video source (not a video file?)") from exc
         except OSError as exc:
@@ -270,7 +275,7 @@ class OpenCVCamera:
             self._cap.release()
 
 
-def _check_video_file(path: Path) -> None:
+def check_video_file(path: Path) -> None:
     """Probe with PyAV first (quiet, unlike OpenCV's FFmpeg backend, which prints its own errors)."""
     import av
 

@@ -65,6 +65,10 @@ def open_camera(config: Config, *, speed: float = 1.0) -> tuple[Any, CameraChoic
     except Exception as exc:
         raise CameraUnavailableError(f"cannot open the {source} camera: {type(exc).__name__}: {exc}") from exc
     choice.name = getattr(camera, "name", source)
+    # What the source really delivers: a file's own frame rate, a copied stream's own size.
+    choice.fps = float(getattr(camera, "fps", 0.0) or cam.fps)
+    if getattr(camera, "width", 0) and getattr(camera, "height", 0):
+        choice.width, choice.height = camera.width, camera.height
     return camera, choice
 
 
@@ -74,6 +78,11 @@ def needs_pacing(choice: CameraChoice, config: Config) -> bool:
         return True
     device = config.camera.device
     return choice.source == "opencv" and not device.startswith("/dev/") and "://" not in device
+
+
+def source_is_finite(choice: CameraChoice, config: Config) -> bool:
+    """Files and generated scenes may end; a camera or stream that ends has failed."""
+    return needs_pacing(choice, config)
 
 
 def paced(frames: Iterator[Any], fps: float, speed: float, stop: threading.Event) -> Iterator[Any]:
@@ -229,7 +238,8 @@ def build(state: StateDir, config: Config, *, clock_synced: bool, speed: float =
 def _make_recorder(config: Config, vault: Any, choice: CameraChoice, clock_synced: bool) -> Any:
     from edge.recording.recorder import Recorder
 
-    return Recorder(config, vault, camera_name=config.device.name, clock_synced=clock_synced, fps=choice.fps)
+    return Recorder(config, vault, camera_name=config.device.name, clock_synced=clock_synced, fps=choice.fps,
+                    size=(choice.width, choice.height))
 
 
 class MqttSide:

@@ -46,6 +46,7 @@ FREE_SPACE_CHECK_INTERVAL = 10.0
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_CAMERA_ENDED = 0  # a file source that reached its end is a normal finish
+EXIT_CAMERA_STOPPED = 1  # a live camera that stopped sending: a failure, so systemd restarts us
 
 
 @dataclass
@@ -206,7 +207,12 @@ class Daemon:
             else:
                 if not self._stop.is_set():
                     self.stats.camera_ended = True
-                    log.info("the camera source ended")
+                    if parts.source_is_finite(self.parts.camera_choice, self.parts.config):
+                        log.info("the camera source ended")
+                    else:
+                        self._set_error("the camera stopped sending frames")
+                        log.error("the camera stopped sending frames; stopping so that systemd restarts the daemon")
+                        self._exit_code = EXIT_CAMERA_STOPPED
         except Exception as exc:
             self._set_error(f"camera failed: {type(exc).__name__}: {exc}")
             log.exception("camera failed")

@@ -90,11 +90,12 @@ class TsMuxer:
             return
         if pkt.keyframe and self.packets:
             self._io.boundary()  # everything before this keyframe is already in the sink
-        dts = pkt.pts
+        dts = pkt.pts if pkt.dts is None else pkt.dts
         if self._last_dts is not None and dts <= self._last_dts:
             dts = self._last_dts + 1  # muxers insist on strictly increasing timestamps
         packet = av.Packet(pkt.data)
-        packet.pts = packet.dts = dts
+        packet.dts = dts
+        packet.pts = max(pkt.pts, dts)  # never shown before it is decoded
         packet.is_keyframe = pkt.keyframe
         packet.time_base = self._tb
         packet.stream = self._stream

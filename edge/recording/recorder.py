@@ -42,14 +42,15 @@ class _Clip:
 
 class Recorder:
     def __init__(self, config: Config, vault: Any, *, camera_name: str = "camera", clock_synced: bool = True,
-                 fps: float | None = None) -> None:
+                 fps: float | None = None, size: tuple[int, int] | None = None) -> None:
         self.config = config
         self.vault = vault
         self.camera_name = camera_name
         self.clock_synced = clock_synced
         cam, rec, mot = config.camera, config.recording, config.motion
         self.fps = fps or cam.fps
-        self.width, self.height = cam.width - cam.width % 2, cam.height - cam.height % 2
+        width, height = size or (cam.width, cam.height)  # size: a copied stream's own
+        self.width, self.height = width - width % 2, height - height % 2
         self.detector = MotionDetector(mot, self.fps)
         self.machine = EventMachine(min_duration=mot.min_duration, post_roll=rec.post_roll, merge_gap=rec.merge_gap)
         # Keep enough for pre-roll counted back from the FIRST motion (confirmed min_duration later),

@@ -1,0 +1,229 @@
+"""Recording an IP camera's (or a video file's) own H.264, untouched: no re-encoding.
+
+A camera that sends H.264 has already done the expensive work. The `encode` path decodes every
+picture to BGR and encodes it again with libx264: at 1080p that is most of a Raspberry Pi's CPU, and
+the recording loses quality. Here the camera's packets go to the recorder as they arrived, so the
+vault holds the camera's own bitstream, and each packet is decoded once, for the detection plane only.
+
+Packets are rewritten to Annex B with the parameter sets (SPS/PPS) before every keyframe, FFmpeg's
+`h264_mp4toannexb` and `dump_extra` bitstream filters: MP4 files carry them out of band, and some
+cameras send them only once. The filters change how the units are framed and never the pictures:
+decoding the recording gives the source's pictures bit for bit (tests/test_stream_copy.py).
+
+Timestamps: presentation and decoding times come from the stream (B-frames keep their order),
+shifted to start at 0 and kept continuous across file rewinds and camera restarts. A packet's
+`time` is the time of the frame it was decoded with: the wall clock for streams, the file's own
+clock (FileClock) for files, the same clock the detector's events use.
+
+Privacy masks must be drawn into the pictures, so with a mask the daemon re-encodes instead
+(`camera.record`, edge.capture.open_camera).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fractions
+import logging
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from edge.capture.frames import PTS_HZ, CapturedFrame, EncodedPacket
+from edge.capture.opencv_source import (
+    CameraOpenError,
+    FileClock,
+    check_file_path,
+    check_video_file,
+    decode_single_threaded,
+    frame_luma,
+    is_stream_url,
+)
+
+log = logging.getLogger("consentcam.capture")
+
+# Network sources: give up opening after OPEN_TIMEOUT, and end the source when no data came for
+# READ_TIMEOUT (the daemon then stops and systemd restarts it, as for a webcam that stops).
+OPEN_TIMEOUT = 15.0
+READ_TIMEOUT = 10.0
+# A timestamp more than this far ahead of the last one is a camera restart, not a gap to keep.
+MAX_JUMP_SECONDS = 10.0
+_FILTERS = "h264_mp4toannexb,dump_extra=freq=keyframe"
+
+
+class NotCopyable(CameraOpenError):
+    """The source opened, but its video cannot be recorded as it is (not H.264)."""
+
+
+@dataclass(frozen=True)
+class _Raw:
+    data: bytes
+    pts: int
+    dts: int
+    keyframe: bool
+
+
+class Timeline:
+    """Stream timestamps (in the stream's time base) -> the recorder's 90 kHz clock, starting at 0.
+
+    Decoding times stay strictly increasing: a timestamp that goes back (a file starting again, a
+    camera that restarted) or jumps more than MAX_JUMP_SECONDS ahead continues one frame after the
+    last one, and later timestamps keep their spacing from there. Presentation times move with the
+    same shift, so B-frames keep their order."""
+
+    def __init__(self, time_base: fractions.Fraction, fps: float) -> None:
+        self.scale = time_base * PTS_HZ
+        self.step = max(1, round(PTS_HZ / fps))
+        self._offset: int | None = None
+        self.last_dts: int | None = None
+
+    def convert(self, pts: int | None, dts: int | None) -> tuple[int, int]:
+        if dts is None:
+            dts = pts
+        if dts is None:  # no timestamps at all: one frame after the last
+            nxt = 0 if self.last_dts is None else self.last_dts + self.step
+            self.last_dts = nxt
+            return nxt, nxt
+        raw_dts = round(dts * self.scale)
+        raw_pts = round(pts * self.scale) if pts is not None else raw_dts
+        if self._offset is None:
+            self._offset = -raw_dts
+        out = raw_dts + self._offset
+        last = self.last_dts
+        if last is not None and (out <= last or out - last > MAX_JUMP_SECONDS * PTS_HZ):
+            self._offset += last + self.step - out
+            out = last + self.step
+        self.last_dts = out
+        return max(raw_pts + self._offset, out), out
+
+
+class StreamCopyCamera:
+    """Frames for the detector and the source's own H.264 packets for the recorder."""
+
+    name = "opencv-copy"
+
+    def __init__(self, device: str, *, detect_size: tuple[int, int], fps: float, loop: bool = False,
+                 time_origin: float | None = None, open_timeout: float = OPEN_TIMEOUT,
+                 read_timeout: float = READ_TIMEOUT) -> None:
+        import av
+
+        self._av = av
+        self.device = device
+        self.is_file = not is_stream_url(device)
+        if self.is_file:
+            check_video_file(check_file_path(device))
+        self.detect_size = detect_size
+        self.loop = loop and self.is_file
+        self.time_origin = time_origin
+        self._timeouts = (open_timeout, read_timeout)
+        self._container: Any = None
+        self._lock = threading.Lock()
+        self._busy = False
+        self._closed = False
+        self._open()
+        stream = self._stream
+        rate = stream.average_rate or stream.guessed_rate
+        self.fps = float(rate) if rate and 0 < float(rate) <= 240 else fps
+        self.width, self.height = stream.codec_context.width, stream.codec_context.height
+        self.frame_count = int(stream.frames or 0) if self.is_file else 0
+        self._timeline = Timeline(stream.time_base or fractions.Fraction(1, PTS_HZ), self.fps)
+        self.decode_errors = 0
+
+    def _open(self) -> None:
+        av = self._av
+        options = {"rtsp_transport": "tcp"} if self.device.startswith(("rtsp://", "rtsps://")) else {}
+        try:
+            container = av.open(self.device, options=options, timeout=self._timeouts)
+        except (av.FFmpegError, UnicodeDecodeError) as exc:
+            raise CameraOpenError(f"{self.device}: cannot open as a video source: {exc}") from exc
+        except OSError as exc:
+            raise CameraOpenError(f"{self.device}: cannot read: {exc.strerror or exc}") from exc
+        if not container.streams.video:
+            container.close()
+            raise CameraOpenError(f"{self.device}: has no video stream")
+        stream = container.streams.video[0]
+        codec = stream.codec_context.name
+        if codec != "h264":
+            container.close()
+            raise NotCopyable(f"{self.device}: sends {codec} video; only H.264 can be recorded as it is")
+        decode_single_threaded(stream)
+        self._container, self._stream = container, stream
+        self._filters = av.BitStreamFilterContext(_FILTERS, stream)
+
+    def frames(self) -> Iterator[CapturedFrame]:
+        start = time.time() if self.time_origin is None else self.time_origin
+        clock = FileClock(self.fps)
+        counter = [0]
+        with self._lock:
+            if self._closed:
+                return
+            self._busy = True
+        try:
+            while not self._closed:
+                first = counter[0]
+                yield from self._pass(start, clock, counter)
+                if not self.loop or counter[0] == first or self._closed:
+                    break
+                self._container.close()
+                self._open()
+                clock.rewind()
+        finally:
+            with self._lock:
+                self._busy = False
+                if self._closed:
+                    self._release()
+
+    def _pass(self, start: float, clock: FileClock, counter: list[int]) -> Iterator[CapturedFrame]:
+        """One pass over the source: each decoded frame carries the packets read since the last one."""
+        av = self._av
+        pending: list[_Raw] = []
+        try:
+            for packet in self._container.demux(self._stream):
+                if self._closed:
+                    return
+                decoded = self._decode(packet)
+                if packet.size:  # after decoding: the filters take the packet's data
+                    pending += [self._raw(p) for p in self._filters.filter(packet)]
+                for frame in decoded:
+                    t, mono = (start + clock.time_of(frame.time), None) if self.is_file \
+                        else (time.time(), time.monotonic())
+                    packets = [EncodedPacket(pts=r.pts, keyframe=r.keyframe, data=r.data, time=t, dts=r.dts)
+                               for r in pending]
+                    pending = []
+                    yield CapturedFrame(time=t, luma=frame_luma(frame, self.detect_size), packets=packets,
+                                        index=counter[0], monotonic=mono)
+                    counter[0] += 1
+        except av.FFmpegError as exc:
+            log.warning("%s: stopped reading: %s", self.device, exc)
+        if pending:
+            log.info("%s: %d packet(s) at the end decoded to no picture; not recorded", self.device, len(pending))
+
+    def _decode(self, packet: Any) -> list[Any]:
+        try:
+            return list(packet.decode())
+        except self._av.FFmpegError as exc:
+            # A damaged packet (lost network data): the recording keeps what the camera sent; the
+            # detector waits for the next picture that decodes.
+            self.decode_errors += 1
+            if self.decode_errors in (1, 10, 100) or self.decode_errors % 1000 == 0:
+                log.warning("%s: %d packet(s) did not decode (%s)", self.device, self.decode_errors, exc)
+            return []
+
+    def _raw(self, packet: Any) -> _Raw:
+        pts, dts = self._timeline.convert(packet.pts, packet.dts)
+        return _Raw(bytes(packet), pts, dts, bool(packet.is_keyframe))
+
+    def close(self) -> None:
+        # As for file sources: the frame loop frees the demuxer when close() comes mid-read from
+        # another thread; a stuck network read ends within READ_TIMEOUT.
+        with self._lock:
+            self._closed = True
+            if not self._busy:
+                self._release()
+
+    def _release(self) -> None:
+        if self._container is not None:
+            with contextlib.suppress(self._av.FFmpegError, OSError):
+                self._container.close()
+            self._container = None

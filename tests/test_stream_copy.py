@@ -1,0 +1,295 @@
+"""Recording a source's own H.264 without re-encoding (edge.capture.stream_copy), end to end:
+files with B-frames in MP4 and MPEG-TS, the recorder and the real vault, an HTTP stream on
+loopback, the choice between copying and re-encoding, and the daemon."""
+
+from __future__ import annotations
+
+import fractions
+import hashlib
+import http.server
+import io
+import itertools
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import av
+import pytest
+from conftest import PASSPHRASE, run_cli
+from daemon_helpers import DaemonProc, clips_json
+from vault_support import open_vault, owner_identity
+
+from edge.capture import open_camera
+from edge.capture.frames import EncodedPacket
+from edge.capture.opencv_source import CameraOpenError, OpenCVCamera
+from edge.capture.stream_copy import StreamCopyCamera, Timeline
+from edge.capture.synthetic import SyntheticScene, write_video
+from edge.config import config_from_dict
+from edge.errors import ConfigError
+from edge.recording.muxer import TsMuxer
+from edge.recording.recorder import Recorder
+
+T0 = 1_790_000_000.0
+# veryfast keeps x264's B-frames (pts and dts differ) and deblocking: what camera streams look like
+CAMERA_LIKE = {"preset": "veryfast", "crf": "26", "g": "20"}
+
+
+@pytest.fixture(scope="module")
+def walk_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """One person walking (scene seed 2), 14 s at 15 fps, 320x240, as MP4 (AVCC, parameter sets
+    out of band) and as MPEG-TS (Annex B)."""
+    tmp = tmp_path_factory.mktemp("walk")
+    scene = SyntheticScene(2, "walk", 14)
+    return {ext: write_video(scene, tmp / f"walk.{ext}", size=(320, 240), options=CAMERA_LIKE)
+            for ext in ("mp4", "ts")}
+
+
+def pictures(media: str | io.BytesIO, **kw: str) -> list[str]:
+    """Digest of every decoded picture's Y plane, in display order."""
+    with av.open(media, **kw) as container:
+        return [hashlib.sha256(bytes(f.planes[0])).hexdigest() for f in container.decode(video=0)]
+
+
+class ListSink:
+    def __init__(self) -> None:
+        self.buf = io.BytesIO()
+        self.boundaries = 0
+
+    def write(self, data: bytes) -> None:
+        self.buf.write(data)
+
+    def boundary(self) -> None:
+        self.boundaries += 1
+
+
+def mux(packets: list[EncodedPacket]) -> io.BytesIO:
+    sink = ListSink()
+    muxer = TsMuxer(sink, 320, 240, 15)
+    for p in packets:
+        muxer.write(p)
+    muxer.close()
+    assert muxer.failed is None
+    sink.buf.seek(0)
+    return sink.buf
+
+
+def nal_types(data: bytes) -> list[int]:
+    """H.264 NAL unit types in an Annex B access unit, in order."""
+    out, i = [], data.find(b"\x00\x00\x01")
+    while i >= 0 and i + 3 < len(data):
+        out.append(data[i + 3] & 0x1F)
+        i = data.find(b"\x00\x00\x01", i + 3)
+    return out
+
+
+@pytest.mark.parametrize("ext", ["mp4", "ts"])
+def test_copied_packets_give_the_source_pictures_bit_for_bit(walk_files: dict[str, Path], ext: str) -> None:
+    source = walk_files[ext]
+    cam = StreamCopyCamera(str(source), detect_size=(160, 120), fps=10, time_origin=T0)
+    frames = list(cam.frames())
+    packets = [p for f in frames for p in f.packets]
+    expected = pictures(str(source))
+    assert cam.fps == 15 and (cam.width, cam.height) == (320, 240)
+    assert len(frames) == len(expected) == len(packets) == 14 * 15
+    assert all(f.luma.shape == (120, 160) for f in frames)
+    assert any(p.dts != p.pts for p in packets)  # B-frames: decoding order is not display order
+    dts = [p.dts for p in packets]
+    assert dts == sorted(set(dts)) and all(p.pts >= p.dts for p in packets)
+    keyframes = [p for p in packets if p.keyframe]
+    assert len(keyframes) == 11  # every 20 frames
+    for p in keyframes:  # each keyframe carries its parameter sets: a segment decodes on its own
+        types = nal_types(p.data)
+        assert 7 in types and 8 in types and types.index(7) < types.index(5), types
+    assert pictures(mux(packets), format="mpegts") == expected
+
+
+def test_the_recorder_stores_the_cameras_own_pictures_in_the_vault(walk_files: dict[str, Path], state_dir: Path,
+                                                                   tmp_path: Path, _state_template: Path) -> None:
+    source = walk_files["mp4"]
+    scene = SyntheticScene(2, "walk", 14)
+    person = scene.ground_truth.motion[0]
+    config = config_from_dict({"camera": {"source": "opencv", "device": str(source), "fps": 15},
+                               "recording": {"pre_roll": 2, "post_roll": 2}})
+    cam = open_camera(config, time_origin=T0)
+    assert isinstance(cam, StreamCopyCamera)
+    vault = open_vault(state_dir)
+    rec = Recorder(config, vault, camera_name="porch", fps=cam.fps, size=(cam.width, cam.height))
+    for frame in cam.frames():
+        rec.process(frame)
+    rec.flush(T0 + 14)
+    (clip,) = vault.list_clips()
+    assert clip.status == "complete" and rec.vault_errors == 0
+    assert clip.start - T0 <= person.start - 2.0 + 1e-6 and clip.end - T0 >= min(person.end, 14 - 1 / 15)
+    out = tmp_path / "clip.ts"
+    vault.export(clip.id, owner_identity(_state_template, PASSPHRASE), out)
+    recorded, expected = pictures(str(out)), pictures(str(source))
+    # the clip is a run of the source's own pictures, from a keyframe (every 20 frames) on, none missing
+    first = expected.index(recorded[0])
+    assert first % 20 == 0 and recorded == expected[first:first + len(recorded)]
+    assert len(recorded) == clip.extra["packets"] and len(recorded) >= (clip.end - clip.start) * 15 - 1
+
+
+def test_timeline_starts_at_zero_and_never_goes_back() -> None:
+    tl = Timeline(fractions.Fraction(1, 1000), 25)  # milliseconds; one frame is 40 ms = 3600 ticks
+    assert tl.convert(80, -40) == (10800, 0)  # B-frame delay: presentation after decoding
+    assert tl.convert(0, 0) == (3600, 3600)
+    assert tl.convert(40, 40) == (7200, 7200)
+    # a file starting again (or a camera restarting): one frame later, spacing kept from there
+    assert tl.convert(80, -40) == (7200 + 3600 + 10800, 10800)
+    assert tl.convert(0, 0) == (14400, 14400)
+    # a jump of more than 10 s ahead is a restart too; a shorter gap is kept
+    assert tl.convert(5000, 5000) == (14400 + 5000 * 90, 14400 + 5000 * 90)
+    last = 14400 + 5000 * 90
+    assert tl.convert(20_000, 20_000) == (last + 3600, last + 3600)
+    assert tl.convert(None, None) == (last + 7200, last + 7200)  # no timestamps: one frame on
+
+
+def test_a_looping_file_keeps_decoding_times_increasing(walk_files: dict[str, Path]) -> None:
+    cam = StreamCopyCamera(str(walk_files["ts"]), detect_size=(160, 120), fps=15, loop=True, time_origin=T0)
+    frames = list(itertools.islice(cam.frames(), 2 * 210 + 30))
+    cam.close()
+    packets = [p for f in frames for p in f.packets]
+    dts = [p.dts for p in packets]
+    assert all(b > a for a, b in itertools.pairwise(dts))
+    assert [f.time for f in frames] == sorted(f.time for f in frames)
+    once = pictures(str(walk_files["ts"]))
+    assert pictures(mux(packets), format="mpegts")[:420] == once + once
+
+
+def _mpeg4_file(path: Path) -> Path:
+    scene = SyntheticScene(1, "quiet", 2)
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("mpeg4", rate=15)
+        stream.width, stream.height, stream.pix_fmt = 160, 120, "yuv420p"
+        for i in range(scene.frame_count):
+            for packet in stream.encode(av.VideoFrame.from_ndarray(scene.bgr(i, 160, 120), format="bgr24")):
+                container.mux(packet)
+        for packet in stream.encode(None):
+            container.mux(packet)
+    return path
+
+
+def _camera(device: Path, **camera: object) -> object:
+    masks = camera.pop("privacy_masks", [])
+    config = config_from_dict({"camera": {"source": "opencv", "device": str(device), "width": 320, "height": 240,
+                                          **camera}, "recording": {"privacy_masks": masks}})
+    cam = open_camera(config, time_origin=T0)
+    cam.close()
+    return cam
+
+
+def test_copy_when_possible_re_encode_when_needed_and_refuse_an_impossible_copy(walk_files: dict[str, Path],
+                                                                                 tmp_path: Path) -> None:
+    h264, mpeg4 = walk_files["mp4"], _mpeg4_file(tmp_path / "old.avi")
+    mask = [[[0.0, 0.0], [0.3, 0.0], [0.3, 0.3]]]
+    assert isinstance(_camera(h264), StreamCopyCamera)
+    assert isinstance(_camera(h264, record="copy"), StreamCopyCamera)
+    assert isinstance(_camera(h264, record="encode"), OpenCVCamera)
+    assert isinstance(_camera(h264, privacy_masks=mask), OpenCVCamera)  # a mask must be drawn in
+    assert isinstance(_camera(mpeg4), OpenCVCamera)
+    with pytest.raises(CameraOpenError, match="privacy_masks must be drawn into the pictures"):
+        _camera(h264, record="copy", privacy_masks=mask)
+    with pytest.raises(CameraOpenError, match=r"sends mpeg4 video; only H\.264"):
+        _camera(mpeg4, record="copy")
+    with pytest.raises(ConfigError, match=r"camera\.record"):
+        config_from_dict({"camera": {"record": "cpoy"}})
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    payload = b""
+    stalled = threading.Event()  # set by the test when it is done: the stalled response ends
+
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "video/mp2t")
+        self.end_headers()
+        if self.path == "/stall":
+            self.wfile.write(self.payload[: len(self.payload) // 2])
+            self.wfile.flush()
+            self.stalled.wait(30)  # sends nothing more: a camera that hangs
+            return
+        if self.path == "/live":  # about 4x real time, in small pieces, then the camera goes away
+            pieces = 56
+            step = -(-len(self.payload) // pieces)
+            for i in range(pieces):
+                self.wfile.write(self.payload[i * step:(i + 1) * step])
+                self.wfile.flush()
+                if self.stalled.wait(14 / 4 / pieces):
+                    return
+            return
+        self.wfile.write(self.payload)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def http_camera(walk_files: dict[str, Path]) -> Iterator[str]:
+    _Handler.payload = walk_files["ts"].read_bytes()
+    _Handler.stalled.clear()
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    _Handler.stalled.set()
+    server.shutdown()
+    server.server_close()
+    thread.join(10)
+
+
+def test_an_http_stream_is_copied_and_a_stalled_one_ends_within_the_read_timeout(http_camera: str,
+                                                                                  walk_files: dict[str, Path]) -> None:
+    cam = StreamCopyCamera(f"{http_camera}/cam.ts", detect_size=(160, 120), fps=15, read_timeout=2.0)
+    frames = list(itertools.islice(cam.frames(), 1000))
+    cam.close()
+    assert all(f.monotonic is not None for f in frames)  # a live source: wall-clock times
+    packets = [p for f in frames for p in f.packets]
+    assert pictures(mux(packets), format="mpegts") == pictures(str(walk_files["ts"]))
+
+    stalled = StreamCopyCamera(f"{http_camera}/stall", detect_size=(160, 120), fps=15, read_timeout=2.0)
+    t0 = time.monotonic()
+    got = list(itertools.islice(stalled.frames(), 1000))
+    waited = time.monotonic() - t0
+    stalled.close()
+    assert 0 < len(got) < 14 * 15 and waited < 20
+
+
+def test_the_daemon_records_a_live_stream_by_copying_it_and_fails_when_it_stops(
+        http_camera: str, walk_files: dict[str, Path], state_dir: Path, tmp_path: Path, passphrase_file: Path) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text(f"""device:
+  name: copy-door
+camera:
+  source: opencv
+  device: {http_camera}/live
+  fps: 15
+recording:
+  pre_roll: 1s
+  post_roll: 1s
+storage:
+  retention:
+    min_free: 1MB
+clock:
+  mode: synchronized
+log:
+  format: json
+""")
+    daemon = DaemonProc(state_dir, config, tmp_path / "daemon.log")
+    try:
+        code = daemon.proc.wait(60)  # the stream ends: the clip is closed and the daemon fails
+    finally:
+        daemon.stop()
+    assert code == 1, daemon.log_tail()
+    assert any("stopped sending frames" in str(line) for line in daemon.log_lines())
+    clips = clips_json(state_dir, config)
+    assert clips and all(c["status"] == "complete" for c in clips), clips
+    out = tmp_path / "clip.ts"
+    res = run_cli("clips", "export", clips[0]["id"], "--out", str(out), "--passphrase-file", str(passphrase_file),
+                  state=state_dir, config=config)
+    assert res.returncode == 0, res.stderr
+    recorded, expected = pictures(str(out)), pictures(str(walk_files["ts"]))
+    first = expected.index(recorded[0])
+    # bit for bit: only the camera's own bitstream decodes to exactly its pictures
+    assert recorded == expected[first:first + len(recorded)] and len(recorded) > 2 * 15, daemon.log_tail()
