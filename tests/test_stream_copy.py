@@ -256,6 +256,33 @@ def test_an_http_stream_is_copied_and_a_stalled_one_ends_within_the_read_timeout
     assert 0 < len(got) < 14 * 15 and waited < 20
 
 
+def test_falling_behind_a_live_stream_skips_pictures_never_packets(http_camera: str, walk_files: dict[str, Path],
+                                                                   state_dir: Path) -> None:
+    """The whole stream is there at once; the consumer stalls for 2.5 s at picture 30 (a detector too
+    slow for the camera). Stream time runs 1/15 s per picture and skipped pictures cost almost
+    nothing, so the source is about 2.4 s behind and catches up about 36 pictures later, at a keyframe."""
+    config = config_from_dict({"recording": {"pre_roll": 1, "post_roll": 1}})
+    vault = open_vault(state_dir)
+    rec = Recorder(config, vault, camera_name="porch", fps=15, size=(320, 240))
+    cam = StreamCopyCamera(f"{http_camera}/cam.ts", detect_size=(160, 120), fps=15)
+    frames = []
+    for frame in itertools.islice(cam.frames(), 1000):
+        frames.append(frame)
+        rec.process(frame)
+        if len(frames) == 30:
+            time.sleep(2.5)
+    rec.flush(time.time())
+    cam.close()
+    blind = [i for i, f in enumerate(frames) if f.luma is None]
+    assert blind and blind == list(range(blind[0], blind[-1] + 1)) and 30 <= blind[0] <= 32, blind
+    resumed = frames[blind[-1] + 1]
+    assert resumed.luma is not None and resumed.packets[0].keyframe  # decoding restarts at a keyframe
+    assert frames[-1].luma is not None and cam.skipped_pictures == len(blind) < 14 * 15 - 60
+    assert rec.dropped_detection_frames == len(blind)
+    packets = [p for f in frames for p in f.packets]
+    assert pictures(mux(packets), format="mpegts") == pictures(str(walk_files["ts"]))  # nothing lost
+
+
 def test_the_daemon_records_a_live_stream_by_copying_it_and_fails_when_it_stops(
         http_camera: str, walk_files: dict[str, Path], state_dir: Path, tmp_path: Path, passphrase_file: Path) -> None:
     config = tmp_path / "config.yaml"

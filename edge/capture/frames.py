@@ -72,7 +72,9 @@ class EncodedPacket:
 @dataclass
 class CapturedFrame:
     time: float  # wall clock (seconds since the epoch, or since file start for files)
-    luma: np.ndarray  # uint8 HxW detection-size Y plane
+    # uint8 HxW detection-size Y plane; None: a live source that fell behind left this picture
+    # undecoded to catch up (edge.capture.stream_copy), its packets are still here
+    luma: np.ndarray | None
     packets: list[EncodedPacket] = field(default_factory=list)
     index: int = 0
     # time.monotonic() when a live source captured it; None for sources that run faster than

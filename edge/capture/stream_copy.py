@@ -49,6 +49,10 @@ OPEN_TIMEOUT = 15.0
 READ_TIMEOUT = 10.0
 # A timestamp more than this far ahead of the last one is a camera restart, not a gap to keep.
 MAX_JUMP_SECONDS = 10.0
+# Live sources: behind the camera by more than FALL_BEHIND seconds, stop decoding (packets are still
+# recorded, every one) until a keyframe that arrives within CAUGHT_UP of its time.
+FALL_BEHIND = 0.5
+CAUGHT_UP = 0.25
 _FILTERS = "h264_mp4toannexb,dump_extra=freq=keyframe"
 
 
@@ -98,6 +102,29 @@ class Timeline:
         return max(raw_pts + self._offset, out), out
 
 
+class LagMeter:
+    """How long a live source's packets have waited for us: the time since the camera's clock says
+    they were made, less the quickest arrival seen so far (the network's own delay). That floor may
+    creep up by CREEP seconds per second, for a camera clock a little slower than ours; a lag of more
+    than RESET seconds is a discontinuity (a camera that restarted), not slowness, and starts afresh."""
+
+    CREEP = 0.001
+    RESET = 5.0
+
+    def __init__(self) -> None:
+        self._floor: float | None = None
+        self._last: float = 0.0
+
+    def lag(self, stream_seconds: float, now: float) -> float:
+        offset = now - stream_seconds
+        if self._floor is None or offset - self._floor > self.RESET:
+            self._floor = offset
+        else:
+            self._floor = min(self._floor + self.CREEP * max(0.0, now - self._last), offset)
+        self._last = now
+        return offset - self._floor
+
+
 class StreamCopyCamera:
     """Frames for the detector and the source's own H.264 packets for the recorder."""
 
@@ -129,6 +156,9 @@ class StreamCopyCamera:
         self.frame_count = int(stream.frames or 0) if self.is_file else 0
         self._timeline = Timeline(stream.time_base or fractions.Fraction(1, PTS_HZ), self.fps)
         self.decode_errors = 0
+        self._lag = LagMeter()
+        self._catching_up = False
+        self.skipped_pictures = 0  # live sources: pictures not decoded to catch up (their packets kept)
 
     def _open(self) -> None:
         av = self._av
@@ -182,6 +212,18 @@ class StreamCopyCamera:
             for packet in self._container.demux(self._stream):
                 if self._closed:
                     return
+                if packet.size and not self.is_file and self._behind(packet):
+                    # Too slow for this camera: record the packet, leave its picture undecoded.
+                    pending += [self._raw(p) for p in self._filters.filter(packet)]
+                    now = time.time()
+                    packets = [EncodedPacket(pts=r.pts, keyframe=r.keyframe, data=r.data, time=now, dts=r.dts)
+                               for r in pending]
+                    pending = []
+                    self.skipped_pictures += 1
+                    yield CapturedFrame(time=now, luma=None, packets=packets, index=counter[0],
+                                        monotonic=time.monotonic())
+                    counter[0] += 1
+                    continue
                 decoded = self._decode(packet)
                 if packet.size:  # after decoding: the filters take the packet's data
                     pending += [self._raw(p) for p in self._filters.filter(packet)]
@@ -198,6 +240,23 @@ class StreamCopyCamera:
             log.warning("%s: stopped reading: %s", self.device, exc)
         if pending:
             log.info("%s: %d packet(s) at the end decoded to no picture; not recorded", self.device, len(pending))
+
+    def _behind(self, packet: Any) -> bool:
+        """Catching up: skip decoding from when the lag passes FALL_BEHIND to the first keyframe that
+        comes within CAUGHT_UP of its time (decoding can only restart at a keyframe)."""
+        stamp = packet.dts if packet.dts is not None else packet.pts
+        if stamp is None or packet.time_base is None:
+            return False
+        lag = self._lag.lag(float(stamp * packet.time_base), time.monotonic())
+        if self._catching_up:
+            if packet.is_keyframe and lag <= CAUGHT_UP:
+                self._catching_up = False
+                log.info("%s: caught up (%d pictures not decoded in all)", self.device, self.skipped_pictures)
+        elif lag > FALL_BEHIND and not packet.is_keyframe:
+            self._catching_up = True
+            log.warning("%s: %.1f s behind the camera: not decoding until a keyframe comes in time (every packet "
+                        "is still recorded)", self.device, lag)
+        return self._catching_up
 
     def _decode(self, packet: Any) -> list[Any]:
         try:

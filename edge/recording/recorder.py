@@ -98,7 +98,7 @@ class Recorder:
     def process(self, frame: CapturedFrame) -> None:
         self.frames += 1
         transitions = []
-        if self._behind(frame):
+        if frame.luma is None or self._behind(frame):
             self._note_dropped()
             # Unknown, so assume nothing changed: a skipped stretch neither starts nor ends an event.
             transitions = self.machine.update(frame.time, self.motion_active)
