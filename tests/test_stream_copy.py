@@ -1,6 +1,7 @@
 """Recording a source's own H.264 without re-encoding (edge.capture.stream_copy), end to end:
-files with B-frames in MP4 and MPEG-TS, the recorder and the real vault, an HTTP stream on
-loopback, the choice between copying and re-encoding, and the daemon."""
+files with B-frames in MP4 and MPEG-TS, the recorder and the real vault, an RTSP camera
+(tests/rtsp_camera.py) and an HTTP stream on loopback, falling behind a live stream, the choice
+between copying and re-encoding, and the daemon."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ import av
 import pytest
 from conftest import PASSPHRASE, run_cli
 from daemon_helpers import DaemonProc, clips_json
+from rtsp_camera import RtspCamera
 from vault_support import open_vault, owner_identity
 
 from edge.capture import open_camera
@@ -72,6 +74,9 @@ def mux(packets: list[EncodedPacket]) -> io.BytesIO:
     assert muxer.failed is None
     sink.buf.seek(0)
     return sink.buf
+
+
+SPS_NAL, PPS_NAL = 7, 8
 
 
 def nal_types(data: bytes) -> list[int]:
@@ -254,6 +259,36 @@ def test_an_http_stream_is_copied_and_a_stalled_one_ends_within_the_read_timeout
     waited = time.monotonic() - t0
     stalled.close()
     assert 0 < len(got) < 14 * 15 and waited < 20
+
+
+@pytest.fixture(scope="module")
+def camera_stream(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """What an IP camera sends: no B-frames, a keyframe a second, Annex B (MPEG-TS)."""
+    scene = SyntheticScene(2, "walk", 8)
+    return write_video(scene, tmp_path_factory.mktemp("rtsp") / "camera.ts", size=(320, 240),
+                       options={"preset": "veryfast", "crf": "26", "x264-params": "bframes=0:keyint=15"})
+
+
+@pytest.mark.parametrize("in_band", [True, False], ids=["sets-in-band", "sets-only-in-sdp"])
+def test_an_rtsp_camera_is_recorded_bit_for_bit(camera_stream: Path, in_band: bool) -> None:
+    camera = RtspCamera(camera_stream, speed=4.0, in_band_parameter_sets=in_band)
+    try:
+        cam = StreamCopyCamera(camera.url, detect_size=(160, 120), fps=15)
+        assert (cam.width, cam.height) == (320, 240)
+        frames = list(itertools.islice(cam.frames(), 1000))
+        cam.close()
+    finally:
+        camera.close()
+    assert camera.requests[:4] == ["OPTIONS", "DESCRIBE", "SETUP", "PLAY"] and camera.sent_units == 8 * 15
+    packets = [p for f in frames for p in f.packets]
+    assert len(frames) == len(packets) == 8 * 15 and all(f.luma is not None for f in frames)
+    assert [p.keyframe for p in packets] == [i % 15 == 0 for i in range(8 * 15)]
+    steps = {b.dts - a.dts for a, b in itertools.pairwise(packets)}
+    assert steps == {6000}, steps  # the camera's 90 kHz clock: one picture every 1/15 s
+    for p in packets:
+        if p.keyframe:  # inserted from the SDP where the camera sends them only there
+            assert {SPS_NAL, PPS_NAL} <= set(nal_types(p.data))
+    assert pictures(mux(packets), format="mpegts") == pictures(str(camera_stream))
 
 
 def test_falling_behind_a_live_stream_skips_pictures_never_packets(http_camera: str, walk_files: dict[str, Path],

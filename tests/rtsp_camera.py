@@ -1,0 +1,192 @@
+"""A small RTSP camera for the tests: serves an H.264 file the way IP cameras do, to FFmpeg's real
+RTSP client on loopback.
+
+RTSP 1.0 (OPTIONS, DESCRIBE, SETUP, PLAY, GET_PARAMETER, TEARDOWN), RTP over the RTSP connection
+("interleaved", what `rtsp_transport=tcp` asks for), H.264 payloads as RFC 6184 describes them:
+one NAL unit per RTP packet, or FU-A fragments for larger ones, the marker bit on the last packet of
+each picture, a 90 kHz clock. The SDP carries the parameter sets (sprop-parameter-sets); with
+`in_band_parameter_sets=False` they are left out of the stream itself, as some cameras do.
+Pictures are sent at `speed` times real time, once, then the connection is closed.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import socket
+import struct
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import av
+
+MAX_PAYLOAD = 1400
+SPS, PPS = 7, 8
+
+
+@dataclass
+class AccessUnit:
+    pts: int  # 90 kHz
+    nals: list[bytes]
+
+
+def split_nals(data: bytes) -> list[bytes]:
+    """NAL units of an Annex B access unit, without their start codes."""
+    out, starts = [], []
+    i = data.find(b"\x00\x00\x01")
+    while i >= 0:
+        starts.append(i + 3)
+        i = data.find(b"\x00\x00\x01", i + 3)
+    for k, s in enumerate(starts):
+        end = starts[k + 1] - 3 if k + 1 < len(starts) else len(data)
+        nal = data[s:end]
+        if k + 1 < len(starts) and nal.endswith(b"\x00"):
+            nal = nal[:-1]  # the leading zero of a four-byte start code
+        if nal:
+            out.append(nal)
+    return out
+
+
+def read_access_units(path: Path) -> list[AccessUnit]:
+    """An Annex B file (MPEG-TS) as access units with 90 kHz timestamps (IPPP: pts = dts)."""
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        scale = stream.time_base * 90_000
+        units = [AccessUnit(round(p.pts * scale), split_nals(bytes(p))) for p in container.demux(stream) if p.size]
+    first = units[0].pts
+    return [AccessUnit(u.pts - first, u.nals) for u in units]
+
+
+def rtp_packets(unit: AccessUnit, seq: int) -> tuple[list[bytes], int]:
+    """RTP packets (RFC 6184, single NAL units and FU-A) of one access unit; returns the next seq."""
+    payloads: list[bytes] = []
+    for nal in unit.nals:
+        if len(nal) <= MAX_PAYLOAD:
+            payloads.append(nal)
+            continue
+        indicator, kind = (nal[0] & 0xE0) | 28, nal[0] & 0x1F
+        body = nal[1:]
+        chunks = [body[i:i + MAX_PAYLOAD - 2] for i in range(0, len(body), MAX_PAYLOAD - 2)]
+        for n, chunk in enumerate(chunks):
+            header = kind | (0x80 if n == 0 else 0) | (0x40 if n == len(chunks) - 1 else 0)
+            payloads.append(bytes([indicator, header]) + chunk)
+    out = []
+    for n, payload in enumerate(payloads):
+        marker = 0x80 if n == len(payloads) - 1 else 0
+        header = struct.pack("!BBHII", 0x80, marker | 96, seq & 0xFFFF, unit.pts & 0xFFFFFFFF, 0x5EC0C0A1)
+        out.append(header + payload)
+        seq += 1
+    return out, seq
+
+
+class RtspCamera:
+    def __init__(self, video: Path, *, speed: float = 4.0, in_band_parameter_sets: bool = True) -> None:
+        self.units = read_access_units(video)
+        sets = [n for u in self.units[:1] for n in u.nals if n[0] & 0x1F in (SPS, PPS)]
+        self.sps = next(n for n in sets if n[0] & 0x1F == SPS)
+        self.pps = next(n for n in sets if n[0] & 0x1F == PPS)
+        if not in_band_parameter_sets:
+            self.units = [AccessUnit(u.pts, [n for n in u.nals if n[0] & 0x1F not in (SPS, PPS)])
+                          for u in self.units]
+        self.speed = speed
+        self.requests: list[str] = []
+        self.sent_units = 0
+        self._server = socket.create_server(("127.0.0.1", 0))
+        self._server.settimeout(0.2)
+        self.url = f"rtsp://127.0.0.1:{self._server.getsockname()[1]}/cam"
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(10)
+        self._server.close()
+
+    def _serve(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = self._server.accept()
+            except TimeoutError:
+                continue
+            with conn:
+                conn.settimeout(0.2)
+                with contextlib.suppress(OSError):
+                    self._session(conn)
+
+    def _session(self, conn: socket.socket) -> None:
+        buf = b""
+        deadline = time.monotonic() + 60
+        while not self._stop.is_set() and time.monotonic() < deadline:
+            request, buf = self._read_request(conn, buf)
+            if request is None:
+                return
+            method, headers = request
+            self.requests.append(method)
+            cseq = headers.get("cseq", "0")
+            if method == "DESCRIBE":
+                sdp = self._sdp().encode()
+                self._reply(conn, cseq, f"Content-Base: {self.url}/\r\nContent-Type: application/sdp\r\n"
+                                        f"Content-Length: {len(sdp)}\r\n", sdp)
+            elif method == "SETUP":
+                self._reply(conn, cseq, "Transport: RTP/AVP/TCP;unicast;interleaved=0-1\r\n"
+                                        "Session: 5EC0C0A1;timeout=60\r\n")
+            elif method == "PLAY":
+                self._reply(conn, cseq, f"Session: 5EC0C0A1\r\nRange: npt=0.000-\r\nRTP-Info: url={self.url}/track1;"
+                                        "seq=0;rtptime=0\r\n")
+                self._stream(conn)
+                return
+            elif method == "TEARDOWN":
+                self._reply(conn, cseq, "Session: 5EC0C0A1\r\n")
+                return
+            else:  # OPTIONS, GET_PARAMETER
+                self._reply(conn, cseq, "Public: OPTIONS, DESCRIBE, SETUP, PLAY, GET_PARAMETER, TEARDOWN\r\n")
+
+    def _read_request(self, conn: socket.socket, buf: bytes) -> tuple[tuple[str, dict[str, str]] | None, bytes]:
+        while b"\r\n\r\n" not in buf:
+            if self._stop.is_set():
+                return None, buf
+            try:
+                chunk = conn.recv(4096)
+            except TimeoutError:
+                continue
+            if not chunk:
+                return None, buf
+            buf += chunk
+        head, buf = buf.split(b"\r\n\r\n", 1)
+        lines = head.decode("latin-1").split("\r\n")
+        headers = {}
+        for line in lines[1:]:
+            name, _, value = line.partition(":")
+            headers[name.strip().lower()] = value.strip()
+        length = int(headers.get("content-length", "0"))
+        while len(buf) < length:
+            buf += conn.recv(4096)
+        return (lines[0].split(" ", 1)[0], headers), buf[length:]
+
+    @staticmethod
+    def _reply(conn: socket.socket, cseq: str, headers: str, body: bytes = b"") -> None:
+        conn.sendall(f"RTSP/1.0 200 OK\r\nCSeq: {cseq}\r\n{headers}\r\n".encode() + body)
+
+    def _sdp(self) -> str:
+        sets = ",".join(base64.b64encode(n).decode() for n in (self.sps, self.pps))
+        profile = self.sps[1:4].hex()
+        return ("v=0\r\no=- 0 0 IN IP4 127.0.0.1\r\ns=consentcam test camera\r\nc=IN IP4 0.0.0.0\r\nt=0 0\r\n"
+                "a=control:*\r\nm=video 0 RTP/AVP 96\r\na=rtpmap:96 H264/90000\r\n"
+                f"a=fmtp:96 packetization-mode=1;profile-level-id={profile};sprop-parameter-sets={sets}\r\n"
+                "a=control:track1\r\n")
+
+    def _stream(self, conn: socket.socket) -> None:
+        """Every access unit at its time (divided by speed), then the camera goes away."""
+        conn.setblocking(True)
+        start = time.monotonic()
+        seq = 0
+        for unit in self.units:
+            delay = start + unit.pts / 90_000 / self.speed - time.monotonic()
+            if delay > 0 and self._stop.wait(delay):
+                return
+            packets, seq = rtp_packets(unit, seq)
+            conn.sendall(b"".join(b"$\x00" + struct.pack("!H", len(p)) + p for p in packets))
+            self.sent_units += 1
