@@ -102,6 +102,42 @@ class Timeline:
         return max(raw_pts + self._offset, out), out
 
 
+def open_input(device: str, timeouts: tuple[float, float], *, h264: bool) -> tuple[Any, Any]:
+    """(container, first video stream) of a file or stream URL; `h264`: anything else is NotCopyable."""
+    import av
+
+    options = {"rtsp_transport": "tcp"} if device.startswith(("rtsp://", "rtsps://")) else {}
+    try:
+        container = av.open(device, options=options, timeout=timeouts)
+    except (av.FFmpegError, UnicodeDecodeError) as exc:
+        raise CameraOpenError(f"{device}: cannot open as a video source: {exc}") from exc
+    except OSError as exc:
+        raise CameraOpenError(f"{device}: cannot read: {exc.strerror or exc}") from exc
+    if not container.streams.video:
+        container.close()
+        raise CameraOpenError(f"{device}: has no video stream")
+    stream = container.streams.video[0]
+    codec = stream.codec_context.name
+    if h264 and codec != "h264":
+        container.close()
+        raise NotCopyable(f"{device}: sends {codec} video; only H.264 can be recorded as it is")
+    decode_single_threaded(stream)
+    return container, stream
+
+
+def recordable(packet: Any, filters: Any, timeline: Timeline) -> list[_Raw]:
+    """A demuxed packet as the recorder stores it (call after decoding it: the filters take its data)."""
+    out = []
+    for p in filters.filter(packet):
+        pts, dts = timeline.convert(p.pts, p.dts)
+        out.append(_Raw(bytes(p), pts, dts, bool(p.is_keyframe)))
+    return out
+
+
+def stamped(raws: list[_Raw], t: float) -> list[EncodedPacket]:
+    return [EncodedPacket(pts=r.pts, keyframe=r.keyframe, data=r.data, time=t, dts=r.dts) for r in raws]
+
+
 class LagMeter:
     """How long a live source's packets have waited for us: the time since the camera's clock says
     they were made, less the quickest arrival seen so far (the network's own delay). That floor may
@@ -123,6 +159,34 @@ class LagMeter:
             self._floor = min(self._floor + self.CREEP * max(0.0, now - self._last), offset)
         self._last = now
         return offset - self._floor
+
+
+class CatchUp:
+    """Whether to leave a live source's next picture undecoded: from when the lag passes FALL_BEHIND
+    to the first keyframe that comes within CAUGHT_UP of its time (decoding can only restart at a
+    keyframe)."""
+
+    def __init__(self, device: str) -> None:
+        self.device = device
+        self.meter = LagMeter()
+        self.active = False
+        self.skipped = 0
+
+    def skip(self, packet: Any) -> bool:
+        stamp = packet.dts if packet.dts is not None else packet.pts
+        if stamp is None or packet.time_base is None:
+            return False
+        lag = self.meter.lag(float(stamp * packet.time_base), time.monotonic())
+        if self.active:
+            if packet.is_keyframe and lag <= CAUGHT_UP:
+                self.active = False
+                log.info("%s: caught up (%d pictures not decoded in all)", self.device, self.skipped)
+        elif lag > FALL_BEHIND and not packet.is_keyframe:
+            self.active = True
+            log.warning("%s: %.1f s behind the camera: not decoding until a keyframe comes in time (every packet "
+                        "is still recorded)", self.device, lag)
+        self.skipped += self.active
+        return self.active
 
 
 class StreamCopyCamera:
@@ -156,30 +220,16 @@ class StreamCopyCamera:
         self.frame_count = int(stream.frames or 0) if self.is_file else 0
         self._timeline = Timeline(stream.time_base or fractions.Fraction(1, PTS_HZ), self.fps)
         self.decode_errors = 0
-        self._lag = LagMeter()
-        self._catching_up = False
-        self.skipped_pictures = 0  # live sources: pictures not decoded to catch up (their packets kept)
+        self._catch_up = CatchUp(device)
+
+    @property
+    def skipped_pictures(self) -> int:
+        """Live sources: pictures left undecoded to catch up with the camera (their packets were kept)."""
+        return self._catch_up.skipped
 
     def _open(self) -> None:
-        av = self._av
-        options = {"rtsp_transport": "tcp"} if self.device.startswith(("rtsp://", "rtsps://")) else {}
-        try:
-            container = av.open(self.device, options=options, timeout=self._timeouts)
-        except (av.FFmpegError, UnicodeDecodeError) as exc:
-            raise CameraOpenError(f"{self.device}: cannot open as a video source: {exc}") from exc
-        except OSError as exc:
-            raise CameraOpenError(f"{self.device}: cannot read: {exc.strerror or exc}") from exc
-        if not container.streams.video:
-            container.close()
-            raise CameraOpenError(f"{self.device}: has no video stream")
-        stream = container.streams.video[0]
-        codec = stream.codec_context.name
-        if codec != "h264":
-            container.close()
-            raise NotCopyable(f"{self.device}: sends {codec} video; only H.264 can be recorded as it is")
-        decode_single_threaded(stream)
-        self._container, self._stream = container, stream
-        self._filters = av.BitStreamFilterContext(_FILTERS, stream)
+        self._container, self._stream = open_input(self.device, self._timeouts, h264=True)
+        self._filters = self._av.BitStreamFilterContext(_FILTERS, self._stream)
 
     def frames(self) -> Iterator[CapturedFrame]:
         start = time.time() if self.time_origin is None else self.time_origin
@@ -212,27 +262,22 @@ class StreamCopyCamera:
             for packet in self._container.demux(self._stream):
                 if self._closed:
                     return
-                if packet.size and not self.is_file and self._behind(packet):
+                if packet.size and not self.is_file and self._catch_up.skip(packet):
                     # Too slow for this camera: record the packet, leave its picture undecoded.
-                    pending += [self._raw(p) for p in self._filters.filter(packet)]
                     now = time.time()
-                    packets = [EncodedPacket(pts=r.pts, keyframe=r.keyframe, data=r.data, time=now, dts=r.dts)
-                               for r in pending]
+                    packets = stamped(pending + recordable(packet, self._filters, self._timeline), now)
                     pending = []
-                    self.skipped_pictures += 1
                     yield CapturedFrame(time=now, luma=None, packets=packets, index=counter[0],
                                         monotonic=time.monotonic())
                     counter[0] += 1
                     continue
                 decoded = self._decode(packet)
                 if packet.size:  # after decoding: the filters take the packet's data
-                    pending += [self._raw(p) for p in self._filters.filter(packet)]
+                    pending += recordable(packet, self._filters, self._timeline)
                 for frame in decoded:
                     t, mono = (start + clock.time_of(frame.time), None) if self.is_file \
                         else (time.time(), time.monotonic())
-                    packets = [EncodedPacket(pts=r.pts, keyframe=r.keyframe, data=r.data, time=t, dts=r.dts)
-                               for r in pending]
-                    pending = []
+                    packets, pending = stamped(pending, t), []
                     yield CapturedFrame(time=t, luma=frame_luma(frame, self.detect_size), packets=packets,
                                         index=counter[0], monotonic=mono)
                     counter[0] += 1
@@ -240,23 +285,6 @@ class StreamCopyCamera:
             log.warning("%s: stopped reading: %s", self.device, exc)
         if pending:
             log.info("%s: %d packet(s) at the end decoded to no picture; not recorded", self.device, len(pending))
-
-    def _behind(self, packet: Any) -> bool:
-        """Catching up: skip decoding from when the lag passes FALL_BEHIND to the first keyframe that
-        comes within CAUGHT_UP of its time (decoding can only restart at a keyframe)."""
-        stamp = packet.dts if packet.dts is not None else packet.pts
-        if stamp is None or packet.time_base is None:
-            return False
-        lag = self._lag.lag(float(stamp * packet.time_base), time.monotonic())
-        if self._catching_up:
-            if packet.is_keyframe and lag <= CAUGHT_UP:
-                self._catching_up = False
-                log.info("%s: caught up (%d pictures not decoded in all)", self.device, self.skipped_pictures)
-        elif lag > FALL_BEHIND and not packet.is_keyframe:
-            self._catching_up = True
-            log.warning("%s: %.1f s behind the camera: not decoding until a keyframe comes in time (every packet "
-                        "is still recorded)", self.device, lag)
-        return self._catching_up
 
     def _decode(self, packet: Any) -> list[Any]:
         try:
@@ -268,10 +296,6 @@ class StreamCopyCamera:
             if self.decode_errors in (1, 10, 100) or self.decode_errors % 1000 == 0:
                 log.warning("%s: %d packet(s) did not decode (%s)", self.device, self.decode_errors, exc)
             return []
-
-    def _raw(self, packet: Any) -> _Raw:
-        pts, dts = self._timeline.convert(packet.pts, packet.dts)
-        return _Raw(bytes(packet), pts, dts, bool(packet.is_keyframe))
 
     def close(self) -> None:
         # As for file sources: the frame loop frees the demuxer when close() comes mid-read from
