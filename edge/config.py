@@ -63,6 +63,9 @@ class CameraConfig:
     # opencv streams and files: record the source's own H.264 (copy) or re-encode it at width x height
     # and bitrate (encode). auto: copy when the source sends H.264 and no privacy mask is set.
     record: Literal["auto", "copy", "encode"] = "auto"
+    # IP cameras: the camera's substream, for the motion detector only; the main stream (device) is then
+    # copied without being decoded at all. Needs record auto or copy.
+    detect_device: str = ""
     width: int = _num(1280, min=64, max=4096)
     height: int = _num(720, min=48, max=3072)
     fps: float = _num(15.0, min=1.0, max=60.0)

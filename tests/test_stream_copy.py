@@ -23,6 +23,7 @@ from rtsp_camera import RtspCamera
 from vault_support import open_vault, owner_identity
 
 from edge.capture import open_camera
+from edge.capture.dual_stream import DualStreamCamera
 from edge.capture.frames import EncodedPacket
 from edge.capture.opencv_source import CameraOpenError, OpenCVCamera
 from edge.capture.stream_copy import StreamCopyCamera, Timeline
@@ -289,6 +290,65 @@ def test_an_rtsp_camera_is_recorded_bit_for_bit(camera_stream: Path, in_band: bo
         if p.keyframe:  # inserted from the SDP where the camera sends them only there
             assert {SPS_NAL, PPS_NAL} <= set(nal_types(p.data))
     assert pictures(mux(packets), format="mpegts") == pictures(str(camera_stream))
+
+
+@pytest.fixture(scope="module")
+def main_and_substream(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """One scene as a camera sends it twice: a 640x480 main stream and a 160x120 substream."""
+    scene = SyntheticScene(2, "walk", 10)
+    tmp = tmp_path_factory.mktemp("dual")
+    options = {"preset": "veryfast", "crf": "26", "x264-params": "bframes=0:keyint=15"}
+    return (write_video(scene, tmp / "main.ts", size=(640, 480), options=options),
+            write_video(scene, tmp / "sub.ts", size=(160, 120), options=options))
+
+
+def test_the_main_stream_is_recorded_as_it_arrives_and_the_substream_feeds_the_detector(
+        main_and_substream: tuple[Path, Path], state_dir: Path, tmp_path: Path, _state_template: Path) -> None:
+    main_file, sub_file = main_and_substream
+    main, sub = RtspCamera(main_file, speed=2.0), RtspCamera(sub_file, speed=2.0)
+    config = config_from_dict({"camera": {"source": "opencv", "device": main.url, "detect_device": sub.url,
+                                          "detect_width": 160, "detect_height": 120},
+                               "recording": {"pre_roll": 1, "post_roll": 1}})
+    try:
+        cam = open_camera(config)
+        assert isinstance(cam, DualStreamCamera) and (cam.width, cam.height) == (640, 480)
+        vault = open_vault(state_dir)
+        rec = Recorder(config, vault, camera_name="porch", fps=cam.fps, size=(cam.width, cam.height))
+        frames = []
+        for frame in itertools.islice(cam.frames(), 1000):
+            frames.append(frame)
+            rec.process(frame)
+        rec.flush(time.time())
+        cam.close()
+    finally:
+        main.close()
+        sub.close()
+    seen = [f for f in frames if f.luma is not None]
+    # The streams end together and the source ends with the first of them: most substream pictures
+    assert len(seen) > 6 * 15 and all(f.luma.shape == (120, 160) for f in seen)
+    packets = [p for f in frames for p in f.packets]
+    assert pictures(mux(packets), format="mpegts") == pictures(str(main_file))  # every main picture, untouched
+    (clip,) = vault.list_clips()  # the walker, found on the substream, recorded from the main stream
+    out = tmp_path / "clip.ts"
+    vault.export(clip.id, owner_identity(_state_template, PASSPHRASE), out)
+    with av.open(str(out)) as media:
+        assert (media.streams.video[0].width, media.streams.video[0].height) == (640, 480)
+    recorded, expected = pictures(str(out)), pictures(str(main_file))
+    first = expected.index(recorded[0])
+    assert recorded == expected[first:first + len(recorded)] and len(recorded) > 2 * 15
+
+
+def test_a_substream_needs_the_main_stream_copied(camera_stream: Path) -> None:
+    with pytest.raises(CameraOpenError, match=r"needs camera\.record auto or copy"):
+        open_camera(config_from_dict({"camera": {"source": "opencv", "device": "rtsp://127.0.0.1:9/main",
+                                                 "detect_device": "rtsp://127.0.0.1:9/sub", "record": "encode"}}))
+    with pytest.raises(CameraOpenError, match=r"cannot be used with recording\.privacy_masks"):
+        open_camera(config_from_dict({"camera": {"source": "opencv", "device": "rtsp://127.0.0.1:9/main",
+                                                 "detect_device": "rtsp://127.0.0.1:9/sub"},
+                                      "recording": {"privacy_masks": [[[0, 0], [0.5, 0], [0.5, 0.5]]]}}))
+    with pytest.raises(CameraOpenError, match="must both be rtsp"):
+        open_camera(config_from_dict({"camera": {"source": "opencv", "device": str(camera_stream),
+                                                 "detect_device": "rtsp://127.0.0.1:9/sub"}}))
 
 
 def test_falling_behind_a_live_stream_skips_pictures_never_packets(http_camera: str, walk_files: dict[str, Path],

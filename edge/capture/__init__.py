@@ -87,6 +87,8 @@ def _stream_copy(config: Config, mask: Any, *, time_origin: float | None, loop: 
     from edge.capture.stream_copy import NotCopyable, StreamCopyCamera
 
     cam = config.camera
+    if cam.detect_device:
+        return _dual_stream(config, mask)
     if cam.record == "encode":
         return None
     why_not = None
@@ -110,3 +112,26 @@ def _stream_copy(config: Config, mask: Any, *, time_origin: float | None, loop: 
             raise CameraOpenError(f"camera.record: copy is not possible: {exc}; use auto or encode") from exc
         log.info("recording by re-encoding: %s", exc)
         return None
+
+
+def _dual_stream(config: Config, mask: Any) -> Any:
+    """Main stream copied, substream decoded for the detector (edge.capture.dual_stream)."""
+    from edge.capture.dual_stream import DualStreamCamera
+    from edge.capture.opencv_source import CameraOpenError
+    from edge.capture.stream_copy import NotCopyable
+
+    cam = config.camera
+    if cam.record == "encode":
+        raise CameraOpenError("camera.detect_device needs camera.record auto or copy: with it, the main stream is "
+                              "recorded as it arrives and never decoded")
+    if mask is not None:
+        raise CameraOpenError("camera.detect_device cannot be used with recording.privacy_masks: a mask must be drawn "
+                              "into the main stream's pictures, which means decoding and re-encoding it")
+    try:
+        camera = DualStreamCamera(cam.device, cam.detect_device, detect_size=(cam.detect_width, cam.detect_height),
+                                  fps=cam.fps)
+    except NotCopyable as exc:
+        raise CameraOpenError(f"camera.detect_device: the main stream must be H.264: {exc}") from exc
+    log.info("recording the main stream's own H.264 as it arrives (%dx%d, %.3g fps), detecting on %s (%dx%d)",
+             camera.width, camera.height, camera.fps, cam.detect_device, *camera.detect_source_size)
+    return camera

@@ -53,7 +53,7 @@ MAX_JUMP_SECONDS = 10.0
 # recorded, every one) until a keyframe that arrives within CAUGHT_UP of its time.
 FALL_BEHIND = 0.5
 CAUGHT_UP = 0.25
-_FILTERS = "h264_mp4toannexb,dump_extra=freq=keyframe"
+ANNEX_B_FILTERS = "h264_mp4toannexb,dump_extra=freq=keyframe"
 
 
 class NotCopyable(CameraOpenError):
@@ -229,7 +229,7 @@ class StreamCopyCamera:
 
     def _open(self) -> None:
         self._container, self._stream = open_input(self.device, self._timeouts, h264=True)
-        self._filters = self._av.BitStreamFilterContext(_FILTERS, self._stream)
+        self._filters = self._av.BitStreamFilterContext(ANNEX_B_FILTERS, self._stream)
 
     def frames(self) -> Iterator[CapturedFrame]:
         start = time.time() if self.time_origin is None else self.time_origin
