@@ -22,10 +22,10 @@ from daemon_helpers import DaemonProc, clips_json
 from rtsp_camera import RtspCamera
 from vault_support import open_vault, owner_identity
 
-from edge.capture import open_camera
+from edge.capture import choose_source, open_camera
 from edge.capture.dual_stream import DualStreamCamera
 from edge.capture.frames import EncodedPacket
-from edge.capture.opencv_source import CameraOpenError, OpenCVCamera
+from edge.capture.opencv_source import CameraOpenError, OpenCVCamera, without_credentials
 from edge.capture.stream_copy import StreamCopyCamera, Timeline
 from edge.capture.synthetic import SyntheticScene, write_video
 from edge.config import config_from_dict
@@ -415,3 +415,19 @@ log:
     first = expected.index(recorded[0])
     # bit for bit: only the camera's own bitstream decodes to exactly its pictures
     assert recorded == expected[first:first + len(recorded)] and len(recorded) > 2 * 15, daemon.log_tail()
+
+
+def test_camera_passwords_stay_out_of_messages_and_the_status(caplog: pytest.LogCaptureFixture) -> None:
+    url = "rtsp://admin:s3cret-pw@127.0.0.1:9/stream1"  # nothing listens on port 9 of loopback
+    assert without_credentials(f"open {url} or http://me:pw@cam.local/sub failed") == \
+        "open rtsp://***@127.0.0.1:9/stream1 or http://***@cam.local/sub failed"
+    with pytest.raises(CameraOpenError) as err:
+        StreamCopyCamera(url, detect_size=(160, 120), fps=15, open_timeout=5.0)
+    assert "s3cret" not in str(err.value) and "rtsp://***@127.0.0.1:9/stream1" in str(err.value)
+    config = config_from_dict({"camera": {"source": "auto", "device": url}})
+    source, reason = choose_source(config)
+    assert source in ("synthetic", "picamera2") and "s3cret" not in reason
+    with pytest.raises(CameraOpenError) as err:
+        open_camera(config, "opencv")
+    assert "s3cret" not in str(err.value)
+    assert "s3cret" not in caplog.text

@@ -25,16 +25,17 @@ def choose_source(config: Config) -> tuple[str, str]:
     requested = config.camera.source
     if requested != "auto":
         return requested, "configured"
-    from edge.capture.opencv_source import probe_device
+    from edge.capture.opencv_source import probe_device, without_credentials
     from edge.capture.picamera2_source import picamera2_available
 
     ok, why = picamera2_available()
     if ok:
         return "picamera2", f"auto: {why}"
     device = config.camera.device
+    shown = without_credentials(device)
     if probe_device(device):
-        return "opencv", f"auto: {why}; {device} delivers frames"
-    reason = f"auto: {why}; {device} does not open; using the SYNTHETIC test scene"
+        return "opencv", f"auto: {why}; {shown} delivers frames"
+    reason = f"auto: {why}; {shown} does not open; using the SYNTHETIC test scene"
     log.warning("no camera found (%s)", reason)
     return "synthetic", reason
 
@@ -133,5 +134,5 @@ def _dual_stream(config: Config, mask: Any) -> Any:
     except NotCopyable as exc:
         raise CameraOpenError(f"camera.detect_device: the main stream must be H.264: {exc}") from exc
     log.info("recording the main stream's own H.264 as it arrives (%dx%d, %.3g fps), detecting on %s (%dx%d)",
-             camera.width, camera.height, camera.fps, cam.detect_device, *camera.detect_source_size)
+             camera.width, camera.height, camera.fps, camera.detect_shown, *camera.detect_source_size)
     return camera

@@ -25,7 +25,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from edge.capture.frames import CapturedFrame, EncodedPacket
-from edge.capture.opencv_source import CameraOpenError, frame_luma, is_stream_url
+from edge.capture.opencv_source import CameraOpenError, frame_luma, is_stream_url, without_credentials
 from edge.capture.stream_copy import (
     ANNEX_B_FILTERS,
     OPEN_TIMEOUT,
@@ -60,6 +60,7 @@ class DualStreamCamera:
                                   "rtsp:// or http(s):// streams")
         self._av = av
         self.device, self.detect_device = device, detect_device
+        self.shown, self.detect_shown = without_credentials(device), without_credentials(detect_device)
         self.detect_size = detect_size
         timeouts = (open_timeout, read_timeout)
         self._main, self._main_stream = open_input(device, timeouts, h264=True)
@@ -103,7 +104,7 @@ class DualStreamCamera:
                     self._hand_over(stamped(recordable(packet, self._filters, self._timeline), time.time()))
         except self._av.FFmpegError as exc:
             if not self._closed.is_set():
-                log.warning("%s: stopped reading the main stream: %s", self.device, exc)
+                log.warning("%s: stopped reading the main stream: %s", self.shown, without_credentials(str(exc)))
         finally:
             self._main_ended.set()
             with contextlib.suppress(self._av.FFmpegError, OSError):
@@ -119,7 +120,7 @@ class DualStreamCamera:
                 self.dropped_main_packets += 1
                 if self.dropped_main_packets in (1, 100) or self.dropped_main_packets % 10_000 == 0:
                     log.error("%s: the frame loop is not taking the main stream's packets: %d dropped",
-                              self.device, self.dropped_main_packets)
+                              self.shown, self.dropped_main_packets)
 
     def _take(self) -> list[EncodedPacket]:
         with self._lock:
@@ -147,13 +148,13 @@ class DualStreamCamera:
                                         packets=self._take(), index=n, monotonic=time.monotonic())
                     n += 1
         except self._av.FFmpegError as exc:
-            log.warning("%s: stopped reading the substream: %s", self.detect_device, exc)
+            log.warning("%s: stopped reading the substream: %s", self.detect_shown, without_credentials(str(exc)))
         finally:
             with self._lock:
                 self._busy = False
             self._close_sub()
         if self._main_ended.is_set() and not self._closed.is_set():
-            log.warning("%s: the main stream ended", self.device)
+            log.warning("%s: the main stream ended", self.shown)
         self._closed.set()
         self._reader.join(READ_TIMEOUT + 1.0)
         rest = self._take()  # what the main stream sent after the last substream picture
@@ -166,7 +167,8 @@ class DualStreamCamera:
         except self._av.FFmpegError as exc:
             self.decode_errors += 1
             if self.decode_errors in (1, 10, 100) or self.decode_errors % 1000 == 0:
-                log.warning("%s: %d packet(s) did not decode (%s)", self.detect_device, self.decode_errors, exc)
+                log.warning("%s: %d packet(s) did not decode (%s)", self.detect_shown, self.decode_errors,
+                            without_credentials(str(exc)))
             return []
 
     def _close_sub(self) -> None:

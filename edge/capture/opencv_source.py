@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -36,6 +37,15 @@ def is_stream_url(device: str) -> bool:
     return device.startswith(("rtsp://", "rtsps://", "http://", "https://"))
 
 
+_CREDENTIALS = re.compile(r"([a-zA-Z][a-zA-Z0-9+.-]*://)[^/@\s'\"]+@")
+
+
+def without_credentials(text: str) -> str:
+    """`text` with the user:password of any URL in it replaced by ***: camera URLs carry the
+    camera's password, and messages end up in the journal and the status file."""
+    return _CREDENTIALS.sub(r"\1***@", text)
+
+
 def open_capture(device: str) -> cv2.VideoCapture:
     """Open a device path, URL or file; a clear error when it cannot be opened."""
     _quiet_opencv()
@@ -51,7 +61,8 @@ def open_capture(device: str) -> cv2.VideoCapture:
         cap = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG)
     if not cap.isOpened():
         cap.release()
-        raise CameraOpenError(f"{device}: cannot open as a video source (not a camera, stream or video file?)")
+        raise CameraOpenError(f"{without_credentials(device)}: cannot open as a video source (not a camera, stream "
+                              "or video file?)")
     return cap
 
 
@@ -222,7 +233,7 @@ class OpenCVCamera:
         while not self._closed:
             ok, bgr = self._cap.read()
             if not ok:
-                log.warning("%s: no frame from the camera; stopping this source", self.device)
+                log.warning("%s: no frame from the camera; stopping this source", without_credentials(self.device))
                 break
             mono = time.monotonic()
             t = time.time()

@@ -39,6 +39,7 @@ from edge.capture.opencv_source import (
     decode_single_threaded,
     frame_luma,
     is_stream_url,
+    without_credentials,
 )
 
 log = logging.getLogger("consentcam.capture")
@@ -107,20 +108,21 @@ def open_input(device: str, timeouts: tuple[float, float], *, h264: bool) -> tup
     import av
 
     options = {"rtsp_transport": "tcp"} if device.startswith(("rtsp://", "rtsps://")) else {}
+    shown = without_credentials(device)
     try:
         container = av.open(device, options=options, timeout=timeouts)
     except (av.FFmpegError, UnicodeDecodeError) as exc:
-        raise CameraOpenError(f"{device}: cannot open as a video source: {exc}") from exc
+        raise CameraOpenError(f"{shown}: cannot open as a video source: {without_credentials(str(exc))}") from None
     except OSError as exc:
-        raise CameraOpenError(f"{device}: cannot read: {exc.strerror or exc}") from exc
+        raise CameraOpenError(f"{shown}: cannot read: {without_credentials(str(exc.strerror or exc))}") from None
     if not container.streams.video:
         container.close()
-        raise CameraOpenError(f"{device}: has no video stream")
+        raise CameraOpenError(f"{shown}: has no video stream")
     stream = container.streams.video[0]
     codec = stream.codec_context.name
     if h264 and codec != "h264":
         container.close()
-        raise NotCopyable(f"{device}: sends {codec} video; only H.264 can be recorded as it is")
+        raise NotCopyable(f"{shown}: sends {codec} video; only H.264 can be recorded as it is")
     decode_single_threaded(stream)
     return container, stream
 
@@ -167,7 +169,7 @@ class CatchUp:
     keyframe)."""
 
     def __init__(self, device: str) -> None:
-        self.device = device
+        self.device = without_credentials(device)
         self.meter = LagMeter()
         self.active = False
         self.skipped = 0
@@ -201,6 +203,7 @@ class StreamCopyCamera:
 
         self._av = av
         self.device = device
+        self.shown = without_credentials(device)  # for messages: no camera password in the journal
         self.is_file = not is_stream_url(device)
         if self.is_file:
             check_video_file(check_file_path(device))
@@ -282,9 +285,9 @@ class StreamCopyCamera:
                                         index=counter[0], monotonic=mono)
                     counter[0] += 1
         except av.FFmpegError as exc:
-            log.warning("%s: stopped reading: %s", self.device, exc)
+            log.warning("%s: stopped reading: %s", self.shown, without_credentials(str(exc)))
         if pending:
-            log.info("%s: %d packet(s) at the end decoded to no picture; not recorded", self.device, len(pending))
+            log.info("%s: %d packet(s) at the end decoded to no picture; not recorded", self.shown, len(pending))
 
     def _decode(self, packet: Any) -> list[Any]:
         try:
@@ -294,7 +297,8 @@ class StreamCopyCamera:
             # detector waits for the next picture that decodes.
             self.decode_errors += 1
             if self.decode_errors in (1, 10, 100) or self.decode_errors % 1000 == 0:
-                log.warning("%s: %d packet(s) did not decode (%s)", self.device, self.decode_errors, exc)
+                log.warning("%s: %d packet(s) did not decode (%s)", self.shown, self.decode_errors,
+                            without_credentials(str(exc)))
             return []
 
     def close(self) -> None:
