@@ -292,6 +292,21 @@ def test_an_rtsp_camera_is_recorded_bit_for_bit(camera_stream: Path, in_band: bo
     assert pictures(mux(packets), format="mpegts") == pictures(str(camera_stream))
 
 
+def test_an_rtsp_camera_with_b_frames_is_recorded_bit_for_bit(walk_files: dict[str, Path]) -> None:
+    """RTP carries presentation times only; FFmpeg's RTSP client works out decoding times."""
+    camera = RtspCamera(walk_files["ts"], speed=6.0)
+    try:
+        cam = StreamCopyCamera(camera.url, detect_size=(160, 120), fps=15)
+        frames = list(itertools.islice(cam.frames(), 1000))
+        cam.close()
+    finally:
+        camera.close()
+    packets = [p for f in frames for p in f.packets]
+    assert len(packets) == 14 * 15 and any(p.pts != p.dts for p in packets)
+    assert all(b.dts > a.dts for a, b in itertools.pairwise(packets)) and all(p.pts >= p.dts for p in packets)
+    assert pictures(mux(packets), format="mpegts") == pictures(str(walk_files["ts"]))
+
+
 @pytest.fixture(scope="module")
 def main_and_substream(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """One scene as a camera sends it twice: a 640x480 main stream and a 160x120 substream."""
