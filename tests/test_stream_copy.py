@@ -26,7 +26,7 @@ from edge.capture import choose_source, open_camera
 from edge.capture.dual_stream import DualStreamCamera
 from edge.capture.frames import EncodedPacket
 from edge.capture.opencv_source import CameraOpenError, OpenCVCamera, without_credentials
-from edge.capture.stream_copy import StreamCopyCamera, Timeline
+from edge.capture.stream_copy import LagMeter, StreamCopyCamera, Timeline
 from edge.capture.synthetic import SyntheticScene, write_video
 from edge.config import config_from_dict
 from edge.errors import ConfigError
@@ -151,6 +151,33 @@ def test_timeline_starts_at_zero_and_never_goes_back() -> None:
     assert tl.convert(None, None) == (last + 7200, last + 7200)  # no timestamps: one frame on
 
 
+def test_lag_is_time_waited_beyond_the_quickest_arrival_and_survives_clock_steps() -> None:
+    meter = LagMeter()
+    assert meter.lag(100.0, 1000.2) == 0  # the first packet sets the floor (network delay 0.2 s)
+    assert meter.lag(101.0, 1001.1) == 0  # a quicker arrival lowers the floor
+    assert meter.lag(102.0, 1003.1) == pytest.approx(1.0, abs=0.01)  # we fell 1 s behind
+    assert meter.lag(103.0, 1003.2) == pytest.approx(0.1, abs=0.01)  # and caught up
+    # the camera's clock steps back 2 s (a restart): a new floor, not 2 s of lag for half an hour
+    assert meter.lag(101.04, 1003.24) == 0
+    assert meter.lag(101.08, 1003.28) == pytest.approx(0, abs=1e-6)
+    # a step forward lowers the floor at once
+    assert meter.lag(200.0, 1003.32) == 0 and meter.lag(200.04, 1003.36) == pytest.approx(0, abs=1e-6)
+
+
+def test_closing_a_stalled_stream_from_another_thread_ends_it_within_the_read_timeout(http_camera: str) -> None:
+    cam = StreamCopyCamera(f"{http_camera}/stall", detect_size=(160, 120), fps=15, read_timeout=2.0)
+    frames = cam.frames()
+    next(frames)  # reading; the camera then stops sending
+    closer = threading.Timer(0.3, cam.close)
+    closer.start()
+    t0 = time.monotonic()
+    rest = list(itertools.islice(frames, 1000))
+    waited = time.monotonic() - t0
+    closer.join()
+    assert waited < 6 and len(rest) < 14 * 15
+    assert list(cam.frames()) == []  # closed: no more frames, no error
+
+
 def test_a_looping_file_keeps_decoding_times_increasing(walk_files: dict[str, Path]) -> None:
     cam = StreamCopyCamera(str(walk_files["ts"]), detect_size=(160, 120), fps=15, loop=True, time_origin=T0)
     frames = list(itertools.islice(cam.frames(), 2 * 210 + 30))
@@ -259,7 +286,7 @@ def test_an_http_stream_is_copied_and_a_stalled_one_ends_within_the_read_timeout
     got = list(itertools.islice(stalled.frames(), 1000))
     waited = time.monotonic() - t0
     stalled.close()
-    assert 0 < len(got) < 14 * 15 and waited < 20
+    assert 0 < len(got) < 14 * 15 and waited < 6  # read_timeout 2 s, not the default
 
 
 @pytest.fixture(scope="module")
@@ -309,12 +336,12 @@ def test_an_rtsp_camera_with_b_frames_is_recorded_bit_for_bit(walk_files: dict[s
 
 @pytest.fixture(scope="module")
 def main_and_substream(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """One scene as a camera sends it twice: a 640x480 main stream and a 160x120 substream."""
-    scene = SyntheticScene(2, "walk", 10)
+    """One scene as a camera sends it twice: a 640x480 main stream at 15 fps and a 160x120 substream
+    at 10 fps."""
     tmp = tmp_path_factory.mktemp("dual")
     options = {"preset": "veryfast", "crf": "26", "x264-params": "bframes=0:keyint=15"}
-    return (write_video(scene, tmp / "main.ts", size=(640, 480), options=options),
-            write_video(scene, tmp / "sub.ts", size=(160, 120), options=options))
+    return (write_video(SyntheticScene(2, "walk", 10), tmp / "main.ts", size=(640, 480), options=options),
+            write_video(SyntheticScene(2, "walk", 10, fps=10), tmp / "sub.ts", size=(160, 120), options=options))
 
 
 def test_the_main_stream_is_recorded_as_it_arrives_and_the_substream_feeds_the_detector(
@@ -327,8 +354,11 @@ def test_the_main_stream_is_recorded_as_it_arrives_and_the_substream_feeds_the_d
     try:
         cam = open_camera(config)
         assert isinstance(cam, DualStreamCamera) and (cam.width, cam.height) == (640, 480)
+        assert (cam.fps, cam.detect_fps) == (15, 10)
         vault = open_vault(state_dir)
-        rec = Recorder(config, vault, camera_name="porch", fps=cam.fps, size=(cam.width, cam.height))
+        rec = Recorder(config, vault, camera_name="porch", fps=cam.fps, size=(cam.width, cam.height),
+                       detect_fps=cam.detect_fps)
+        assert rec.detector.fps == 10  # the detector is tuned to the pictures it sees
         frames = []
         for frame in itertools.islice(cam.frames(), 1000):
             frames.append(frame)
@@ -340,7 +370,7 @@ def test_the_main_stream_is_recorded_as_it_arrives_and_the_substream_feeds_the_d
         sub.close()
     seen = [f for f in frames if f.luma is not None]
     # The streams end together and the source ends with the first of them: most substream pictures
-    assert len(seen) > 6 * 15 and all(f.luma.shape == (120, 160) for f in seen)
+    assert len(seen) > 6 * 10 and all(f.luma.shape == (120, 160) for f in seen)
     packets = [p for f in frames for p in f.packets]
     assert pictures(mux(packets), format="mpegts") == pictures(str(main_file))  # every main picture, untouched
     (clip,) = vault.list_clips()  # the walker, found on the substream, recorded from the main stream

@@ -17,6 +17,7 @@ restarted whole (the daemon exits with status 1 and systemd starts it again).
 from __future__ import annotations
 
 import contextlib
+import fractions
 import logging
 import threading
 import time
@@ -24,7 +25,7 @@ from collections import deque
 from collections.abc import Iterator
 from typing import Any
 
-from edge.capture.frames import CapturedFrame, EncodedPacket
+from edge.capture.frames import PTS_HZ, CapturedFrame, EncodedPacket
 from edge.capture.opencv_source import CameraOpenError, frame_luma, is_stream_url, without_credentials
 from edge.capture.stream_copy import (
     ANNEX_B_FILTERS,
@@ -48,6 +49,11 @@ class DualStreamError(CameraOpenError):
     pass
 
 
+def _rate(stream: Any, default: float) -> float:
+    rate = stream.average_rate or stream.guessed_rate
+    return float(rate) if rate and 0 < float(rate) <= 240 else default
+
+
 class DualStreamCamera:
     name = "opencv-dual"
 
@@ -69,20 +75,26 @@ class DualStreamCamera:
         except Exception:
             self._main.close()
             raise
+        try:
+            self._filters = av.BitStreamFilterContext(ANNEX_B_FILTERS, self._main_stream)
+        except Exception:
+            self._main.close()
+            self._sub.close()
+            raise
         stream = self._main_stream
-        rate = stream.average_rate or stream.guessed_rate
-        self.fps = float(rate) if rate and 0 < float(rate) <= 240 else fps
+        self.fps = _rate(stream, fps)  # the recording's
+        self.detect_fps = _rate(self._sub_stream, self.fps)  # the detector's: the substream's own rate
         self.width, self.height = stream.codec_context.width, stream.codec_context.height
         sub = self._sub_stream.codec_context
         self.detect_source_size = (sub.width, sub.height)
-        self._filters = av.BitStreamFilterContext(ANNEX_B_FILTERS, stream)
-        self._timeline = Timeline(stream.time_base, self.fps)
+        self._timeline = Timeline(stream.time_base or fractions.Fraction(1, PTS_HZ), self.fps)
         self._waiting: deque[EncodedPacket] = deque()
         self._waiting_bytes = 0
         self._lock = threading.Lock()
         self._main_ended = threading.Event()
         self._closed = threading.Event()
         self._busy = False
+        self._sub_closed = False
         self.dropped_main_packets = 0
         self.decode_errors = 0
         self._catch_up = CatchUp(detect_device)
@@ -115,12 +127,16 @@ class DualStreamCamera:
             for p in packets:
                 self._waiting.append(p)
                 self._waiting_bytes += len(p.data)
-            while self._waiting_bytes > MAX_WAITING_BYTES:
+            dropped = 0
+            # Whole GOPs, oldest first: what stays must start at a keyframe to decode.
+            while self._waiting_bytes > MAX_WAITING_BYTES or (dropped and self._waiting
+                                                               and not self._waiting[0].keyframe):
                 self._waiting_bytes -= len(self._waiting.popleft().data)
-                self.dropped_main_packets += 1
-                if self.dropped_main_packets in (1, 100) or self.dropped_main_packets % 10_000 == 0:
-                    log.error("%s: the frame loop is not taking the main stream's packets: %d dropped",
-                              self.shown, self.dropped_main_packets)
+                dropped += 1
+            self.dropped_main_packets += dropped
+        if dropped:
+            log.error("%s: the frame loop is not taking the main stream's packets: %d dropped (%d in all)",
+                      self.shown, dropped, self.dropped_main_packets)
 
     def _take(self) -> list[EncodedPacket]:
         with self._lock:
@@ -142,7 +158,11 @@ class DualStreamCamera:
                 if self._closed.is_set() or self._main_ended.is_set():
                     break
                 if packet.size and self._catch_up.skip(packet):
-                    continue  # the main packets wait for the next decoded picture
+                    # too slow for the substream: the main packets go on, this picture stays undecoded
+                    yield CapturedFrame(time=time.time(), luma=None, packets=self._take(), index=n,
+                                        monotonic=time.monotonic())
+                    n += 1
+                    continue
                 for frame in self._decode(packet):
                     yield CapturedFrame(time=time.time(), luma=frame_luma(frame, self.detect_size),
                                         packets=self._take(), index=n, monotonic=time.monotonic())
@@ -153,7 +173,9 @@ class DualStreamCamera:
             with self._lock:
                 self._busy = False
             self._close_sub()
-        if self._main_ended.is_set() and not self._closed.is_set():
+        if self._closed.is_set():  # close() from outside: shutting down, nothing more to hand over
+            return
+        if self._main_ended.is_set():
             log.warning("%s: the main stream ended", self.shown)
         self._closed.set()
         self._reader.join(READ_TIMEOUT + 1.0)
@@ -172,6 +194,10 @@ class DualStreamCamera:
             return []
 
     def _close_sub(self) -> None:
+        with self._lock:  # once, whichever thread gets here first
+            if self._sub_closed:
+                return
+            self._sub_closed = True
         with contextlib.suppress(self._av.FFmpegError, OSError):
             self._sub.close()
 

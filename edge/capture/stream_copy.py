@@ -45,9 +45,10 @@ from edge.capture.opencv_source import (
 log = logging.getLogger("consentcam.capture")
 
 # Network sources: give up opening after OPEN_TIMEOUT, and end the source when no data came for
-# READ_TIMEOUT (the daemon then stops and systemd restarts it, as for a webcam that stops).
+# READ_TIMEOUT (the daemon then stops and systemd restarts it, as for a webcam that stops). A read
+# cannot be interrupted, so READ_TIMEOUT must stay inside the daemon's first 5 s of shutdown.
 OPEN_TIMEOUT = 15.0
-READ_TIMEOUT = 10.0
+READ_TIMEOUT = 4.0
 # A timestamp more than this far ahead of the last one is a camera restart, not a gap to keep.
 MAX_JUMP_SECONDS = 10.0
 # Live sources: behind the camera by more than FALL_BEHIND seconds, stop decoding (packets are still
@@ -75,7 +76,9 @@ class Timeline:
     Decoding times stay strictly increasing: a timestamp that goes back (a file starting again, a
     camera that restarted) or jumps more than MAX_JUMP_SECONDS ahead continues one frame after the
     last one, and later timestamps keep their spacing from there. Presentation times move with the
-    same shift, so B-frames keep their order."""
+    same shift, so B-frames keep their order. A packet without a decoding time is taken to be in
+    display order (no B-frames); FFmpeg's file and RTSP demuxers give decoding times to B-frame
+    streams (tests/test_stream_copy.py)."""
 
     def __init__(self, time_base: fractions.Fraction, fps: float) -> None:
         self.scale = time_base * PTS_HZ
@@ -143,23 +146,27 @@ def stamped(raws: list[_Raw], t: float) -> list[EncodedPacket]:
 class LagMeter:
     """How long a live source's packets have waited for us: the time since the camera's clock says
     they were made, less the quickest arrival seen so far (the network's own delay). That floor may
-    creep up by CREEP seconds per second, for a camera clock a little slower than ours; a lag of more
-    than RESET seconds is a discontinuity (a camera that restarted), not slowness, and starts afresh."""
+    creep up by CREEP seconds per second, for a camera clock a little slower than ours. A camera clock
+    that steps back (a restart, a clock correction) is a discontinuity, not slowness: the floor starts
+    afresh. A step forward needs nothing: the floor follows the smaller offset at once."""
 
     CREEP = 0.001
-    RESET = 5.0
+    STEP_BACK = 0.5  # seconds
 
     def __init__(self) -> None:
         self._floor: float | None = None
-        self._last: float = 0.0
+        self._last = 0.0
+        self._stream_last: float | None = None
 
     def lag(self, stream_seconds: float, now: float) -> float:
         offset = now - stream_seconds
-        if self._floor is None or offset - self._floor > self.RESET:
+        stepped_back = self._stream_last is not None and stream_seconds < self._stream_last - self.STEP_BACK
+        if self._floor is None or stepped_back:
             self._floor = offset
         else:
             self._floor = min(self._floor + self.CREEP * max(0.0, now - self._last), offset)
         self._last = now
+        self._stream_last = stream_seconds
         return offset - self._floor
 
 
@@ -232,7 +239,11 @@ class StreamCopyCamera:
 
     def _open(self) -> None:
         self._container, self._stream = open_input(self.device, self._timeouts, h264=True)
-        self._filters = self._av.BitStreamFilterContext(ANNEX_B_FILTERS, self._stream)
+        try:
+            self._filters = self._av.BitStreamFilterContext(ANNEX_B_FILTERS, self._stream)
+        except Exception:
+            self._release()
+            raise
 
     def frames(self) -> Iterator[CapturedFrame]:
         start = time.time() if self.time_origin is None else self.time_origin
@@ -286,8 +297,11 @@ class StreamCopyCamera:
                     counter[0] += 1
         except av.FFmpegError as exc:
             log.warning("%s: stopped reading: %s", self.shown, without_credentials(str(exc)))
-        if pending:
-            log.info("%s: %d packet(s) at the end decoded to no picture; not recorded", self.shown, len(pending))
+        if pending and not self._closed:  # packets whose pictures never came out: recorded all the same
+            t, mono = (start + (clock.last or 0.0) + clock.step, None) if self.is_file \
+                else (time.time(), time.monotonic())
+            yield CapturedFrame(time=t, luma=None, packets=stamped(pending, t), index=counter[0], monotonic=mono)
+            counter[0] += 1
 
     def _decode(self, packet: Any) -> list[Any]:
         try:

@@ -42,7 +42,8 @@ class _Clip:
 
 class Recorder:
     def __init__(self, config: Config, vault: Any, *, camera_name: str = "camera", clock_synced: bool = True,
-                 fps: float | None = None, size: tuple[int, int] | None = None) -> None:
+                 fps: float | None = None, size: tuple[int, int] | None = None,
+                 detect_fps: float | None = None) -> None:
         self.config = config
         self.vault = vault
         self.camera_name = camera_name
@@ -51,7 +52,7 @@ class Recorder:
         self.fps = fps or cam.fps
         width, height = size or (cam.width, cam.height)  # size: a copied stream's own
         self.width, self.height = width - width % 2, height - height % 2
-        self.detector = MotionDetector(mot, self.fps)
+        self.detector = MotionDetector(mot, detect_fps or self.fps)  # detect_fps: a camera's substream
         self.machine = EventMachine(min_duration=mot.min_duration, post_roll=rec.post_roll, merge_gap=rec.merge_gap)
         # Keep enough for pre-roll counted back from the FIRST motion (confirmed min_duration later),
         # plus a keyframe interval so the clip can start at a keyframe at or before that point.
