@@ -14,6 +14,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import ClassVar
 
 import av
 import pytest
@@ -165,7 +166,7 @@ def test_lag_is_time_waited_beyond_the_quickest_arrival_and_survives_clock_steps
 
 
 def test_closing_a_stalled_stream_from_another_thread_ends_it_within_the_read_timeout(http_camera: str) -> None:
-    cam = StreamCopyCamera(f"{http_camera}/stall", detect_size=(160, 120), fps=15, read_timeout=2.0)
+    cam = StreamCopyCamera(f"{http_camera}/stall", detect_size=(160, 120), fps=15, read_timeout=2.0, reconnect_for=0)
     frames = cam.frames()
     next(frames)  # reading; the camera then stops sending
     closer = threading.Timer(0.3, cam.close)
@@ -230,13 +231,24 @@ def test_copy_when_possible_re_encode_when_needed_and_refuse_an_impossible_copy(
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
+    """/cam.ts: the whole stream at once; /stall: half, then nothing; /live: about 4x real time, once;
+    /flaky: half, then the connection drops; the whole stream on the second try; then nothing."""
+
     payload = b""
     stalled = threading.Event()  # set by the test when it is done: the stalled response ends
+    served: ClassVar[dict[str, int]] = {}
 
     def do_GET(self) -> None:
+        count = self.served[self.path] = self.served.get(self.path, 0) + 1
+        if (self.path == "/live" and count > 1) or (self.path == "/flaky" and count > 2):
+            self.send_error(404)
+            return
         self.send_response(200)
         self.send_header("Content-Type", "video/mp2t")
         self.end_headers()
+        if self.path == "/flaky" and count == 1:
+            self.wfile.write(self.payload[: len(self.payload) // 2])
+            return
         if self.path == "/stall":
             self.wfile.write(self.payload[: len(self.payload) // 2])
             self.wfile.flush()
@@ -261,6 +273,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 def http_camera(walk_files: dict[str, Path]) -> Iterator[str]:
     _Handler.payload = walk_files["ts"].read_bytes()
     _Handler.stalled.clear()
+    _Handler.served = {}
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
     server.daemon_threads = True
     thread = threading.Thread(target=server.serve_forever, daemon=True)
@@ -274,14 +287,15 @@ def http_camera(walk_files: dict[str, Path]) -> Iterator[str]:
 
 def test_an_http_stream_is_copied_and_a_stalled_one_ends_within_the_read_timeout(http_camera: str,
                                                                                   walk_files: dict[str, Path]) -> None:
-    cam = StreamCopyCamera(f"{http_camera}/cam.ts", detect_size=(160, 120), fps=15, read_timeout=2.0)
+    cam = StreamCopyCamera(f"{http_camera}/cam.ts", detect_size=(160, 120), fps=15, read_timeout=2.0, reconnect_for=0)
     frames = list(itertools.islice(cam.frames(), 1000))
     cam.close()
     assert all(f.monotonic is not None for f in frames)  # a live source: wall-clock times
     packets = [p for f in frames for p in f.packets]
     assert pictures(mux(packets), format="mpegts") == pictures(str(walk_files["ts"]))
 
-    stalled = StreamCopyCamera(f"{http_camera}/stall", detect_size=(160, 120), fps=15, read_timeout=2.0)
+    stalled = StreamCopyCamera(f"{http_camera}/stall", detect_size=(160, 120), fps=15, read_timeout=2.0,
+                               reconnect_for=0)
     t0 = time.monotonic()
     got = list(itertools.islice(stalled.frames(), 1000))
     waited = time.monotonic() - t0
@@ -301,7 +315,7 @@ def camera_stream(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_an_rtsp_camera_is_recorded_bit_for_bit(camera_stream: Path, in_band: bool) -> None:
     camera = RtspCamera(camera_stream, speed=4.0, in_band_parameter_sets=in_band)
     try:
-        cam = StreamCopyCamera(camera.url, detect_size=(160, 120), fps=15)
+        cam = StreamCopyCamera(camera.url, detect_size=(160, 120), fps=15, reconnect_for=0)
         assert (cam.width, cam.height) == (320, 240)
         frames = list(itertools.islice(cam.frames(), 1000))
         cam.close()
@@ -323,7 +337,7 @@ def test_an_rtsp_camera_with_b_frames_is_recorded_bit_for_bit(walk_files: dict[s
     """RTP carries presentation times only; FFmpeg's RTSP client works out decoding times."""
     camera = RtspCamera(walk_files["ts"], speed=6.0)
     try:
-        cam = StreamCopyCamera(camera.url, detect_size=(160, 120), fps=15)
+        cam = StreamCopyCamera(camera.url, detect_size=(160, 120), fps=15, reconnect_for=0)
         frames = list(itertools.islice(cam.frames(), 1000))
         cam.close()
     finally:
@@ -396,6 +410,23 @@ def test_a_substream_needs_the_main_stream_copied(camera_stream: Path) -> None:
                                                  "detect_device": "rtsp://127.0.0.1:9/sub"}}))
 
 
+def test_a_lost_stream_is_opened_again_and_the_recording_carries_on(http_camera: str,
+                                                                    walk_files: dict[str, Path]) -> None:
+    cam = StreamCopyCamera(f"{http_camera}/flaky", detect_size=(160, 120), fps=15, read_timeout=2.0,
+                           reconnect_for=4.0)
+    t0 = time.monotonic()
+    frames = list(itertools.islice(cam.frames(), 2000))
+    waited = time.monotonic() - t0
+    cam.close()
+    assert _Handler.served["/flaky"] >= 3  # dropped, back, then tried again until reconnect_for ran out
+    assert 4.0 <= waited < 15
+    packets = [p for f in frames for p in f.packets]
+    assert 14 * 15 + 30 < len(packets) < 2 * 14 * 15
+    assert all(b.dts > a.dts for a, b in itertools.pairwise(packets))  # one timeline across the gap
+    once = pictures(str(walk_files["ts"]))
+    assert pictures(mux(packets), format="mpegts")[-len(once):] == once  # the second connection, whole
+
+
 def test_falling_behind_a_live_stream_skips_pictures_never_packets(http_camera: str, walk_files: dict[str, Path],
                                                                    state_dir: Path) -> None:
     """The whole stream is there at once; the consumer stalls for 2.5 s at picture 30 (a detector too
@@ -404,7 +435,7 @@ def test_falling_behind_a_live_stream_skips_pictures_never_packets(http_camera: 
     config = config_from_dict({"recording": {"pre_roll": 1, "post_roll": 1}})
     vault = open_vault(state_dir)
     rec = Recorder(config, vault, camera_name="porch", fps=15, size=(320, 240))
-    cam = StreamCopyCamera(f"{http_camera}/cam.ts", detect_size=(160, 120), fps=15)
+    cam = StreamCopyCamera(f"{http_camera}/cam.ts", detect_size=(160, 120), fps=15, reconnect_for=0)
     frames = []
     for frame in itertools.islice(cam.frames(), 1000):
         frames.append(frame)
@@ -449,7 +480,9 @@ log:
     finally:
         daemon.stop()
     assert code == 1, daemon.log_tail()
-    assert any("stopped sending frames" in str(line) for line in daemon.log_lines())
+    messages = [str(line.get("msg", "")) for line in daemon.log_lines()]
+    assert any("reconnecting for up to 15 s" in m for m in messages)  # it tried to get the camera back
+    assert any("giving up" in m for m in messages) and any("stopped sending frames" in m for m in messages)
     clips = clips_json(state_dir, config)
     assert clips and all(c["status"] == "complete" for c in clips), clips
     out = tmp_path / "clip.ts"

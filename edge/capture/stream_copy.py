@@ -49,6 +49,10 @@ log = logging.getLogger("consentcam.capture")
 # cannot be interrupted, so READ_TIMEOUT must stay inside the daemon's first 5 s of shutdown.
 OPEN_TIMEOUT = 15.0
 READ_TIMEOUT = 4.0
+# A lost live stream is opened again after these pauses (seconds), for at most RECONNECT_FOR seconds:
+# within the systemd watchdog's 30 s, which needs frames; after that the daemon exits and is restarted.
+RECONNECT_DELAYS = (0.5, 1.0, 2.0, 4.0, 4.0, 4.0, 4.0)
+RECONNECT_FOR = 15.0
 # A timestamp more than this far ahead of the last one is a camera restart, not a gap to keep.
 MAX_JUMP_SECONDS = 10.0
 # Live sources: behind the camera by more than FALL_BEHIND seconds, stop decoding (packets are still
@@ -80,11 +84,13 @@ class Timeline:
     display order (no B-frames); FFmpeg's file and RTSP demuxers give decoding times to B-frame
     streams (tests/test_stream_copy.py)."""
 
-    def __init__(self, time_base: fractions.Fraction, fps: float) -> None:
+    def __init__(self, time_base: fractions.Fraction, fps: float, *, after: int | None = None) -> None:
+        # after: the last decoding time of a timeline this one continues (a reconnected stream)
         self.scale = time_base * PTS_HZ
         self.step = max(1, round(PTS_HZ / fps))
         self._offset: int | None = None
         self.last_dts: int | None = None
+        self._after = after
 
     def convert(self, pts: int | None, dts: int | None) -> tuple[int, int]:
         if dts is None:
@@ -96,7 +102,7 @@ class Timeline:
         raw_dts = round(dts * self.scale)
         raw_pts = round(pts * self.scale) if pts is not None else raw_dts
         if self._offset is None:
-            self._offset = -raw_dts
+            self._offset = -raw_dts if self._after is None else self._after + self.step - raw_dts
         out = raw_dts + self._offset
         last = self.last_dts
         if last is not None and (out <= last or out - last > MAX_JUMP_SECONDS * PTS_HZ):
@@ -181,6 +187,11 @@ class CatchUp:
         self.active = False
         self.skipped = 0
 
+    def restart(self) -> None:
+        """A new connection: new clock, nothing to catch up."""
+        self.meter = LagMeter()
+        self.active = False
+
     def skip(self, packet: Any) -> bool:
         stamp = packet.dts if packet.dts is not None else packet.pts
         if stamp is None or packet.time_base is None:
@@ -205,7 +216,7 @@ class StreamCopyCamera:
 
     def __init__(self, device: str, *, detect_size: tuple[int, int], fps: float, loop: bool = False,
                  time_origin: float | None = None, open_timeout: float = OPEN_TIMEOUT,
-                 read_timeout: float = READ_TIMEOUT) -> None:
+                 read_timeout: float = READ_TIMEOUT, reconnect_for: float = RECONNECT_FOR) -> None:
         import av
 
         self._av = av
@@ -218,10 +229,11 @@ class StreamCopyCamera:
         self.loop = loop and self.is_file
         self.time_origin = time_origin
         self._timeouts = (open_timeout, read_timeout)
+        self.reconnect_for = reconnect_for
         self._container: Any = None
         self._lock = threading.Lock()
         self._busy = False
-        self._closed = False
+        self._closed = threading.Event()
         self._open()
         stream = self._stream
         rate = stream.average_rate or stream.guessed_rate
@@ -250,23 +262,58 @@ class StreamCopyCamera:
         clock = FileClock(self.fps)
         counter = [0]
         with self._lock:
-            if self._closed:
+            if self._closed.is_set():
                 return
             self._busy = True
         try:
-            while not self._closed:
+            while not self._closed.is_set():
                 first = counter[0]
                 yield from self._pass(start, clock, counter)
-                if not self.loop or counter[0] == first or self._closed:
+                if self._closed.is_set():
                     break
-                self._container.close()
-                self._open()
-                clock.rewind()
+                if self.is_file:
+                    if not self.loop or counter[0] == first:
+                        break
+                    self._container.close()
+                    self._open()
+                    clock.rewind()
+                elif not self._reconnect():
+                    break
         finally:
             with self._lock:
                 self._busy = False
-                if self._closed:
+                if self._closed.is_set():
                     self._release()
+
+    def _reconnect(self) -> bool:
+        """A live stream was lost: open it again, RECONNECT_DELAYS apart, for up to RECONNECT_FOR seconds
+        (a camera that reboots, a Wi-Fi blip). The recording's timestamps carry on (Timeline) and the
+        lag meter starts afresh. False: give up, the source ends."""
+        with contextlib.suppress(self._av.FFmpegError, OSError):
+            self._container.close()
+        if self.reconnect_for <= 0:
+            return False
+        log.warning("%s: the stream was lost; reconnecting for up to %.0f s", self.shown, self.reconnect_for)
+        deadline = time.monotonic() + self.reconnect_for
+        for delay in RECONNECT_DELAYS:
+            if self._closed.wait(delay):
+                return False
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            try:
+                self._timeouts = (min(OPEN_TIMEOUT, remaining), self._timeouts[1])
+                self._open()
+            except CameraOpenError as exc:
+                log.info("%s: not back yet: %s", self.shown, exc)
+                continue
+            self._timeline = Timeline(self._stream.time_base or fractions.Fraction(1, PTS_HZ), self.fps,
+                                      after=self._timeline.last_dts)
+            self._catch_up.restart()
+            log.info("%s: reconnected", self.shown)
+            return True
+        log.error("%s: no stream for %.0f s; giving up", self.shown, self.reconnect_for)
+        return False
 
     def _pass(self, start: float, clock: FileClock, counter: list[int]) -> Iterator[CapturedFrame]:
         """One pass over the source: each decoded frame carries the packets read since the last one."""
@@ -274,7 +321,7 @@ class StreamCopyCamera:
         pending: list[_Raw] = []
         try:
             for packet in self._container.demux(self._stream):
-                if self._closed:
+                if self._closed.is_set():
                     return
                 if packet.size and not self.is_file and self._catch_up.skip(packet):
                     # Too slow for this camera: record the packet, leave its picture undecoded.
@@ -297,7 +344,7 @@ class StreamCopyCamera:
                     counter[0] += 1
         except av.FFmpegError as exc:
             log.warning("%s: stopped reading: %s", self.shown, without_credentials(str(exc)))
-        if pending and not self._closed:  # packets whose pictures never came out: recorded all the same
+        if pending and not self._closed.is_set():  # packets whose pictures never came out: recorded all the same
             t, mono = (start + (clock.last or 0.0) + clock.step, None) if self.is_file \
                 else (time.time(), time.monotonic())
             yield CapturedFrame(time=t, luma=None, packets=stamped(pending, t), index=counter[0], monotonic=mono)
@@ -319,7 +366,7 @@ class StreamCopyCamera:
         # As for file sources: the frame loop frees the demuxer when close() comes mid-read from
         # another thread; a stuck network read ends within READ_TIMEOUT.
         with self._lock:
-            self._closed = True
+            self._closed.set()
             if not self._busy:
                 self._release()
 
