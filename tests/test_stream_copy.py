@@ -483,6 +483,8 @@ log:
     messages = [str(line.get("msg", "")) for line in daemon.log_lines()]
     assert any("reconnecting for up to 15 s" in m for m in messages)  # it tried to get the camera back
     assert any("giving up" in m for m in messages) and any("stopped sending frames" in m for m in messages)
+    status = run_cli("status", state=state_dir, config=config)
+    assert "opencv-copy 320x240 @ 15 fps" in status.stdout, status.stdout  # how it recorded, for the owner
     clips = clips_json(state_dir, config)
     assert clips and all(c["status"] == "complete" for c in clips), clips
     out = tmp_path / "clip.ts"

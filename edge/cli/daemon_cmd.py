@@ -99,6 +99,19 @@ def _stored(ctx: Context) -> dict[str, Any]:
     return out
 
 
+def _camera_line(cam: dict[str, Any]) -> str:
+    """e.g. `opencv-copy 1920x1080 @ 25 fps, detector at 10 fps (configured)`: the name says how it
+    records (-copy: the camera's own H.264, -dual: the same with a substream for the detector)."""
+    text = str(cam.get("name") or cam.get("source"))
+    if cam.get("width") and cam.get("height"):
+        text += f" {cam['width']}x{cam['height']}"
+    if cam.get("fps"):
+        text += f" @ {cam['fps']:g} fps"
+    if cam.get("detect_fps") and cam.get("detect_fps") != cam.get("fps"):
+        text += f", detector at {cam['detect_fps']:g} fps"
+    return f"{text} ({cam.get('reason')})"
+
+
 def _print_status(out: dict[str, Any]) -> None:
     d = out["daemon"]
     con = console()
@@ -112,7 +125,7 @@ def _print_status(out: dict[str, Any]) -> None:
         broker = d.get("broker") or {}
         clk = d.get("clock") or {}
         rows += [
-            ["camera", f"{cam.get('source')} ({cam.get('reason')})" if cam else "-"],
+            ["camera", _camera_line(cam) if cam else "-"],
             ["recording", d.get("recording")],
             ["current clip", d.get("current_clip") or "-"],
             ["motion", "yes" if d.get("motion_active") else "no"],
