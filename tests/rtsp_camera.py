@@ -6,7 +6,7 @@ RTSP 1.0 (OPTIONS, DESCRIBE, SETUP, PLAY, GET_PARAMETER, TEARDOWN), RTP over the
 one NAL unit per RTP packet, or FU-A fragments for larger ones, the marker bit on the last packet of
 each picture, a 90 kHz clock. The SDP carries the parameter sets (sprop-parameter-sets); with
 `in_band_parameter_sets=False` they are left out of the stream itself, as some cameras do.
-Pictures are sent at `speed` times real time, once, then the connection is closed.
+Pictures are sent at `speed` times real time, once per connection, then the connection is closed.
 """
 
 from __future__ import annotations
@@ -82,7 +82,9 @@ def rtp_packets(unit: AccessUnit, seq: int) -> tuple[list[bytes], int]:
 
 
 class RtspCamera:
-    def __init__(self, video: Path, *, speed: float = 4.0, in_band_parameter_sets: bool = True) -> None:
+    def __init__(self, video: Path, *, speed: float = 4.0, in_band_parameter_sets: bool = True,
+                 sessions: int | None = None) -> None:
+        # sessions: how many connections are served; later ones are closed at once (a camera gone)
         self.units = read_access_units(video)
         sets = [n for u in self.units[:1] for n in u.nals if n[0] & 0x1F in (SPS, PPS)]
         self.sps = next(n for n in sets if n[0] & 0x1F == SPS)
@@ -91,6 +93,8 @@ class RtspCamera:
             self.units = [AccessUnit(u.pts, [n for n in u.nals if n[0] & 0x1F not in (SPS, PPS)])
                           for u in self.units]
         self.speed = speed
+        self.sessions = sessions
+        self.connections = 0
         self.requests: list[str] = []
         self.sent_units = 0
         self._server = socket.create_server(("127.0.0.1", 0))
@@ -111,7 +115,10 @@ class RtspCamera:
                 conn, _ = self._server.accept()
             except TimeoutError:
                 continue
+            self.connections += 1
             with conn:
+                if self.sessions is not None and self.connections > self.sessions:
+                    continue
                 conn.settimeout(0.2)
                 with contextlib.suppress(OSError):
                     self._session(conn)

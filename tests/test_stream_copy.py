@@ -150,6 +150,10 @@ def test_timeline_starts_at_zero_and_never_goes_back() -> None:
     last = 14400 + 5000 * 90
     assert tl.convert(20_000, 20_000) == (last + 3600, last + 3600)
     assert tl.convert(None, None) == (last + 7200, last + 7200)  # no timestamps: one frame on
+    # a reconnected stream continues the old timeline, with or without timestamps on its first packet
+    assert Timeline(fractions.Fraction(1, 1000), 25, after=90_000).convert(500, 500) == (93_600, 93_600)
+    again = Timeline(fractions.Fraction(1, 1000), 25, after=90_000)
+    assert again.convert(None, None) == (93_600, 93_600) and again.convert(500, 500) == (97_200, 97_200)
 
 
 def test_lag_is_time_waited_beyond_the_quickest_arrival_and_survives_clock_steps() -> None:
@@ -366,8 +370,11 @@ def test_the_main_stream_is_recorded_as_it_arrives_and_the_substream_feeds_the_d
                                           "detect_width": 160, "detect_height": 120},
                                "recording": {"pre_roll": 1, "post_roll": 1}})
     try:
-        cam = open_camera(config)
-        assert isinstance(cam, DualStreamCamera) and (cam.width, cam.height) == (640, 480)
+        chosen = open_camera(config)
+        chosen.close()
+        assert isinstance(chosen, DualStreamCamera)
+        cam = DualStreamCamera(main.url, sub.url, detect_size=(160, 120), fps=15, reconnect_for=0)
+        assert (cam.width, cam.height) == (640, 480)
         assert (cam.fps, cam.detect_fps) == (15, 10)
         vault = open_vault(state_dir)
         rec = Recorder(config, vault, camera_name="porch", fps=cam.fps, size=(cam.width, cam.height),
@@ -395,6 +402,24 @@ def test_the_main_stream_is_recorded_as_it_arrives_and_the_substream_feeds_the_d
     recorded, expected = pictures(str(out)), pictures(str(main_file))
     first = expected.index(recorded[0])
     assert recorded == expected[first:first + len(recorded)] and len(recorded) > 2 * 15
+
+
+def test_when_the_camera_drops_both_streams_are_opened_again(main_and_substream: tuple[Path, Path]) -> None:
+    main_file, sub_file = main_and_substream
+    main, sub = RtspCamera(main_file, speed=8.0, sessions=2), RtspCamera(sub_file, speed=8.0, sessions=2)
+    try:
+        cam = DualStreamCamera(main.url, sub.url, detect_size=(160, 120), fps=15, reconnect_for=3.0)
+        frames = list(itertools.islice(cam.frames(), 2000))
+        cam.close()
+    finally:
+        main.close()
+        sub.close()
+    assert main.connections >= 3 and sub.connections >= 2  # served twice, then tried until reconnect_for ran out
+    packets = [p for f in frames for p in f.packets]
+    assert all(b.dts > a.dts for a, b in itertools.pairwise(packets))  # one timeline across the reconnection
+    once = pictures(str(main_file))
+    recorded = pictures(mux(packets), format="mpegts")
+    assert recorded[-len(once):] == once and len(recorded) > len(once) + 5 * 15  # the second session, whole
 
 
 def test_a_substream_needs_the_main_stream_copied(camera_stream: Path) -> None:

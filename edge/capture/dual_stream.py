@@ -10,8 +10,9 @@ A reader thread takes the main stream's packets as they arrive and stamps them w
 the frame loop decodes the substream and hands each picture over with the main packets read since
 the last one. Both are timed by the wall clock at arrival, so an event and its pre-roll line up to
 within the two streams' difference in latency (usually well under a second; the pre-roll covers it).
-When either stream ends or stops sending, the source ends: a camera that lost one of its streams is
-restarted whole (the daemon exits with status 1 and systemd starts it again).
+When either stream ends or stops sending, both are opened again, as a single stream is (stream_copy:
+RECONNECT_DELAYS, for up to RECONNECT_FOR seconds); if they do not come back, the source ends and
+the daemon exits with status 1 for systemd to restart it.
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ from edge.capture.stream_copy import (
     ANNEX_B_FILTERS,
     OPEN_TIMEOUT,
     READ_TIMEOUT,
+    RECONNECT_DELAYS,
+    RECONNECT_FOR,
     CatchUp,
     Timeline,
     open_input,
@@ -54,11 +57,25 @@ def _rate(stream: Any, default: float) -> float:
     return float(rate) if rate and 0 < float(rate) <= 240 else default
 
 
+class _Connection:
+    """Both streams, opened once: the main stream's reader thread and the substream's demuxer."""
+
+    def __init__(self, main: tuple[Any, Any], sub: tuple[Any, Any], filters: Any, timeline: Timeline) -> None:
+        self.main, self.main_stream = main
+        self.sub, self.sub_stream = sub
+        self.filters, self.timeline = filters, timeline
+        self.ended = threading.Event()  # the main stream ended (the reader thread is done)
+        self.over = threading.Event()  # stop reading the main stream
+        self.sub_closed = False
+        self.reader: threading.Thread | None = None
+
+
 class DualStreamCamera:
     name = "opencv-dual"
 
     def __init__(self, device: str, detect_device: str, *, detect_size: tuple[int, int], fps: float,
-                 open_timeout: float = OPEN_TIMEOUT, read_timeout: float = READ_TIMEOUT) -> None:
+                 open_timeout: float = OPEN_TIMEOUT, read_timeout: float = READ_TIMEOUT,
+                 reconnect_for: float = RECONNECT_FOR) -> None:
         import av
 
         if not (is_stream_url(device) and is_stream_url(detect_device)):
@@ -68,59 +85,63 @@ class DualStreamCamera:
         self.device, self.detect_device = device, detect_device
         self.shown, self.detect_shown = without_credentials(device), without_credentials(detect_device)
         self.detect_size = detect_size
-        timeouts = (open_timeout, read_timeout)
-        self._main, self._main_stream = open_input(device, timeouts, h264=True)
-        try:
-            self._sub, self._sub_stream = open_input(detect_device, timeouts, h264=False)
-        except Exception:
-            self._main.close()
-            raise
-        try:
-            self._filters = av.BitStreamFilterContext(ANNEX_B_FILTERS, self._main_stream)
-        except Exception:
-            self._main.close()
-            self._sub.close()
-            raise
-        stream = self._main_stream
-        self.fps = _rate(stream, fps)  # the recording's
-        self.detect_fps = _rate(self._sub_stream, self.fps)  # the detector's: the substream's own rate
-        self.width, self.height = stream.codec_context.width, stream.codec_context.height
-        sub = self._sub_stream.codec_context
-        self.detect_source_size = (sub.width, sub.height)
-        self._timeline = Timeline(stream.time_base or fractions.Fraction(1, PTS_HZ), self.fps)
+        self.reconnect_for = reconnect_for
+        self._read_timeout = read_timeout
         self._waiting: deque[EncodedPacket] = deque()
         self._waiting_bytes = 0
         self._lock = threading.Lock()
-        self._main_ended = threading.Event()
         self._closed = threading.Event()
         self._busy = False
-        self._sub_closed = False
         self.dropped_main_packets = 0
         self.decode_errors = 0
         self._catch_up = CatchUp(detect_device)
-        self._reader = threading.Thread(target=self._read_main, name="main-stream", daemon=True)
-        self._reader.start()
+        self._conn = self._connect((open_timeout, read_timeout), fps, after=None)
+        stream = self._conn.main_stream
+        self.fps = _rate(stream, fps)  # the recording's
+        self.detect_fps = _rate(self._conn.sub_stream, self.fps)  # the detector's: the substream's own rate
+        self.width, self.height = stream.codec_context.width, stream.codec_context.height
+        sub = self._conn.sub_stream.codec_context
+        self.detect_source_size = (sub.width, sub.height)
 
     @property
     def skipped_pictures(self) -> int:
         return self._catch_up.skipped
 
+    def _connect(self, timeouts: tuple[float, float], fps: float, *, after: int | None) -> _Connection:
+        main = open_input(self.device, timeouts, h264=True)
+        try:
+            sub = open_input(self.detect_device, timeouts, h264=False)
+        except Exception:
+            main[0].close()
+            raise
+        try:
+            filters = self._av.BitStreamFilterContext(ANNEX_B_FILTERS, main[1])
+        except Exception:
+            main[0].close()
+            sub[0].close()
+            raise
+        timeline = Timeline(main[1].time_base or fractions.Fraction(1, PTS_HZ), _rate(main[1], fps), after=after)
+        conn = _Connection(main, sub, filters, timeline)
+        conn.reader = threading.Thread(target=self._read_main, args=(conn,), name="main-stream", daemon=True)
+        conn.reader.start()
+        return conn
+
     # -- the main stream: read and copied, never decoded ---------------------------------------------
 
-    def _read_main(self) -> None:
+    def _read_main(self, conn: _Connection) -> None:
         try:
-            for packet in self._main.demux(self._main_stream):
-                if self._closed.is_set():
+            for packet in conn.main.demux(conn.main_stream):
+                if self._closed.is_set() or conn.over.is_set():
                     break
                 if packet.size:
-                    self._hand_over(stamped(recordable(packet, self._filters, self._timeline), time.time()))
+                    self._hand_over(stamped(recordable(packet, conn.filters, conn.timeline), time.time()))
         except self._av.FFmpegError as exc:
-            if not self._closed.is_set():
+            if not (self._closed.is_set() or conn.over.is_set()):
                 log.warning("%s: stopped reading the main stream: %s", self.shown, without_credentials(str(exc)))
         finally:
-            self._main_ended.set()
+            conn.ended.set()
             with contextlib.suppress(self._av.FFmpegError, OSError):
-                self._main.close()
+                conn.main.close()
 
     def _hand_over(self, packets: list[EncodedPacket]) -> None:
         with self._lock:
@@ -152,36 +173,77 @@ class DualStreamCamera:
             if self._closed.is_set():
                 return
             self._busy = True
-        n = 0
+        counter = [0]
         try:
-            for packet in self._sub.demux(self._sub_stream):
-                if self._closed.is_set() or self._main_ended.is_set():
-                    break
-                if packet.size and self._catch_up.skip(packet):
-                    # too slow for the substream: the main packets go on, this picture stays undecoded
-                    yield CapturedFrame(time=time.time(), luma=None, packets=self._take(), index=n,
+            while True:
+                conn = self._conn
+                yield from self._session(conn, counter)
+                if self._closed.is_set():  # close() from outside: shutting down
+                    return
+                conn.over.set()
+                if conn.reader is not None:
+                    conn.reader.join(self._read_timeout + 1.0)
+                rest = self._take()  # what the main stream sent after the last substream picture
+                if rest:
+                    yield CapturedFrame(time=time.time(), luma=None, packets=rest, index=counter[0],
                                         monotonic=time.monotonic())
-                    n += 1
-                    continue
-                for frame in self._decode(packet):
-                    yield CapturedFrame(time=time.time(), luma=frame_luma(frame, self.detect_size),
-                                        packets=self._take(), index=n, monotonic=time.monotonic())
-                    n += 1
-        except self._av.FFmpegError as exc:
-            log.warning("%s: stopped reading the substream: %s", self.detect_shown, without_credentials(str(exc)))
+                    counter[0] += 1
+                self._close_sub(conn)
+                if not self._reconnect():
+                    return
         finally:
             with self._lock:
                 self._busy = False
-            self._close_sub()
-        if self._closed.is_set():  # close() from outside: shutting down, nothing more to hand over
-            return
-        if self._main_ended.is_set():
-            log.warning("%s: the main stream ended", self.shown)
-        self._closed.set()
-        self._reader.join(READ_TIMEOUT + 1.0)
-        rest = self._take()  # what the main stream sent after the last substream picture
-        if rest:
-            yield CapturedFrame(time=time.time(), luma=None, packets=rest, index=n, monotonic=time.monotonic())
+            self._conn.over.set()
+            self._close_sub(self._conn)
+
+    def _session(self, conn: _Connection, counter: list[int]) -> Iterator[CapturedFrame]:
+        """Substream pictures, each with the main packets read since the last, until either stream ends."""
+        try:
+            for packet in conn.sub.demux(conn.sub_stream):
+                if self._closed.is_set():
+                    return
+                if conn.ended.is_set():
+                    log.warning("%s: the main stream ended", self.shown)
+                    return
+                if packet.size and self._catch_up.skip(packet):
+                    # too slow for the substream: the main packets go on, this picture stays undecoded
+                    yield CapturedFrame(time=time.time(), luma=None, packets=self._take(), index=counter[0],
+                                        monotonic=time.monotonic())
+                    counter[0] += 1
+                    continue
+                for frame in self._decode(packet):
+                    yield CapturedFrame(time=time.time(), luma=frame_luma(frame, self.detect_size),
+                                        packets=self._take(), index=counter[0], monotonic=time.monotonic())
+                    counter[0] += 1
+        except self._av.FFmpegError as exc:
+            log.warning("%s: stopped reading the substream: %s", self.detect_shown, without_credentials(str(exc)))
+
+    def _reconnect(self) -> bool:
+        """Either stream was lost: open both again (as StreamCopyCamera does for one). False: give up."""
+        if self.reconnect_for <= 0:
+            return False
+        log.warning("%s: lost the camera's streams; reconnecting for up to %.0f s", self.shown, self.reconnect_for)
+        deadline = time.monotonic() + self.reconnect_for
+        for delay in RECONNECT_DELAYS:
+            if self._closed.wait(delay):
+                return False
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            try:
+                conn = self._connect((min(OPEN_TIMEOUT, remaining), self._read_timeout), self.fps,
+                                     after=self._conn.timeline.last_dts)
+            except CameraOpenError as exc:
+                log.info("%s: not back yet: %s", self.shown, exc)
+                continue
+            with self._lock:
+                self._conn = conn
+            self._catch_up.restart()
+            log.info("%s: reconnected", self.shown)
+            return True
+        log.error("%s: no streams for %.0f s; giving up", self.shown, self.reconnect_for)
+        return False
 
     def _decode(self, packet: Any) -> list[Any]:
         try:
@@ -193,19 +255,20 @@ class DualStreamCamera:
                             without_credentials(str(exc)))
             return []
 
-    def _close_sub(self) -> None:
+    def _close_sub(self, conn: _Connection) -> None:
         with self._lock:  # once, whichever thread gets here first
-            if self._sub_closed:
+            if conn.sub_closed:
                 return
-            self._sub_closed = True
+            conn.sub_closed = True
         with contextlib.suppress(self._av.FFmpegError, OSError):
-            self._sub.close()
+            conn.sub.close()
 
     def close(self) -> None:
         # The reader thread and the frame loop each close their own input when they see this; a stuck
         # network read ends within READ_TIMEOUT.
         self._closed.set()
         with self._lock:
-            busy = self._busy
+            busy, conn = self._busy, self._conn
         if not busy:
-            self._close_sub()
+            conn.over.set()
+            self._close_sub(conn)

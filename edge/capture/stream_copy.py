@@ -96,7 +96,8 @@ class Timeline:
         if dts is None:
             dts = pts
         if dts is None:  # no timestamps at all: one frame after the last
-            nxt = 0 if self.last_dts is None else self.last_dts + self.step
+            last = self.last_dts if self.last_dts is not None else self._after
+            nxt = 0 if last is None else last + self.step
             self.last_dts = nxt
             return nxt, nxt
         raw_dts = round(dts * self.scale)
