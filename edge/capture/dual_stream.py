@@ -32,11 +32,12 @@ from edge.capture.stream_copy import (
     ANNEX_B_FILTERS,
     OPEN_TIMEOUT,
     READ_TIMEOUT,
-    RECONNECT_DELAYS,
     RECONNECT_FOR,
     CatchUp,
+    PacketDecoder,
     Timeline,
     open_input,
+    reconnect,
     recordable,
     stamped,
 )
@@ -93,7 +94,7 @@ class DualStreamCamera:
         self._closed = threading.Event()
         self._busy = False
         self.dropped_main_packets = 0
-        self.decode_errors = 0
+        self._decode = PacketDecoder(self.detect_shown)
         self._catch_up = CatchUp(detect_device)
         self._conn = self._connect((open_timeout, read_timeout), fps, after=None)
         stream = self._conn.main_stream
@@ -106,6 +107,10 @@ class DualStreamCamera:
     @property
     def skipped_pictures(self) -> int:
         return self._catch_up.skipped
+
+    @property
+    def decode_errors(self) -> int:
+        return self._decode.errors
 
     def _connect(self, timeouts: tuple[float, float], fps: float, *, after: int | None) -> _Connection:
         main = open_input(self.device, timeouts, h264=True)
@@ -220,40 +225,14 @@ class DualStreamCamera:
             log.warning("%s: stopped reading the substream: %s", self.detect_shown, without_credentials(str(exc)))
 
     def _reconnect(self) -> bool:
-        """Either stream was lost: open both again (as StreamCopyCamera does for one). False: give up."""
-        if self.reconnect_for <= 0:
-            return False
-        log.warning("%s: lost the camera's streams; reconnecting for up to %.0f s", self.shown, self.reconnect_for)
-        deadline = time.monotonic() + self.reconnect_for
-        for delay in RECONNECT_DELAYS:
-            if self._closed.wait(delay):
-                return False
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                break
-            try:
-                conn = self._connect((min(OPEN_TIMEOUT, remaining), self._read_timeout), self.fps,
-                                     after=self._conn.timeline.last_dts)
-            except CameraOpenError as exc:
-                log.info("%s: not back yet: %s", self.shown, exc)
-                continue
-            with self._lock:
-                self._conn = conn
-            self._catch_up.restart()
-            log.info("%s: reconnected", self.shown)
-            return True
-        log.error("%s: no streams for %.0f s; giving up", self.shown, self.reconnect_for)
-        return False
+        """Either stream was lost: open both again (stream_copy.reconnect). False: give up."""
+        return reconnect(self.shown, self.reconnect_for, self._closed, self._reopen)
 
-    def _decode(self, packet: Any) -> list[Any]:
-        try:
-            return list(packet.decode())
-        except self._av.FFmpegError as exc:
-            self.decode_errors += 1
-            if self.decode_errors in (1, 10, 100) or self.decode_errors % 1000 == 0:
-                log.warning("%s: %d packet(s) did not decode (%s)", self.detect_shown, self.decode_errors,
-                            without_credentials(str(exc)))
-            return []
+    def _reopen(self, open_timeout: float) -> None:
+        conn = self._connect((open_timeout, self._read_timeout), self.fps, after=self._conn.timeline.last_dts)
+        with self._lock:
+            self._conn = conn
+        self._catch_up.restart()
 
     def _close_sub(self, conn: _Connection) -> None:
         with self._lock:  # once, whichever thread gets here first

@@ -26,7 +26,7 @@ import fractions
 import logging
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -150,6 +150,53 @@ def stamped(raws: list[_Raw], t: float) -> list[EncodedPacket]:
     return [EncodedPacket(pts=r.pts, keyframe=r.keyframe, data=r.data, time=t, dts=r.dts) for r in raws]
 
 
+class PacketDecoder:
+    """One packet's pictures. A damaged packet (lost network data) gives none and is counted: the
+    recording keeps what the camera sent, the detector waits for the next picture that decodes."""
+
+    def __init__(self, shown: str) -> None:
+        self.shown = shown
+        self.errors = 0
+
+    def __call__(self, packet: Any) -> list[Any]:
+        import av
+
+        try:
+            return list(packet.decode())
+        except av.FFmpegError as exc:
+            self.errors += 1
+            if self.errors in (1, 10, 100) or self.errors % 1000 == 0:
+                log.warning("%s: %d packet(s) did not decode (%s)", self.shown, self.errors,
+                            without_credentials(str(exc)))
+            return []
+
+
+def reconnect(shown: str, reconnect_for: float, closed: threading.Event,
+              attempt: Callable[[float], None]) -> bool:
+    """Call attempt(open_timeout) RECONNECT_DELAYS apart until it returns (True: back), or until
+    `reconnect_for` seconds have passed or `closed` is set (False). attempt raises CameraOpenError
+    while the camera is not back."""
+    if reconnect_for <= 0:
+        return False
+    log.warning("%s: lost the stream; reconnecting for up to %.0f s", shown, reconnect_for)
+    deadline = time.monotonic() + reconnect_for
+    for delay in RECONNECT_DELAYS:
+        if closed.wait(delay):
+            return False
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            break
+        try:
+            attempt(min(OPEN_TIMEOUT, remaining))
+        except CameraOpenError as exc:
+            log.info("%s: not back yet: %s", shown, exc)
+            continue
+        log.info("%s: reconnected", shown)
+        return True
+    log.error("%s: no stream for %.0f s; giving up", shown, reconnect_for)
+    return False
+
+
 class LagMeter:
     """How long a live source's packets have waited for us: the time since the camera's clock says
     they were made, less the quickest arrival seen so far (the network's own delay). That floor may
@@ -242,13 +289,17 @@ class StreamCopyCamera:
         self.width, self.height = stream.codec_context.width, stream.codec_context.height
         self.frame_count = int(stream.frames or 0) if self.is_file else 0
         self._timeline = Timeline(stream.time_base or fractions.Fraction(1, PTS_HZ), self.fps)
-        self.decode_errors = 0
+        self._decode = PacketDecoder(self.shown)
         self._catch_up = CatchUp(device)
 
     @property
     def skipped_pictures(self) -> int:
         """Live sources: pictures left undecoded to catch up with the camera (their packets were kept)."""
         return self._catch_up.skipped
+
+    @property
+    def decode_errors(self) -> int:
+        return self._decode.errors
 
     def _open(self) -> None:
         self._container, self._stream = open_input(self.device, self._timeouts, h264=True)
@@ -287,34 +338,18 @@ class StreamCopyCamera:
                     self._release()
 
     def _reconnect(self) -> bool:
-        """A live stream was lost: open it again, RECONNECT_DELAYS apart, for up to RECONNECT_FOR seconds
-        (a camera that reboots, a Wi-Fi blip). The recording's timestamps carry on (Timeline) and the
-        lag meter starts afresh. False: give up, the source ends."""
+        """A live stream was lost: open it again (reconnect()). The recording's timestamps carry on
+        (Timeline) and the lag meter starts afresh. False: give up, the source ends."""
         with contextlib.suppress(self._av.FFmpegError, OSError):
             self._container.close()
-        if self.reconnect_for <= 0:
-            return False
-        log.warning("%s: the stream was lost; reconnecting for up to %.0f s", self.shown, self.reconnect_for)
-        deadline = time.monotonic() + self.reconnect_for
-        for delay in RECONNECT_DELAYS:
-            if self._closed.wait(delay):
-                return False
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                break
-            try:
-                self._timeouts = (min(OPEN_TIMEOUT, remaining), self._timeouts[1])
-                self._open()
-            except CameraOpenError as exc:
-                log.info("%s: not back yet: %s", self.shown, exc)
-                continue
-            self._timeline = Timeline(self._stream.time_base or fractions.Fraction(1, PTS_HZ), self.fps,
-                                      after=self._timeline.last_dts)
-            self._catch_up.restart()
-            log.info("%s: reconnected", self.shown)
-            return True
-        log.error("%s: no stream for %.0f s; giving up", self.shown, self.reconnect_for)
-        return False
+        return reconnect(self.shown, self.reconnect_for, self._closed, self._reopen)
+
+    def _reopen(self, open_timeout: float) -> None:
+        self._timeouts = (open_timeout, self._timeouts[1])
+        self._open()
+        self._timeline = Timeline(self._stream.time_base or fractions.Fraction(1, PTS_HZ), self.fps,
+                                  after=self._timeline.last_dts)
+        self._catch_up.restart()
 
     def _pass(self, start: float, clock: FileClock, counter: list[int]) -> Iterator[CapturedFrame]:
         """One pass over the source: each decoded frame carries the packets read since the last one."""
@@ -350,18 +385,6 @@ class StreamCopyCamera:
                 else (time.time(), time.monotonic())
             yield CapturedFrame(time=t, luma=None, packets=stamped(pending, t), index=counter[0], monotonic=mono)
             counter[0] += 1
-
-    def _decode(self, packet: Any) -> list[Any]:
-        try:
-            return list(packet.decode())
-        except self._av.FFmpegError as exc:
-            # A damaged packet (lost network data): the recording keeps what the camera sent; the
-            # detector waits for the next picture that decodes.
-            self.decode_errors += 1
-            if self.decode_errors in (1, 10, 100) or self.decode_errors % 1000 == 0:
-                log.warning("%s: %d packet(s) did not decode (%s)", self.shown, self.decode_errors,
-                            without_credentials(str(exc)))
-            return []
 
     def close(self) -> None:
         # As for file sources: the frame loop frees the demuxer when close() comes mid-read from
