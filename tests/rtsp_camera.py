@@ -83,8 +83,9 @@ def rtp_packets(unit: AccessUnit, seq: int) -> tuple[list[bytes], int]:
 
 class RtspCamera:
     def __init__(self, video: Path, *, speed: float = 4.0, in_band_parameter_sets: bool = True,
-                 sessions: int | None = None) -> None:
-        # sessions: how many connections are served; later ones are closed at once (a camera gone)
+                 sessions: int | None = None, silent_after: int | None = None) -> None:
+        # sessions: how many connections are served; later ones are closed at once (a camera gone).
+        # silent_after: connections after this many answer PLAY and then send nothing (a camera booting)
         self.units = read_access_units(video)
         sets = [n for u in self.units[:1] for n in u.nals if n[0] & 0x1F in (SPS, PPS)]
         self.sps = next(n for n in sets if n[0] & 0x1F == SPS)
@@ -94,6 +95,7 @@ class RtspCamera:
                           for u in self.units]
         self.speed = speed
         self.sessions = sessions
+        self.silent_after = silent_after
         self.connections = 0
         self.requests: list[str] = []
         self.sent_units = 0
@@ -143,7 +145,10 @@ class RtspCamera:
             elif method == "PLAY":
                 self._reply(conn, cseq, f"Session: 5EC0C0A1\r\nRange: npt=0.000-\r\nRTP-Info: url={self.url}/track1;"
                                         "seq=0;rtptime=0\r\n")
-                self._stream(conn)
+                if self.silent_after is not None and self.connections > self.silent_after:
+                    self._silent(conn)
+                else:
+                    self._stream(conn)
                 return
             elif method == "TEARDOWN":
                 self._reply(conn, cseq, "Session: 5EC0C0A1\r\n")
@@ -184,6 +189,15 @@ class RtspCamera:
                 "a=control:*\r\nm=video 0 RTP/AVP 96\r\na=rtpmap:96 H264/90000\r\n"
                 f"a=fmtp:96 packetization-mode=1;profile-level-id={profile};sprop-parameter-sets={sets}\r\n"
                 "a=control:track1\r\n")
+
+    def _silent(self, conn: socket.socket) -> None:
+        """Playing, in name only: nothing is sent until the client goes away."""
+        while not self._stop.is_set():
+            try:
+                if not conn.recv(4096):
+                    return
+            except TimeoutError:
+                continue
 
     def _stream(self, conn: socket.socket) -> None:
         """Every access unit at its time (divided by speed), then the camera goes away."""

@@ -154,6 +154,9 @@ def test_timeline_starts_at_zero_and_never_goes_back() -> None:
     assert Timeline(fractions.Fraction(1, 1000), 25, after=90_000).convert(500, 500) == (93_600, 93_600)
     again = Timeline(fractions.Fraction(1, 1000), 25, after=90_000)
     assert again.convert(None, None) == (93_600, 93_600) and again.convert(500, 500) == (97_200, 97_200)
+    # ... also after a connection that opened but sent nothing
+    silent = Timeline(fractions.Fraction(1, 1000), 25, after=90_000)
+    assert Timeline(fractions.Fraction(1, 1000), 25, after=silent.last_dts).convert(0, 0) == (93_600, 93_600)
 
 
 def test_lag_is_time_waited_beyond_the_quickest_arrival_and_survives_clock_steps() -> None:
@@ -433,6 +436,25 @@ def test_a_substream_needs_the_main_stream_copied(camera_stream: Path) -> None:
     with pytest.raises(CameraOpenError, match="must both be rtsp"):
         open_camera(config_from_dict({"camera": {"source": "opencv", "device": str(camera_stream),
                                                  "detect_device": "rtsp://127.0.0.1:9/sub"}}))
+
+
+def test_a_camera_that_answers_but_sends_nothing_is_given_up_on_in_time(camera_stream: Path) -> None:
+    """Every reconnection succeeds and then stays silent: the reconnect budget runs from the last
+    packet, not from each new connection."""
+    camera = RtspCamera(camera_stream, speed=8.0, silent_after=1)
+    try:
+        cam = StreamCopyCamera(camera.url, detect_size=(160, 120), fps=15, read_timeout=1.0, reconnect_for=3.0)
+        guard = threading.Timer(30.0, cam.close)  # bounds the test if the source never gives up
+        guard.start()
+        t0 = time.monotonic()
+        frames = list(itertools.islice(cam.frames(), 1000))
+        waited = time.monotonic() - t0
+        guard.cancel()
+        cam.close()
+    finally:
+        camera.close()
+    assert len(frames) == 8 * 15 and camera.connections >= 2
+    assert waited < 8 / 8 + 3.0 + 1.0 + 4.0  # the stream, the budget, a read timeout, one open at most
 
 
 def test_a_lost_stream_is_opened_again_and_the_recording_carries_on(http_camera: str,

@@ -29,13 +29,13 @@ from typing import Any
 from edge.capture.frames import PTS_HZ, CapturedFrame, EncodedPacket
 from edge.capture.opencv_source import CameraOpenError, frame_luma, is_stream_url, without_credentials
 from edge.capture.stream_copy import (
-    ANNEX_B_FILTERS,
     OPEN_TIMEOUT,
     READ_TIMEOUT,
     RECONNECT_FOR,
     CatchUp,
     PacketDecoder,
     Timeline,
+    annex_b_filters,
     open_input,
     reconnect,
     recordable,
@@ -87,7 +87,8 @@ class DualStreamCamera:
         self.shown, self.detect_shown = without_credentials(device), without_credentials(detect_device)
         self.detect_size = detect_size
         self.reconnect_for = reconnect_for
-        self._read_timeout = read_timeout
+        self._open_timeout, self._read_timeout = open_timeout, read_timeout
+        self._last_packet = time.monotonic()  # when the last main packet arrived (reconnect's deadline)
         self._waiting: deque[EncodedPacket] = deque()
         self._waiting_bytes = 0
         self._lock = threading.Lock()
@@ -96,7 +97,7 @@ class DualStreamCamera:
         self.dropped_main_packets = 0
         self._decode = PacketDecoder(self.detect_shown)
         self._catch_up = CatchUp(detect_device)
-        self._conn = self._connect((open_timeout, read_timeout), fps, after=None)
+        self._use(self._connect((open_timeout, read_timeout), fps, after=None))
         stream = self._conn.main_stream
         self.fps = _rate(stream, fps)  # the recording's
         self.detect_fps = _rate(self._conn.sub_stream, self.fps)  # the detector's: the substream's own rate
@@ -120,16 +121,21 @@ class DualStreamCamera:
             main[0].close()
             raise
         try:
-            filters = self._av.BitStreamFilterContext(ANNEX_B_FILTERS, main[1])
+            filters = annex_b_filters(main[1], self.shown)
         except Exception:
             main[0].close()
             sub[0].close()
             raise
         timeline = Timeline(main[1].time_base or fractions.Fraction(1, PTS_HZ), _rate(main[1], fps), after=after)
-        conn = _Connection(main, sub, filters, timeline)
+        return _Connection(main, sub, filters, timeline)
+
+    def _use(self, conn: _Connection) -> None:
+        """Make conn the current connection, then start reading its main stream (in that order: the
+        reader hands packets only to the current connection)."""
+        with self._lock:
+            self._conn = conn
         conn.reader = threading.Thread(target=self._read_main, args=(conn,), name="main-stream", daemon=True)
         conn.reader.start()
-        return conn
 
     # -- the main stream: read and copied, never decoded ---------------------------------------------
 
@@ -139,7 +145,8 @@ class DualStreamCamera:
                 if self._closed.is_set() or conn.over.is_set():
                     break
                 if packet.size:
-                    self._hand_over(stamped(recordable(packet, conn.filters, conn.timeline), time.time()))
+                    self._last_packet = time.monotonic()
+                    self._hand_over(conn, stamped(recordable(packet, conn.filters, conn.timeline), time.time()))
         except self._av.FFmpegError as exc:
             if not (self._closed.is_set() or conn.over.is_set()):
                 log.warning("%s: stopped reading the main stream: %s", self.shown, without_credentials(str(exc)))
@@ -148,8 +155,10 @@ class DualStreamCamera:
             with contextlib.suppress(self._av.FFmpegError, OSError):
                 conn.main.close()
 
-    def _hand_over(self, packets: list[EncodedPacket]) -> None:
+    def _hand_over(self, conn: _Connection, packets: list[EncodedPacket]) -> None:
         with self._lock:
+            if conn is not self._conn or conn.over.is_set():
+                return  # a late packet of a connection already given up: its session has ended
             for p in packets:
                 self._waiting.append(p)
                 self._waiting_bytes += len(p.data)
@@ -204,6 +213,8 @@ class DualStreamCamera:
 
     def _session(self, conn: _Connection, counter: list[int]) -> Iterator[CapturedFrame]:
         """Substream pictures, each with the main packets read since the last, until either stream ends."""
+        if self._closed.is_set():
+            return
         try:
             for packet in conn.sub.demux(conn.sub_stream):
                 if self._closed.is_set():
@@ -226,13 +237,14 @@ class DualStreamCamera:
 
     def _reconnect(self) -> bool:
         """Either stream was lost: open both again (stream_copy.reconnect). False: give up."""
-        return reconnect(self.shown, self.reconnect_for, self._closed, self._reopen)
+        return reconnect(self.shown, self.reconnect_for, self._closed, self._reopen,
+                         last_packet=lambda: self._last_packet, opens=2)
 
     def _reopen(self, open_timeout: float) -> None:
-        conn = self._connect((open_timeout, self._read_timeout), self.fps, after=self._conn.timeline.last_dts)
-        with self._lock:
-            self._conn = conn
+        conn = self._connect((min(open_timeout, self._open_timeout), self._read_timeout), self.fps,
+                             after=self._conn.timeline.last_dts)
         self._catch_up.restart()
+        self._use(conn)
 
     def _close_sub(self, conn: _Connection) -> None:
         with self._lock:  # once, whichever thread gets here first

@@ -53,6 +53,9 @@ READ_TIMEOUT = 4.0
 # within the systemd watchdog's 30 s, which needs frames; after that the daemon exits and is restarted.
 RECONNECT_DELAYS = (0.5, 1.0, 2.0, 4.0, 4.0, 4.0, 4.0)
 RECONNECT_FOR = 15.0
+# An open cannot be interrupted and may take twice its timeout (opening, then probing): while
+# reconnecting, keep every attempt short enough that a stop still fits the daemon's 10 s budget.
+RECONNECT_OPEN_TIMEOUT = 4.0
 # A timestamp more than this far ahead of the last one is a camera restart, not a gap to keep.
 MAX_JUMP_SECONDS = 10.0
 # Live sources: behind the camera by more than FALL_BEHIND seconds, stop decoding (packets are still
@@ -89,15 +92,14 @@ class Timeline:
         self.scale = time_base * PTS_HZ
         self.step = max(1, round(PTS_HZ / fps))
         self._offset: int | None = None
-        self.last_dts: int | None = None
+        self.last_dts: int | None = after  # carried through a connection that sent nothing
         self._after = after
 
     def convert(self, pts: int | None, dts: int | None) -> tuple[int, int]:
         if dts is None:
             dts = pts
         if dts is None:  # no timestamps at all: one frame after the last
-            last = self.last_dts if self.last_dts is not None else self._after
-            nxt = 0 if last is None else last + self.step
+            nxt = 0 if self.last_dts is None else self.last_dts + self.step
             self.last_dts = nxt
             return nxt, nxt
         raw_dts = round(dts * self.scale)
@@ -129,12 +131,26 @@ def open_input(device: str, timeouts: tuple[float, float], *, h264: bool) -> tup
         container.close()
         raise CameraOpenError(f"{shown}: has no video stream")
     stream = container.streams.video[0]
+    if stream.codec_context is None:
+        container.close()
+        raise CameraOpenError(f"{shown}: no decoder for its video")
     codec = stream.codec_context.name
     if h264 and codec != "h264":
         container.close()
         raise NotCopyable(f"{shown}: sends {codec} video; only H.264 can be recorded as it is")
     decode_single_threaded(stream)
     return container, stream
+
+
+def annex_b_filters(stream: Any, shown: str) -> Any:
+    """The bitstream filters for a stream whose packets are recorded; CameraOpenError if FFmpeg
+    cannot set them up for it (so a reconnect tries again instead of failing the frame loop)."""
+    import av
+
+    try:
+        return av.BitStreamFilterContext(ANNEX_B_FILTERS, stream)
+    except (av.FFmpegError, ValueError) as exc:
+        raise CameraOpenError(f"{shown}: cannot prepare its H.264 for recording: {exc}") from None
 
 
 def recordable(packet: Any, filters: Any, timeline: Timeline) -> list[_Raw]:
@@ -171,26 +187,31 @@ class PacketDecoder:
             return []
 
 
-def reconnect(shown: str, reconnect_for: float, closed: threading.Event,
-              attempt: Callable[[float], None]) -> bool:
-    """Call attempt(open_timeout) RECONNECT_DELAYS apart until it returns (True: back), or until
-    `reconnect_for` seconds have passed or `closed` is set (False). attempt raises CameraOpenError
-    while the camera is not back."""
+def reconnect(shown: str, reconnect_for: float, closed: threading.Event, attempt: Callable[[float], None], *,
+              last_packet: Callable[[], float], opens: int = 1) -> bool:
+    """Call attempt(open_timeout) RECONNECT_DELAYS apart until it returns (True: back). False once
+    `closed` is set, or `reconnect_for` seconds after the last packet that arrived (last_packet(), a
+    time.monotonic()): a camera that accepts connections but sends nothing does not get a fresh
+    budget with every connection. `opens`: how many streams one attempt opens; each open may wait
+    twice its timeout (PyAV applies it to opening and to probing), so all of them end by the deadline.
+    attempt raises CameraOpenError while the camera is not back."""
     if reconnect_for <= 0:
         return False
-    log.warning("%s: lost the stream; reconnecting for up to %.0f s", shown, reconnect_for)
-    deadline = time.monotonic() + reconnect_for
+    deadline = last_packet() + reconnect_for
+    log.warning("%s: lost the stream; reconnecting for up to %.0f s", shown, max(0.0, deadline - time.monotonic()))
     for delay in RECONNECT_DELAYS:
-        if closed.wait(delay):
+        if closed.wait(max(0.0, min(delay, deadline - time.monotonic()))):
             return False
         remaining = deadline - time.monotonic()
-        if remaining <= 0:
+        if remaining < 0.5:
             break
         try:
-            attempt(min(OPEN_TIMEOUT, remaining))
+            attempt(min(RECONNECT_OPEN_TIMEOUT / opens, remaining / (2 * opens)))
         except CameraOpenError as exc:
             log.info("%s: not back yet: %s", shown, exc)
             continue
+        if closed.is_set():
+            return False
         log.info("%s: reconnected", shown)
         return True
     log.error("%s: no stream for %.0f s; giving up", shown, reconnect_for)
@@ -277,7 +298,9 @@ class StreamCopyCamera:
         self.loop = loop and self.is_file
         self.time_origin = time_origin
         self._timeouts = (open_timeout, read_timeout)
+        self._open_timeout = open_timeout
         self.reconnect_for = reconnect_for
+        self._last_packet = time.monotonic()  # when the last packet arrived (reconnect's deadline)
         self._container: Any = None
         self._lock = threading.Lock()
         self._busy = False
@@ -304,7 +327,7 @@ class StreamCopyCamera:
     def _open(self) -> None:
         self._container, self._stream = open_input(self.device, self._timeouts, h264=True)
         try:
-            self._filters = self._av.BitStreamFilterContext(ANNEX_B_FILTERS, self._stream)
+            self._filters = annex_b_filters(self._stream, self.shown)
         except Exception:
             self._release()
             raise
@@ -342,10 +365,11 @@ class StreamCopyCamera:
         (Timeline) and the lag meter starts afresh. False: give up, the source ends."""
         with contextlib.suppress(self._av.FFmpegError, OSError):
             self._container.close()
-        return reconnect(self.shown, self.reconnect_for, self._closed, self._reopen)
+        return reconnect(self.shown, self.reconnect_for, self._closed, self._reopen,
+                         last_packet=lambda: self._last_packet)
 
     def _reopen(self, open_timeout: float) -> None:
-        self._timeouts = (open_timeout, self._timeouts[1])
+        self._timeouts = (min(open_timeout, self._open_timeout), self._timeouts[1])
         self._open()
         self._timeline = Timeline(self._stream.time_base or fractions.Fraction(1, PTS_HZ), self.fps,
                                   after=self._timeline.last_dts)
@@ -359,6 +383,8 @@ class StreamCopyCamera:
             for packet in self._container.demux(self._stream):
                 if self._closed.is_set():
                     return
+                if packet.size:
+                    self._last_packet = time.monotonic()
                 if packet.size and not self.is_file and self._catch_up.skip(packet):
                     # Too slow for this camera: record the packet, leave its picture undecoded.
                     now = time.time()

@@ -50,11 +50,13 @@ class Notifier:
         self._send(f"STATUS={_one_line(text)}")
 
     def watchdog(self, now: float | None = None) -> None:
-        """Ping at most every half watchdog period (systemd's recommendation)."""
+        """Ping at most every sixth of the watchdog period (5 s of WatchdogSec=30s). systemd asks for
+        at least every half; more often leaves a live IP camera's reconnect (stream_copy) most of the
+        period instead of what is left of it after the last ping."""
         if self.watchdog_interval is None:
             return
         now = time.monotonic() if now is None else now
-        if now - self._last_ping >= self.watchdog_interval / 2:
+        if now - self._last_ping >= self.watchdog_interval / 6:
             self._last_ping = now
             self._send("WATCHDOG=1")
 
