@@ -17,6 +17,7 @@ __all__ = ["PTS_HZ", "Camera", "CapturedFrame", "EncodedPacket", "choose_source"
 log = logging.getLogger("consentcam.capture")
 
 SYNTHETIC_SCENE_SECONDS = 600.0
+CODEC_NAMES = {"h264": "H.264", "hevc": "H.265"}
 
 
 def choose_source(config: Config) -> tuple[str, str]:
@@ -81,7 +82,7 @@ def open_camera(config: Config, source: str | None = None, *, time_origin: float
 
 
 def _stream_copy(config: Config, mask: Any, *, time_origin: float | None, loop: bool | None) -> Any:
-    """The source's own H.264, recorded as it is (edge.capture.stream_copy), when `camera.record`
+    """The source's own H.264 or H.265, recorded as it is (edge.capture.stream_copy), when `camera.record`
     allows it; None: decode and re-encode. `copy` that cannot be honoured is an error, not a
     silent re-encode: the owner asked for the camera's own footage."""
     from edge.capture.opencv_source import CameraOpenError
@@ -105,8 +106,8 @@ def _stream_copy(config: Config, mask: Any, *, time_origin: float | None, loop: 
     try:
         camera = StreamCopyCamera(cam.device, detect_size=(cam.detect_width, cam.detect_height), fps=cam.fps,
                                   loop=cam.loop_file if loop is None else loop, time_origin=time_origin)
-        log.info("recording the source's own H.264 as it arrives (%dx%d, %.3g fps; no re-encoding)", camera.width,
-                 camera.height, camera.fps)
+        log.info("recording the source's own %s as it arrives (%dx%d, %.3g fps; no re-encoding)",
+                 CODEC_NAMES.get(camera.codec, camera.codec), camera.width, camera.height, camera.fps)
         return camera
     except NotCopyable as exc:
         if cam.record == "copy":
@@ -132,7 +133,8 @@ def _dual_stream(config: Config, mask: Any) -> Any:
         camera = DualStreamCamera(cam.device, cam.detect_device, detect_size=(cam.detect_width, cam.detect_height),
                                   fps=cam.fps)
     except NotCopyable as exc:
-        raise CameraOpenError(f"camera.detect_device: the main stream must be H.264: {exc}") from exc
-    log.info("recording the main stream's own H.264 as it arrives (%dx%d, %.3g fps), detecting on %s (%dx%d)",
-             camera.width, camera.height, camera.fps, camera.detect_shown, *camera.detect_source_size)
+        raise CameraOpenError(f"camera.detect_device: the main stream must be H.264 or H.265: {exc}") from exc
+    log.info("recording the main stream's own %s as it arrives (%dx%d, %.3g fps), detecting on %s (%dx%d)",
+             CODEC_NAMES.get(camera.codec, camera.codec), camera.width, camera.height, camera.fps,
+             camera.detect_shown, *camera.detect_source_size)
     return camera

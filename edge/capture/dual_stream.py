@@ -102,6 +102,7 @@ class DualStreamCamera:
         self.fps = _rate(stream, fps)  # the recording's
         self.detect_fps = _rate(self._conn.sub_stream, self.fps)  # the detector's: the substream's own rate
         self.width, self.height = stream.codec_context.width, stream.codec_context.height
+        self.codec = stream.codec_context.name  # what is recorded: "h264" or "hevc"
         sub = self._conn.sub_stream.codec_context
         self.detect_source_size = (sub.width, sub.height)
 
@@ -114,9 +115,9 @@ class DualStreamCamera:
         return self._decode.errors
 
     def _connect(self, timeouts: tuple[float, float], fps: float, *, after: int | None) -> _Connection:
-        main = open_input(self.device, timeouts, h264=True)
+        main = open_input(self.device, timeouts, copy=True)
         try:
-            sub = open_input(self.detect_device, timeouts, h264=False)
+            sub = open_input(self.detect_device, timeouts, copy=False)
         except Exception:
             main[0].close()
             raise

@@ -1,14 +1,16 @@
-"""Recording an IP camera's (or a video file's) own H.264, untouched: no re-encoding.
+"""Recording an IP camera's (or a video file's) own H.264 or H.265, untouched: no re-encoding.
 
-A camera that sends H.264 has already done the expensive work. The `encode` path decodes every
-picture to BGR and encodes it again with libx264: at 1080p that is most of a Raspberry Pi's CPU, and
-the recording loses quality. Here the camera's packets go to the recorder as they arrived, so the
-vault holds the camera's own bitstream, and each packet is decoded once, for the detection plane only.
+A camera that sends H.264 or H.265 has already done the expensive work. The `encode` path decodes
+every picture to BGR and encodes it again with libx264: at 1080p that is most of a Raspberry Pi's
+CPU, and the recording loses quality. Here the camera's packets go to the recorder as they arrived,
+so the vault holds the camera's own bitstream, and each packet is decoded once, for the detection
+plane only.
 
-Packets are rewritten to Annex B with the parameter sets (SPS/PPS) before every keyframe, FFmpeg's
-`h264_mp4toannexb` and `dump_extra` bitstream filters: MP4 files carry them out of band, and some
-cameras send them only once. The filters change how the units are framed and never the pictures:
-decoding the recording gives the source's pictures bit for bit (tests/test_stream_copy.py).
+Packets are rewritten to Annex B with the parameter sets (SPS/PPS; for H.265 also the VPS) before
+every keyframe, FFmpeg's `h264_mp4toannexb` (`hevc_mp4toannexb`) and `dump_extra` bitstream filters:
+MP4 files carry them out of band, and some cameras send them only once. The filters change how the
+units are framed and never the pictures: decoding the recording gives the source's pictures bit for
+bit (tests/test_stream_copy.py).
 
 Timestamps: presentation and decoding times come from the stream (B-frames keep their order),
 shifted to start at 0 and kept continuous across file rewinds and camera restarts. A packet's
@@ -62,11 +64,16 @@ MAX_JUMP_SECONDS = 10.0
 # recorded, every one) until a keyframe that arrives within CAUGHT_UP of its time.
 FALL_BEHIND = 0.5
 CAUGHT_UP = 0.25
-ANNEX_B_FILTERS = "h264_mp4toannexb,dump_extra=freq=keyframe"
+# What can be recorded as it arrives, and the bitstream filters that make it Annex B with the parameter
+# sets (H.265: VPS/SPS/PPS) before every keyframe.
+ANNEX_B_FILTERS = {
+    "h264": "h264_mp4toannexb,dump_extra=freq=keyframe",
+    "hevc": "hevc_mp4toannexb,dump_extra=freq=keyframe",
+}
 
 
 class NotCopyable(CameraOpenError):
-    """The source opened, but its video cannot be recorded as it is (not H.264)."""
+    """The source opened, but its video cannot be recorded as it is (not H.264 or H.265)."""
 
 
 @dataclass(frozen=True)
@@ -115,8 +122,9 @@ class Timeline:
         return max(raw_pts + self._offset, out), out
 
 
-def open_input(device: str, timeouts: tuple[float, float], *, h264: bool) -> tuple[Any, Any]:
-    """(container, first video stream) of a file or stream URL; `h264`: anything else is NotCopyable."""
+def open_input(device: str, timeouts: tuple[float, float], *, copy: bool) -> tuple[Any, Any]:
+    """(container, first video stream) of a file or stream URL; `copy`: video that cannot be recorded
+    as it is (ANNEX_B_FILTERS) is NotCopyable."""
     import av
 
     options = {"rtsp_transport": "tcp"} if device.startswith(("rtsp://", "rtsps://")) else {}
@@ -135,9 +143,9 @@ def open_input(device: str, timeouts: tuple[float, float], *, h264: bool) -> tup
         container.close()
         raise CameraOpenError(f"{shown}: no decoder for its video")
     codec = stream.codec_context.name
-    if h264 and codec != "h264":
+    if copy and codec not in ANNEX_B_FILTERS:
         container.close()
-        raise NotCopyable(f"{shown}: sends {codec} video; only H.264 can be recorded as it is")
+        raise NotCopyable(f"{shown}: sends {codec} video; only H.264 and H.265 can be recorded as they are")
     decode_single_threaded(stream)
     return container, stream
 
@@ -148,9 +156,9 @@ def annex_b_filters(stream: Any, shown: str) -> Any:
     import av
 
     try:
-        return av.BitStreamFilterContext(ANNEX_B_FILTERS, stream)
-    except (av.FFmpegError, ValueError) as exc:
-        raise CameraOpenError(f"{shown}: cannot prepare its H.264 for recording: {exc}") from None
+        return av.BitStreamFilterContext(ANNEX_B_FILTERS[stream.codec_context.name], stream)
+    except (av.FFmpegError, ValueError, KeyError) as exc:
+        raise CameraOpenError(f"{shown}: cannot prepare its video for recording: {exc}") from None
 
 
 def recordable(packet: Any, filters: Any, timeline: Timeline) -> list[_Raw]:
@@ -279,7 +287,7 @@ class CatchUp:
 
 
 class StreamCopyCamera:
-    """Frames for the detector and the source's own H.264 packets for the recorder."""
+    """Frames for the detector and the source's own H.264 or H.265 packets for the recorder."""
 
     name = "opencv-copy"
 
@@ -310,6 +318,7 @@ class StreamCopyCamera:
         rate = stream.average_rate or stream.guessed_rate
         self.fps = float(rate) if rate and 0 < float(rate) <= 240 else fps
         self.width, self.height = stream.codec_context.width, stream.codec_context.height
+        self.codec = stream.codec_context.name  # what is recorded: "h264" or "hevc"
         self.frame_count = int(stream.frames or 0) if self.is_file else 0
         self._timeline = Timeline(stream.time_base or fractions.Fraction(1, PTS_HZ), self.fps)
         self._decode = PacketDecoder(self.shown)
@@ -325,7 +334,7 @@ class StreamCopyCamera:
         return self._decode.errors
 
     def _open(self) -> None:
-        self._container, self._stream = open_input(self.device, self._timeouts, h264=True)
+        self._container, self._stream = open_input(self.device, self._timeouts, copy=True)
         try:
             self._filters = annex_b_filters(self._stream, self.shown)
         except Exception:

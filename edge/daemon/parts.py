@@ -36,6 +36,7 @@ class CameraChoice:
     height: int = 0
     fps: float = 0.0
     detect_fps: float = 0.0  # the detector's pictures per second, where they come from another stream
+    codec: str = "h264"  # of the recorded packets ("hevc": an H.265 camera recorded as it arrives)
     speed: float = 1.0  # synthetic pacing: 1 = real time, 0 = as fast as possible
 
     def describe(self) -> str:
@@ -69,6 +70,7 @@ def open_camera(config: Config, *, speed: float = 1.0) -> tuple[Any, CameraChoic
     # What the source really delivers: a file's own frame rate, a copied stream's own size.
     choice.fps = float(getattr(camera, "fps", 0.0) or cam.fps)
     choice.detect_fps = float(getattr(camera, "detect_fps", 0.0) or choice.fps)
+    choice.codec = str(getattr(camera, "codec", "h264"))
     if getattr(camera, "width", 0) and getattr(camera, "height", 0):
         choice.width, choice.height = camera.width, camera.height
     return camera, choice
@@ -241,7 +243,7 @@ def _make_recorder(config: Config, vault: Any, choice: CameraChoice, clock_synce
     from edge.recording.recorder import Recorder
 
     return Recorder(config, vault, camera_name=config.device.name, clock_synced=clock_synced, fps=choice.fps,
-                    size=(choice.width, choice.height), detect_fps=choice.detect_fps or None)
+                    size=(choice.width, choice.height), detect_fps=choice.detect_fps or None, codec=choice.codec)
 
 
 class MqttSide:

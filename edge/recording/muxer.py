@@ -1,4 +1,4 @@
-"""H.264 packets -> MPEG-TS bytes, written straight into the vault's encrypting ClipWriter.
+"""H.264 (or H.265) packets -> MPEG-TS bytes, written straight into the vault's encrypting ClipWriter.
 
 MPEG-TS because it survives truncation at any byte and segments simply concatenate: a clip cut
 short by a crash still plays. `flush_packets` makes PyAV hand over each packet's bytes at once,
@@ -63,11 +63,12 @@ class _SinkIO(io.RawIOBase):
 
 
 class TsMuxer:
-    def __init__(self, sink: ClipSink, width: int, height: int, fps: float) -> None:
+    def __init__(self, sink: ClipSink, width: int, height: int, fps: float, codec: str = "h264") -> None:
+        # codec: "h264", or "hevc" for an H.265 camera recorded as it arrives (edge.capture.stream_copy)
         self._io = _SinkIO(sink)
         self._container = av.open(self._io, "w", format="mpegts", options={"flush_packets": "1"})
         rate = fractions.Fraction(round(fps * 1000), 1000)
-        self._stream = self._container.add_stream("h264", rate=rate)
+        self._stream = self._container.add_stream(codec, rate=rate)
         self._stream.width, self._stream.height = width, height
         self._stream.time_base = fractions.Fraction(1, PTS_HZ)
         self._tb = fractions.Fraction(1, PTS_HZ)

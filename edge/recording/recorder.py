@@ -43,13 +43,14 @@ class _Clip:
 class Recorder:
     def __init__(self, config: Config, vault: Any, *, camera_name: str = "camera", clock_synced: bool = True,
                  fps: float | None = None, size: tuple[int, int] | None = None,
-                 detect_fps: float | None = None) -> None:
+                 detect_fps: float | None = None, codec: str = "h264") -> None:
         self.config = config
         self.vault = vault
         self.camera_name = camera_name
         self.clock_synced = clock_synced
         cam, rec, mot = config.camera, config.recording, config.motion
         self.fps = fps or cam.fps
+        self.codec = codec  # of the packets: "hevc" for an H.265 camera recorded as it arrives
         width, height = size or (cam.width, cam.height)  # size: a copied stream's own
         self.width, self.height = width - width % 2, height - height % 2
         self.detector = MotionDetector(mot, detect_fps or self.fps)  # detect_fps: a camera's substream
@@ -184,7 +185,7 @@ class Recorder:
     def _open(self, start_hint: float, preroll: list[EncodedPacket]) -> None:
         start = preroll[0].time if preroll else start_hint
         try:
-            writer = self.vault.begin_clip(self.camera_name, start, container="mpegts", codec="h264",
+            writer = self.vault.begin_clip(self.camera_name, start, container="mpegts", codec=self.codec,
                                            clock_synced=self.clock_synced)
         except Exception:
             self.vault_errors += 1
@@ -192,7 +193,7 @@ class Recorder:
             log.exception("could not start a clip in the vault; recording continues without it")
             return
         self._parts += 1
-        self._clip = _Clip(writer, TsMuxer(writer, self.width, self.height, self.fps), start, self._parts)
+        self._clip = _Clip(writer, TsMuxer(writer, self.width, self.height, self.fps, self.codec), start, self._parts)
         log.info("recording clip %s (event from %.1f s, pre-roll %.1f s)", getattr(writer, "clip_id", "?"),
                  self._event_start or start, max(0.0, (self._event_start or start) - start))
         self._write_all(preroll)
