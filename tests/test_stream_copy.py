@@ -10,6 +10,7 @@ import hashlib
 import http.server
 import io
 import itertools
+import logging
 import threading
 import time
 from collections.abc import Iterator
@@ -314,15 +315,17 @@ def test_copy_when_possible_re_encode_when_needed_and_refuse_an_impossible_copy(
 
 class _Handler(http.server.BaseHTTPRequestHandler):
     """/cam.ts: the whole stream at once; /stall: half, then nothing; /live: about 4x real time, once;
-    /flaky: half, then the connection drops; the whole stream on the second try; then nothing."""
+    /flaky: half, then the connection drops; the whole stream on the second try; then nothing.
+    /switch: the whole stream, then on the second try the camera sends H.265 instead."""
 
     payload = b""
+    other_codec = b""  # /switch: the camera comes back sending this instead
     stalled = threading.Event()  # set by the test when it is done: the stalled response ends
     served: ClassVar[dict[str, int]] = {}
 
     def do_GET(self) -> None:
         count = self.served[self.path] = self.served.get(self.path, 0) + 1
-        if (self.path == "/live" and count > 1) or (self.path == "/flaky" and count > 2):
+        if (self.path == "/live" and count > 1) or (self.path in ("/flaky", "/switch") and count > 2):
             self.send_error(404)
             return
         self.send_response(200)
@@ -330,6 +333,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self.end_headers()
         if self.path == "/flaky" and count == 1:
             self.wfile.write(self.payload[: len(self.payload) // 2])
+            return
+        if self.path == "/switch" and count == 2:
+            self.wfile.write(self.other_codec)
             return
         if self.path == "/stall":
             self.wfile.write(self.payload[: len(self.payload) // 2])
@@ -546,6 +552,21 @@ def test_a_lost_stream_is_opened_again_and_the_recording_carries_on(http_camera:
     assert all(b.dts > a.dts for a, b in itertools.pairwise(packets))  # one timeline across the gap
     once = pictures(str(walk_files["ts"]))
     assert pictures(mux(packets), format="mpegts")[-len(once):] == once  # the second connection, whole
+
+
+def test_a_camera_that_comes_back_with_another_codec_is_not_recorded_under_the_old_one(
+        http_camera: str, walk_files: dict[str, Path], h265_files: dict[str, Path],
+        caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="consentcam.capture")
+    _Handler.other_codec = h265_files["ts"].read_bytes()
+    cam = StreamCopyCamera(f"{http_camera}/switch", detect_size=(160, 120), fps=15, read_timeout=2.0,
+                           reconnect_for=3.0)
+    frames = list(itertools.islice(cam.frames(), 2000))
+    cam.close()
+    assert cam.codec == "h264" and _Handler.served["/switch"] >= 2
+    assert "now sends hevc, not h264" in caplog.text  # the daemon then exits and starts again with H.265
+    packets = [p for f in frames for p in f.packets]
+    assert pictures(mux(packets), format="mpegts") == pictures(str(walk_files["ts"]))  # only H.264 recorded
 
 
 def test_falling_behind_a_live_stream_skips_pictures_never_packets(http_camera: str, walk_files: dict[str, Path],

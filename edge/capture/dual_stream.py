@@ -244,6 +244,12 @@ class DualStreamCamera:
     def _reopen(self, open_timeout: float) -> None:
         conn = self._connect((min(open_timeout, self._open_timeout), self._read_timeout), self.fps,
                              after=self._conn.timeline.last_dts)
+        codec = conn.main_stream.codec_context.name
+        if codec != self.codec:
+            # The recorder muxes and labels one codec; a restarted daemon picks up the new one.
+            conn.main.close()
+            conn.sub.close()
+            raise CameraOpenError(f"{self.shown}: now sends {codec}, not {self.codec}")
         self._catch_up.restart()
         self._use(conn)
 

@@ -372,14 +372,18 @@ class StreamCopyCamera:
     def _reconnect(self) -> bool:
         """A live stream was lost: open it again (reconnect()). The recording's timestamps carry on
         (Timeline) and the lag meter starts afresh. False: give up, the source ends."""
-        with contextlib.suppress(self._av.FFmpegError, OSError):
-            self._container.close()
+        self._release()
         return reconnect(self.shown, self.reconnect_for, self._closed, self._reopen,
                          last_packet=lambda: self._last_packet)
 
     def _reopen(self, open_timeout: float) -> None:
         self._timeouts = (min(open_timeout, self._open_timeout), self._timeouts[1])
         self._open()
+        if self._stream.codec_context.name != self.codec:
+            codec = self._stream.codec_context.name
+            self._release()
+            # The recorder muxes and labels one codec; a restarted daemon picks up the new one.
+            raise CameraOpenError(f"{self.shown}: now sends {codec}, not {self.codec}")
         self._timeline = Timeline(self._stream.time_base or fractions.Fraction(1, PTS_HZ), self.fps,
                                   after=self._timeline.last_dts)
         self._catch_up.restart()
