@@ -24,14 +24,16 @@ import json
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.motion import parse_size
 from edge.capture.frames import CapturedFrame
 from edge.capture.opencv_source import OpenCVCamera, decode_single_threaded, frame_luma
-from edge.capture.stream_copy import ANNEX_B_FILTERS, StreamCopyCamera, Timeline, recordable, stamped
+from edge.capture.stream_copy import StreamCopyCamera, Timeline, annex_b_filters, recordable, stamped
 from edge.capture.synthetic import SyntheticScene, write_video
 from edge.recording.muxer import TsMuxer
 
@@ -68,12 +70,12 @@ class _TwoFiles:
         self._av = av
         self.main, self.sub, self.fps = main, sub, fps
 
-    def frames(self):  # type: ignore[no-untyped-def]
+    def frames(self) -> Iterator[CapturedFrame]:
         av = self._av
         with av.open(str(self.main)) as mc, av.open(str(self.sub)) as sc:
             ms, ss = mc.streams.video[0], sc.streams.video[0]
             decode_single_threaded(ss)
-            filters, timeline = av.BitStreamFilterContext(ANNEX_B_FILTERS, ms), Timeline(ms.time_base, self.fps)
+            filters, timeline = annex_b_filters(ms, str(self.main)), Timeline(ms.time_base, self.fps)
             main_packets = (p for p in mc.demux(ms) if p.size)
             for n, frame in enumerate(sc.decode(ss)):
                 raws = []
@@ -86,7 +88,7 @@ class _TwoFiles:
         pass
 
 
-def run(camera, size: tuple[int, int], fps: float) -> dict:  # type: ignore[no-untyped-def]
+def run(camera: Any, size: tuple[int, int], fps: float) -> dict:
     sink = _CountingSink()
     muxer = TsMuxer(sink, size[0], size[1], fps)
     frames = 0

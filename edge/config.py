@@ -60,8 +60,8 @@ class DeviceConfig:
 class CameraConfig:
     source: Literal["auto", "picamera2", "opencv", "synthetic"] = "auto"
     device: str = "/dev/video0"  # opencv: V4L2 device, rtsp:// or http:// URL, or a video file
-    # opencv streams and files: record the source's own H.264 (copy) or re-encode it at width x height
-    # and bitrate (encode). auto: copy when the source sends H.264 and no privacy mask is set.
+    # opencv streams and files: record the source's own H.264/H.265 (copy) or re-encode it at width x
+    # height and bitrate (encode). auto: copy when the source sends H.264/H.265 and no privacy mask is set.
     record: Literal["auto", "copy", "encode"] = "auto"
     # IP cameras: the camera's substream, for the motion detector only; the main stream (device) is then
     # copied without being decoded at all. Needs record auto or copy.

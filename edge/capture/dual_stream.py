@@ -33,6 +33,7 @@ from edge.capture.stream_copy import (
     READ_TIMEOUT,
     RECONNECT_FOR,
     CatchUp,
+    CodecChanged,
     PacketDecoder,
     Timeline,
     annex_b_filters,
@@ -88,7 +89,8 @@ class DualStreamCamera:
         self.detect_size = detect_size
         self.reconnect_for = reconnect_for
         self._open_timeout, self._read_timeout = open_timeout, read_timeout
-        self._last_packet = time.monotonic()  # when the last main packet arrived (reconnect's deadline)
+        # when the last main / substream packet arrived: the reconnect budget runs from the older
+        self._last_packet = self._last_sub_packet = time.monotonic()
         self._waiting: deque[EncodedPacket] = deque()
         self._waiting_bytes = 0
         self._lock = threading.Lock()
@@ -223,6 +225,8 @@ class DualStreamCamera:
                 if conn.ended.is_set():
                     log.warning("%s: the main stream ended", self.shown)
                     return
+                if packet.size:
+                    self._last_sub_packet = time.monotonic()
                 if packet.size and self._catch_up.skip(packet):
                     # too slow for the substream: the main packets go on, this picture stays undecoded
                     yield CapturedFrame(time=time.time(), luma=None, packets=self._take(), index=counter[0],
@@ -239,7 +243,7 @@ class DualStreamCamera:
     def _reconnect(self) -> bool:
         """Either stream was lost: open both again (stream_copy.reconnect). False: give up."""
         return reconnect(self.shown, self.reconnect_for, self._closed, self._reopen,
-                         last_packet=lambda: self._last_packet, opens=2)
+                         last_packet=lambda: min(self._last_packet, self._last_sub_packet), opens=2)
 
     def _reopen(self, open_timeout: float) -> None:
         conn = self._connect((min(open_timeout, self._open_timeout), self._read_timeout), self.fps,
@@ -249,7 +253,7 @@ class DualStreamCamera:
             # The recorder muxes and labels one codec; a restarted daemon picks up the new one.
             conn.main.close()
             conn.sub.close()
-            raise CameraOpenError(f"{self.shown}: now sends {codec}, not {self.codec}")
+            raise CodecChanged(f"{self.shown}: now sends {codec}, not {self.codec}")
         self._catch_up.restart()
         self._use(conn)
 

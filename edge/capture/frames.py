@@ -58,7 +58,8 @@ def limited_to_full_range(y: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True)
 class EncodedPacket:
-    """One H.264 access unit (Annex B, SPS/PPS repeated before every keyframe)."""
+    """One H.264 (or, copied from a camera, H.265) access unit: Annex B, parameter sets repeated
+    before every keyframe."""
 
     pts: int  # in 1/PTS_HZ seconds
     keyframe: bool

@@ -19,6 +19,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -82,7 +83,7 @@ _SINGLE_THREAD_MAX_PIXELS = 1280 * 800
 _AVCOL_RANGE_JPEG = 2  # full-range (0-255) luma
 
 
-def decode_single_threaded(stream) -> None:  # type: ignore[no-untyped-def]
+def decode_single_threaded(stream: Any) -> None:
     """One decoder thread for pictures up to about 1 MP (FFmpeg's pool costs more CPU than it saves there)."""
     cc = stream.codec_context
     if cc.width * cc.height <= _SINGLE_THREAD_MAX_PIXELS:

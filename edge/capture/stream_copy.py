@@ -46,9 +46,9 @@ from edge.capture.opencv_source import (
 
 log = logging.getLogger("consentcam.capture")
 
-# Network sources: give up opening after OPEN_TIMEOUT, and end the source when no data came for
-# READ_TIMEOUT (the daemon then stops and systemd restarts it, as for a webcam that stops). A read
-# cannot be interrupted, so READ_TIMEOUT must stay inside the daemon's first 5 s of shutdown.
+# Network sources: give up opening after OPEN_TIMEOUT; a stream that sends nothing for READ_TIMEOUT
+# is lost (and reconnected, below). A read cannot be interrupted, so READ_TIMEOUT must stay inside
+# the daemon's first 5 s of shutdown.
 OPEN_TIMEOUT = 15.0
 READ_TIMEOUT = 4.0
 # A lost live stream is opened again after these pauses (seconds), for at most RECONNECT_FOR seconds:
@@ -70,6 +70,11 @@ ANNEX_B_FILTERS = {
     "h264": "h264_mp4toannexb,dump_extra=freq=keyframe",
     "hevc": "hevc_mp4toannexb,dump_extra=freq=keyframe",
 }
+
+
+class CodecChanged(CameraOpenError):
+    """A live camera came back sending another codec: not retried. The recorder muxes and labels one
+    codec, so the source ends and the restarted daemon records the new one."""
 
 
 class NotCopyable(CameraOpenError):
@@ -215,6 +220,9 @@ def reconnect(shown: str, reconnect_for: float, closed: threading.Event, attempt
             break
         try:
             attempt(min(RECONNECT_OPEN_TIMEOUT / opens, remaining / (2 * opens)))
+        except CodecChanged as exc:
+            log.error("%s; ending the source", exc)
+            return False
         except CameraOpenError as exc:
             log.info("%s: not back yet: %s", shown, exc)
             continue
@@ -383,7 +391,7 @@ class StreamCopyCamera:
             codec = self._stream.codec_context.name
             self._release()
             # The recorder muxes and labels one codec; a restarted daemon picks up the new one.
-            raise CameraOpenError(f"{self.shown}: now sends {codec}, not {self.codec}")
+            raise CodecChanged(f"{self.shown}: now sends {codec}, not {self.codec}")
         self._timeline = Timeline(self._stream.time_base or fractions.Fraction(1, PTS_HZ), self.fps,
                                   after=self._timeline.last_dts)
         self._catch_up.restart()

@@ -101,12 +101,15 @@ def _stored(ctx: Context) -> dict[str, Any]:
 
 def _camera_line(cam: dict[str, Any]) -> str:
     """e.g. `opencv-copy 1920x1080 @ 25 fps, detector at 10 fps (configured)`: the name says how it
-    records (-copy: the camera's own H.264, -dual: the same with a substream for the detector)."""
+    records (-copy: the camera's own H.264/H.265, -dual: the same with a substream for the detector);
+    an H.265 recording says so."""
     text = str(cam.get("name") or cam.get("source"))
     if cam.get("width") and cam.get("height"):
         text += f" {cam['width']}x{cam['height']}"
     if cam.get("fps"):
         text += f" @ {cam['fps']:g} fps"
+    if cam.get("codec") == "hevc":
+        text += " H.265"
     if cam.get("detect_fps") and cam.get("detect_fps") != cam.get("fps"):
         text += f", detector at {cam['detect_fps']:g} fps"
     return f"{text} ({cam.get('reason')})"
