@@ -85,6 +85,19 @@ def mux(packets: list[EncodedPacket]) -> io.BytesIO:
 SPS_NAL, PPS_NAL = 7, 8
 
 
+def drain(cam: StreamCopyCamera | DualStreamCamera, most: int = 5000) -> tuple[list, float]:
+    """Every frame until the source ends (at most `most`; closed after 30 s if it never does), and
+    how long that took."""
+    guard = threading.Timer(30.0, cam.close)
+    guard.start()
+    t0 = time.monotonic()
+    frames = list(itertools.islice(cam.frames(), most))
+    waited = time.monotonic() - t0
+    guard.cancel()
+    cam.close()
+    return frames, waited
+
+
 def is_run_of(recorded: list[str], expected: list[str]) -> bool:
     """recorded is expected[k:k + len(recorded)] for some k: a run of the source's pictures, none missing."""
     n = len(recorded)
@@ -526,13 +539,7 @@ def test_a_silent_substream_is_given_up_on_even_while_the_main_stream_flows(
     try:
         cam = DualStreamCamera(main.url, sub.url, detect_size=(160, 120), fps=15, read_timeout=1.0,
                                reconnect_for=3.0)
-        guard = threading.Timer(30.0, cam.close)  # bounds the test if the source never gives up
-        guard.start()
-        t0 = time.monotonic()
-        frames = list(itertools.islice(cam.frames(), 5000))
-        waited = time.monotonic() - t0
-        guard.cancel()
-        cam.close()
+        frames, waited = drain(cam)
     finally:
         main.close()
         sub.close()
@@ -559,13 +566,7 @@ def test_a_camera_that_answers_but_sends_nothing_is_given_up_on_in_time(camera_s
     camera = RtspCamera(camera_stream, speed=8.0, silent_after=1)
     try:
         cam = StreamCopyCamera(camera.url, detect_size=(160, 120), fps=15, read_timeout=1.0, reconnect_for=3.0)
-        guard = threading.Timer(30.0, cam.close)  # bounds the test if the source never gives up
-        guard.start()
-        t0 = time.monotonic()
-        frames = list(itertools.islice(cam.frames(), 1000))
-        waited = time.monotonic() - t0
-        guard.cancel()
-        cam.close()
+        frames, waited = drain(cam)
     finally:
         camera.close()
     assert len(frames) == 8 * 15 and camera.connections >= 2
