@@ -1,11 +1,12 @@
-"""A small RTSP camera for the tests: serves an H.264 file the way IP cameras do, to FFmpeg's real
-RTSP client on loopback.
+"""A small RTSP camera for the tests: serves an H.264 or H.265 file the way IP cameras do, to FFmpeg's
+real RTSP client on loopback.
 
 RTSP 1.0 (OPTIONS, DESCRIBE, SETUP, PLAY, GET_PARAMETER, TEARDOWN), RTP over the RTSP connection
-("interleaved", what `rtsp_transport=tcp` asks for), H.264 payloads as RFC 6184 describes them:
-one NAL unit per RTP packet, or FU-A fragments for larger ones, the marker bit on the last packet of
-each picture, a 90 kHz clock. The SDP carries the parameter sets (sprop-parameter-sets); with
-`in_band_parameter_sets=False` they are left out of the stream itself, as some cameras do.
+("interleaved", what `rtsp_transport=tcp` asks for), payloads as RFC 6184 (H.264) and RFC 7798
+(H.265) describe them: one NAL unit per RTP packet, or fragmentation units (FU-A; H.265 FU) for
+larger ones, the marker bit on the last packet of each picture, a 90 kHz clock. The SDP carries the
+parameter sets (sprop-parameter-sets; sprop-vps/sps/pps); with `in_band_parameter_sets=False` they
+are left out of the stream itself, as some cameras do.
 Pictures are sent at `speed` times real time, once per connection, then the connection is closed.
 """
 
@@ -23,7 +24,33 @@ from pathlib import Path
 import av
 
 MAX_PAYLOAD = 1400
-SPS, PPS = 7, 8
+
+
+@dataclass(frozen=True)
+class Codec:
+    name: str  # FFmpeg's
+    rtp_name: str
+    header: int  # bytes of a NAL unit header
+    parameter_sets: tuple[int, ...]  # NAL unit types, in the order the SDP lists them
+
+    def nal_type(self, nal: bytes) -> int:
+        return nal[0] & 0x1F if self.header == 1 else (nal[0] >> 1) & 0x3F
+
+    def fragment_header(self, nal: bytes, first: bool, last: bool) -> bytes:
+        """The payload header and FU header of a fragment of `nal` (FU-A, RFC 6184; FU, RFC 7798)."""
+        flags = (0x80 if first else 0) | (0x40 if last else 0)
+        if self.header == 1:
+            return bytes([(nal[0] & 0xE0) | 28, flags | (nal[0] & 0x1F)])
+        return bytes([(nal[0] & 0x81) | (49 << 1), nal[1], flags | self.nal_type(nal)])
+
+    def fmtp(self, sets: list[bytes]) -> str:
+        b64 = [base64.b64encode(n).decode() for n in sets]
+        if self.header == 1:
+            return f"packetization-mode=1;profile-level-id={sets[0][1:4].hex()};sprop-parameter-sets={','.join(b64)}"
+        return f"sprop-vps={b64[0]};sprop-sps={b64[1]};sprop-pps={b64[2]}"
+
+
+CODECS = {"h264": Codec("h264", "H264", 1, (7, 8)), "hevc": Codec("hevc", "H265", 2, (32, 33, 34))}
 
 
 @dataclass
@@ -49,29 +76,30 @@ def split_nals(data: bytes) -> list[bytes]:
     return out
 
 
-def read_access_units(path: Path) -> list[AccessUnit]:
-    """An Annex B file (MPEG-TS) as access units with 90 kHz timestamps (IPPP: pts = dts)."""
+def read_access_units(path: Path) -> tuple[Codec, list[AccessUnit]]:
+    """An Annex B file (MPEG-TS) as access units in decoding order, with their 90 kHz presentation
+    times (what RTP carries)."""
     with av.open(str(path)) as container:
         stream = container.streams.video[0]
+        codec = CODECS[stream.codec_context.name]
         scale = stream.time_base * 90_000
         units = [AccessUnit(round(p.pts * scale), split_nals(bytes(p))) for p in container.demux(stream) if p.size]
     first = units[0].pts
-    return [AccessUnit(u.pts - first, u.nals) for u in units]
+    return codec, [AccessUnit(u.pts - first, u.nals) for u in units]
 
 
-def rtp_packets(unit: AccessUnit, seq: int) -> tuple[list[bytes], int]:
-    """RTP packets (RFC 6184, single NAL units and FU-A) of one access unit; returns the next seq."""
+def rtp_packets(codec: Codec, unit: AccessUnit, seq: int) -> tuple[list[bytes], int]:
+    """RTP packets (single NAL units and fragmentation units) of one access unit; returns the next seq."""
     payloads: list[bytes] = []
     for nal in unit.nals:
         if len(nal) <= MAX_PAYLOAD:
             payloads.append(nal)
             continue
-        indicator, kind = (nal[0] & 0xE0) | 28, nal[0] & 0x1F
-        body = nal[1:]
-        chunks = [body[i:i + MAX_PAYLOAD - 2] for i in range(0, len(body), MAX_PAYLOAD - 2)]
+        body = nal[codec.header:]
+        size = MAX_PAYLOAD - codec.header - 1
+        chunks = [body[i:i + size] for i in range(0, len(body), size)]
         for n, chunk in enumerate(chunks):
-            header = kind | (0x80 if n == 0 else 0) | (0x40 if n == len(chunks) - 1 else 0)
-            payloads.append(bytes([indicator, header]) + chunk)
+            payloads.append(codec.fragment_header(nal, n == 0, n == len(chunks) - 1) + chunk)
     out = []
     for n, payload in enumerate(payloads):
         marker = 0x80 if n == len(payloads) - 1 else 0
@@ -86,12 +114,12 @@ class RtspCamera:
                  sessions: int | None = None, silent_after: int | None = None) -> None:
         # sessions: how many connections are served; later ones are closed at once (a camera gone).
         # silent_after: connections after this many answer PLAY and then send nothing (a camera booting)
-        self.units = read_access_units(video)
-        sets = [n for u in self.units[:1] for n in u.nals if n[0] & 0x1F in (SPS, PPS)]
-        self.sps = next(n for n in sets if n[0] & 0x1F == SPS)
-        self.pps = next(n for n in sets if n[0] & 0x1F == PPS)
+        self.codec, self.units = read_access_units(video)
+        codec = self.codec
+        first = {codec.nal_type(n): n for n in self.units[0].nals}
+        self.parameter_sets = [first[t] for t in codec.parameter_sets]
         if not in_band_parameter_sets:
-            self.units = [AccessUnit(u.pts, [n for n in u.nals if n[0] & 0x1F not in (SPS, PPS)])
+            self.units = [AccessUnit(u.pts, [n for n in u.nals if codec.nal_type(n) not in codec.parameter_sets])
                           for u in self.units]
         self.speed = speed
         self.sessions = sessions
@@ -183,12 +211,9 @@ class RtspCamera:
         conn.sendall(f"RTSP/1.0 200 OK\r\nCSeq: {cseq}\r\n{headers}\r\n".encode() + body)
 
     def _sdp(self) -> str:
-        sets = ",".join(base64.b64encode(n).decode() for n in (self.sps, self.pps))
-        profile = self.sps[1:4].hex()
         return ("v=0\r\no=- 0 0 IN IP4 127.0.0.1\r\ns=consentcam test camera\r\nc=IN IP4 0.0.0.0\r\nt=0 0\r\n"
-                "a=control:*\r\nm=video 0 RTP/AVP 96\r\na=rtpmap:96 H264/90000\r\n"
-                f"a=fmtp:96 packetization-mode=1;profile-level-id={profile};sprop-parameter-sets={sets}\r\n"
-                "a=control:track1\r\n")
+                f"a=control:*\r\nm=video 0 RTP/AVP 96\r\na=rtpmap:96 {self.codec.rtp_name}/90000\r\n"
+                f"a=fmtp:96 {self.codec.fmtp(self.parameter_sets)}\r\na=control:track1\r\n")
 
     def _silent(self, conn: socket.socket) -> None:
         """Playing, in name only: nothing is sent until the client goes away."""
@@ -208,6 +233,6 @@ class RtspCamera:
             delay = start + unit.pts / 90_000 / self.speed - time.monotonic()
             if delay > 0 and self._stop.wait(delay):
                 return
-            packets, seq = rtp_packets(unit, seq)
+            packets, seq = rtp_packets(self.codec, unit, seq)
             conn.sendall(b"".join(b"$\x00" + struct.pack("!H", len(p)) + p for p in packets))
             self.sent_units += 1

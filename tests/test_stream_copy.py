@@ -195,6 +195,29 @@ def test_an_h265_camera_is_recorded_as_it_arrives_bit_for_bit(h265_files: dict[s
     assert is_run_of(recorded, expected) and len(recorded) > 2 * 15
 
 
+@pytest.mark.parametrize("in_band", [True, False], ids=["sets-in-band", "sets-only-in-sdp"])
+def test_an_h265_rtsp_camera_is_recorded_bit_for_bit(h265_files: dict[str, Path], in_band: bool) -> None:
+    camera = RtspCamera(h265_files["ts"], speed=6.0, in_band_parameter_sets=in_band)
+    try:
+        cam = StreamCopyCamera(camera.url, detect_size=(160, 120), fps=15, reconnect_for=0)
+        frames, _ = drain(cam)
+    finally:
+        camera.close()
+    assert cam.codec == "hevc" and camera.codec.rtp_name == "H265"
+    packets = [p for f in frames for p in f.packets]
+    assert len(packets) == 10 * 15 and any(p.pts != p.dts for p in packets)
+    for p in packets:
+        if p.keyframe:  # VPS, SPS and PPS before every keyframe, from the SDP where the camera sends them only there
+            assert {32, 33, 34} <= {(b >> 1) & 0x3F for b in _nal_first_bytes(p.data)}
+    sink = ListSink()
+    muxer = TsMuxer(sink, 320, 240, 15, "hevc")
+    for p in packets:
+        muxer.write(p)
+    muxer.close()
+    sink.buf.seek(0)
+    assert pictures(sink.buf, format="mpegts") == pictures(str(h265_files["ts"]))
+
+
 def test_the_daemon_records_an_h265_camera_as_h265(h265_files: dict[str, Path], state_dir: Path) -> None:
     config = config_from_dict({"camera": {"source": "opencv", "device": str(h265_files["ts"])}})
     built = parts.build(StateDir(state_dir), config, clock_synced=True)
