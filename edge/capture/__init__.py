@@ -98,22 +98,20 @@ def _stream_copy(config: Config, mask: Any, *, time_origin: float | None, loop: 
         why_not = f"{cam.device} is a webcam (raw pictures, nothing encoded to keep)"
     elif mask is not None:
         why_not = "recording.privacy_masks must be drawn into the pictures, which means re-encoding them"
-    if why_not is not None:
-        if cam.record == "copy":
-            raise CameraOpenError(f"camera.record: copy is not possible: {why_not}; use auto or encode")
-        log.info("recording by re-encoding: %s", why_not)
-        return None
-    try:
-        camera = StreamCopyCamera(cam.device, detect_size=(cam.detect_width, cam.detect_height), fps=cam.fps,
-                                  loop=cam.loop_file if loop is None else loop, time_origin=time_origin)
-        log.info("recording the source's own %s as it arrives (%dx%d, %.3g fps; no re-encoding)",
-                 CODEC_NAMES.get(camera.codec, camera.codec), camera.width, camera.height, camera.fps)
-        return camera
-    except NotCopyable as exc:
-        if cam.record == "copy":
-            raise CameraOpenError(f"camera.record: copy is not possible: {exc}; use auto or encode") from exc
-        log.info("recording by re-encoding: %s", exc)
-        return None
+    if why_not is None:
+        try:
+            camera = StreamCopyCamera(cam.device, detect_size=(cam.detect_width, cam.detect_height), fps=cam.fps,
+                                      loop=cam.loop_file if loop is None else loop, time_origin=time_origin)
+        except NotCopyable as exc:
+            why_not = str(exc)
+        else:
+            log.info("recording the source's own %s as it arrives (%dx%d, %.3g fps; no re-encoding)",
+                     CODEC_NAMES.get(camera.codec, camera.codec), camera.width, camera.height, camera.fps)
+            return camera
+    if cam.record == "copy":
+        raise CameraOpenError(f"camera.record: copy is not possible: {why_not}; use auto or encode")
+    log.info("recording by re-encoding: %s", why_not)
+    return None
 
 
 def _dual_stream(config: Config, mask: Any) -> Any:

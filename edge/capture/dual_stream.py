@@ -41,6 +41,7 @@ from edge.capture.stream_copy import (
     reconnect,
     recordable,
     stamped,
+    stream_rate,
 )
 
 log = logging.getLogger("consentcam.capture")
@@ -52,11 +53,6 @@ MAX_WAITING_BYTES = 64 * 1024 * 1024
 
 class DualStreamError(CameraOpenError):
     pass
-
-
-def _rate(stream: Any, default: float) -> float:
-    rate = stream.average_rate or stream.guessed_rate
-    return float(rate) if rate and 0 < float(rate) <= 240 else default
 
 
 class _Connection:
@@ -101,8 +97,8 @@ class DualStreamCamera:
         self._catch_up = CatchUp(detect_device)
         self._use(self._connect((open_timeout, read_timeout), fps, after=None))
         stream = self._conn.main_stream
-        self.fps = _rate(stream, fps)  # the recording's
-        self.detect_fps = _rate(self._conn.sub_stream, self.fps)  # the detector's: the substream's own rate
+        self.fps = stream_rate(stream, fps)  # the recording's
+        self.detect_fps = stream_rate(self._conn.sub_stream, self.fps)  # the detector's: the substream's own rate
         self.width, self.height = stream.codec_context.width, stream.codec_context.height
         self.codec = stream.codec_context.name  # what is recorded: "h264" or "hevc"
         sub = self._conn.sub_stream.codec_context
@@ -129,7 +125,7 @@ class DualStreamCamera:
             main[0].close()
             sub[0].close()
             raise
-        timeline = Timeline(main[1].time_base or fractions.Fraction(1, PTS_HZ), _rate(main[1], fps), after=after)
+        timeline = Timeline(main[1].time_base or fractions.Fraction(1, PTS_HZ), stream_rate(main[1], fps), after=after)
         return _Connection(main, sub, filters, timeline)
 
     def _use(self, conn: _Connection) -> None:

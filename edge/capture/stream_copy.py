@@ -105,7 +105,6 @@ class Timeline:
         self.step = max(1, round(PTS_HZ / fps))
         self._offset: int | None = None
         self.last_dts: int | None = after  # carried through a connection that sent nothing
-        self._after = after
 
     def convert(self, pts: int | None, dts: int | None) -> tuple[int, int]:
         if dts is None:
@@ -116,8 +115,8 @@ class Timeline:
             return nxt, nxt
         raw_dts = round(dts * self.scale)
         raw_pts = round(pts * self.scale) if pts is not None else raw_dts
-        if self._offset is None:
-            self._offset = -raw_dts if self._after is None else self._after + self.step - raw_dts
+        if self._offset is None:  # the first timestamp: 0, or one frame after what came before
+            self._offset = -raw_dts if self.last_dts is None else self.last_dts + self.step - raw_dts
         out = raw_dts + self._offset
         last = self.last_dts
         if last is not None and (out <= last or out - last > MAX_JUMP_SECONDS * PTS_HZ):
@@ -125,6 +124,12 @@ class Timeline:
             out = last + self.step
         self.last_dts = out
         return max(raw_pts + self._offset, out), out
+
+
+def stream_rate(stream: Any, default: float) -> float:
+    """A stream's own frame rate, or `default` where it gives none that is plausible."""
+    rate = stream.average_rate or stream.guessed_rate
+    return float(rate) if rate and 0 < float(rate) <= 240 else default
 
 
 def open_input(device: str, timeouts: tuple[float, float], *, copy: bool) -> tuple[Any, Any]:
@@ -323,8 +328,7 @@ class StreamCopyCamera:
         self._closed = threading.Event()
         self._open()
         stream = self._stream
-        rate = stream.average_rate or stream.guessed_rate
-        self.fps = float(rate) if rate and 0 < float(rate) <= 240 else fps
+        self.fps = stream_rate(stream, fps)
         self.width, self.height = stream.codec_context.width, stream.codec_context.height
         self.codec = stream.codec_context.name  # what is recorded: "h264" or "hevc"
         self.frame_count = int(stream.frames or 0) if self.is_file else 0
