@@ -164,6 +164,20 @@ def test_list_and_show(scene: Scene) -> None:
     assert missing.returncode == 5 and missing.stderr.count("\n") == 1
 
 
+def test_an_id_starting_with_a_dash_is_shown_and_approved_after_double_dash(scene: Scene,
+                                                                            passphrase_file: Path) -> None:
+    # The protocol allows ids such as "-EHXuM-vIuT1jKc7GNa7Hg" (base64url); argparse reads a bare one as
+    # an option, so owners (and the demo) put "--" before it.
+    scene.deliver(scene.request("-dash-0001"))
+    assert scene.cli("requests", "show", "-dash-0001").returncode == 2
+    shown = json.loads(scene.cli("requests", "show", "--json", "--", "-dash-0001").stdout)
+    assert shown["id"] == "-dash-0001"
+    approved = scene.cli("requests", "approve", "--passphrase-file", str(passphrase_file), "--json", "--",
+                         "-dash-0001", timeout=120)
+    assert approved.returncode == 0, approved.stderr
+    assert sorted(json.loads(approved.stdout)["clips"]) == sorted(scene.inside)
+
+
 def test_requester_text_is_shown_literally(scene: Scene) -> None:
     sneaky = "[bold red]URGENT[/] [link=https://evil.example]click[/link]"
     scene.deliver(scene.request("REQ-markup-01", reason=sneaky))

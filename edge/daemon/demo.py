@@ -249,14 +249,14 @@ class Demo:
             s.detail = "pending (nothing was sent back to the requester)"
         self.show("Owner: consentcam requests list", self.cli("requests", "list").stdout)
         self.show(f"Owner: consentcam requests show {self.request_id}",
-                  self.cli("requests", "show", self.request_id).stdout)
+                  self.cli("requests", "show", "--", self.request_id).stdout)
         with self.step("Owner approves (passphrase unlocks the owner key; bundle encrypted to the requester)") as s:
-            approved = json.loads(self.cli("requests", "approve", self.request_id, "--passphrase-file",
-                                           str(self.passphrase), "--json", timeout=120).stdout)
+            approved = json.loads(self.cli("requests", "approve", "--passphrase-file", str(self.passphrase), "--json",
+                                           "--", self.request_id, timeout=120).stdout)
             s.detail = f"{len(approved.get('clips', []))} clips, {approved.get('bundle_size')} bytes in the outbox"
         self.summary["clips_released"] = approved.get("clips", [])
         with self.step("Daemon publishes the release; investigator receives and verifies it") as s:
-            received = json.loads(self.cli(*inv, "receive", *broker, "--request", self.request_id,
+            received = json.loads(self.cli(*inv, "receive", *broker, f"--request={self.request_id}",
                                            "--out", str(self.work / "received"), "--timeout",
                                            str(RELEASE_WAIT_LIMIT), "--json", prog="consentcam-investigator",
                                            timeout=RELEASE_WAIT_LIMIT + 30).stdout)

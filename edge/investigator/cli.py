@@ -146,6 +146,12 @@ def _area(text: str) -> Area:
         raise InvestigatorError(f"--area {text!r}: expected LAT,LON,RADIUS_M, e.g. 51.5,-0.12,2000") from exc
 
 
+def new_request_id() -> str:
+    """A random request id that does not start with "-": owners type it on the command line
+    (`consentcam requests show ID`), where a leading "-" reads as an option."""
+    return "r" + secrets.token_urlsafe(16)
+
+
 def cmd_request(args: argparse.Namespace) -> int:
     home = _home(args)
     card = home.card()
@@ -157,7 +163,7 @@ def cmd_request(args: argparse.Namespace) -> int:
         raise InvestigatorError(f"--expires: {exc}") from exc
     audience: str | Area = args.device if args.device else _area(args.area)
     body = RequestBody(
-        id=args.request_id or secrets.token_urlsafe(16),
+        id=args.request_id or new_request_id(),
         issued=issued,
         expires=clock.iso(clock.parse_iso(issued) + lifetime),
         audience=audience,
