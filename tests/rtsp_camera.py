@@ -8,12 +8,20 @@ larger ones, the marker bit on the last packet of each picture, a 90 kHz clock. 
 parameter sets (sprop-parameter-sets; sprop-vps/sps/pps); with `in_band_parameter_sets=False` they
 are left out of the stream itself, as some cameras do.
 Pictures are sent at `speed` times real time, once per connection, then the connection is closed.
+
+Like most cameras it can ask for a user name and password (`credentials`; Digest as RFC 2617
+describes it, or Basic) and can hold its clients to the session timeout it announces
+(`session_timeout`: a connection that sends no request for that long while playing is closed, as
+strict cameras do to clients that never send keep-alives). Any path but /cam is 404 Not Found.
 """
 
 from __future__ import annotations
 
 import base64
 import contextlib
+import hashlib
+import re
+import secrets
 import socket
 import struct
 import threading
@@ -24,6 +32,8 @@ from pathlib import Path
 import av
 
 MAX_PAYLOAD = 1400
+REALM = "consentcam test camera"
+_AUTH_FIELD = re.compile(r'(\w+)=(?:"([^"]*)"|([^,\s]*))')
 
 
 @dataclass(frozen=True)
@@ -111,9 +121,13 @@ def rtp_packets(codec: Codec, unit: AccessUnit, seq: int) -> tuple[list[bytes], 
 
 class RtspCamera:
     def __init__(self, video: Path, *, speed: float = 4.0, in_band_parameter_sets: bool = True,
-                 sessions: int | None = None, silent_after: int | None = None) -> None:
+                 sessions: int | None = None, silent_after: int | None = None,
+                 credentials: tuple[str, str] | None = None, auth: str = "digest",
+                 session_timeout: float | None = None) -> None:
         # sessions: how many connections are served; later ones are closed at once (a camera gone).
         # silent_after: connections after this many answer PLAY and then send nothing (a camera booting)
+        # credentials: (user, password) every request must carry, by `auth` ("digest" or "basic")
+        # session_timeout: announced in SETUP and enforced while playing (None: 60 s, not enforced)
         self.codec, self.units = read_access_units(video)
         codec = self.codec
         first = {codec.nal_type(n): n for n in self.units[0].nals}
@@ -124,8 +138,13 @@ class RtspCamera:
         self.speed = speed
         self.sessions = sessions
         self.silent_after = silent_after
+        self.credentials, self.auth = credentials, auth
+        self.session_timeout = session_timeout
+        self.nonce = secrets.token_hex(16)
         self.connections = 0
-        self.requests: list[str] = []
+        self.requests: list[str] = []  # those that were answered, not refused
+        self.refused = 0  # requests answered 401
+        self.expired = 0  # connections closed for want of a keep-alive
         self.sent_units = 0
         self._server = socket.create_server(("127.0.0.1", 0))
         self._server.settimeout(0.2)
@@ -161,15 +180,25 @@ class RtspCamera:
             if request is None:
                 return
             method, headers = request
-            self.requests.append(method)
             cseq = headers.get("cseq", "0")
+            if not self._authorized(method, headers):
+                self.refused += 1
+                challenge = (f'Digest realm="{REALM}", nonce="{self.nonce}"' if self.auth == "digest"
+                             else f'Basic realm="{REALM}"')
+                conn.sendall(f"RTSP/1.0 401 Unauthorized\r\nCSeq: {cseq}\r\nWWW-Authenticate: {challenge}\r\n\r\n"
+                             .encode())
+                continue
+            self.requests.append(method)
+            if method == "DESCRIBE" and not headers[":uri"].endswith("/cam"):
+                conn.sendall(f"RTSP/1.0 404 Not Found\r\nCSeq: {cseq}\r\n\r\n".encode())
+                continue
             if method == "DESCRIBE":
                 sdp = self._sdp().encode()
                 self._reply(conn, cseq, f"Content-Base: {self.url}/\r\nContent-Type: application/sdp\r\n"
                                         f"Content-Length: {len(sdp)}\r\n", sdp)
             elif method == "SETUP":
                 self._reply(conn, cseq, "Transport: RTP/AVP/TCP;unicast;interleaved=0-1\r\n"
-                                        "Session: 5EC0C0A1;timeout=60\r\n")
+                                        f"Session: 5EC0C0A1;timeout={round(self.session_timeout or 60)}\r\n")
             elif method == "PLAY":
                 self._reply(conn, cseq, f"Session: 5EC0C0A1\r\nRange: npt=0.000-\r\nRTP-Info: url={self.url}/track1;"
                                         "seq=0;rtptime=0\r\n")
@@ -183,6 +212,28 @@ class RtspCamera:
                 return
             else:  # OPTIONS, GET_PARAMETER
                 self._reply(conn, cseq, "Public: OPTIONS, DESCRIBE, SETUP, PLAY, GET_PARAMETER, TEARDOWN\r\n")
+
+    def _authorized(self, method: str, headers: dict[str, str]) -> bool:
+        if self.credentials is None:
+            return True
+        user, password = self.credentials
+        scheme, _, rest = headers.get("authorization", "").partition(" ")
+        if self.auth == "basic":
+            expected = base64.b64encode(f"{user}:{password}".encode()).decode()
+            return scheme.lower() == "basic" and rest.strip() == expected
+        fields = {m[1].lower(): m[2] or m[3] for m in _AUTH_FIELD.finditer(rest)}
+        if scheme.lower() != "digest" or fields.get("username") != user or fields.get("nonce") != self.nonce:
+            return False
+
+        def md5(text: str) -> str:
+            return hashlib.md5(text.encode()).hexdigest()
+
+        ha1, ha2 = md5(f"{user}:{REALM}:{password}"), md5(f"{method}:{fields.get('uri', '')}")
+        if fields.get("qop"):
+            expected = md5(f"{ha1}:{self.nonce}:{fields.get('nc')}:{fields.get('cnonce')}:{fields['qop']}:{ha2}")
+        else:
+            expected = md5(f"{ha1}:{self.nonce}:{ha2}")
+        return fields.get("response") == expected
 
     def _read_request(self, conn: socket.socket, buf: bytes) -> tuple[tuple[str, dict[str, str]] | None, bytes]:
         while b"\r\n\r\n" not in buf:
@@ -204,7 +255,9 @@ class RtspCamera:
         length = int(headers.get("content-length", "0"))
         while len(buf) < length:
             buf += conn.recv(4096)
-        return (lines[0].split(" ", 1)[0], headers), buf[length:]
+        method, _, rest = lines[0].partition(" ")
+        headers[":uri"] = rest.rsplit(" ", 1)[0]  # the request line's URL (never a real header name)
+        return (method, headers), buf[length:]
 
     @staticmethod
     def _reply(conn: socket.socket, cseq: str, headers: str, body: bytes = b"") -> None:
@@ -227,12 +280,44 @@ class RtspCamera:
     def _stream(self, conn: socket.socket) -> None:
         """Every access unit at its time (divided by speed), then the camera goes away."""
         conn.setblocking(True)
-        start = time.monotonic()
-        seq = 0
+        start = last_request = time.monotonic()
+        seq, incoming = 0, b""
         for unit in self.units:
             delay = start + unit.pts / 90_000 / self.speed - time.monotonic()
             if delay > 0 and self._stop.wait(delay):
                 return
+            incoming, answered = self._answer_while_playing(conn, incoming)
+            if answered:
+                last_request = time.monotonic()
+            elif self.session_timeout is not None and time.monotonic() - last_request > self.session_timeout:
+                self.expired += 1  # no keep-alive within the session timeout: the session is over
+                return
             packets, seq = rtp_packets(self.codec, unit, seq)
             conn.sendall(b"".join(b"$\x00" + struct.pack("!H", len(p)) + p for p in packets))
             self.sent_units += 1
+
+    def _answer_while_playing(self, conn: socket.socket, buf: bytes) -> tuple[bytes, int]:
+        """Reads what the client sent without waiting: interleaved RTCP ("$" frames) is dropped,
+        keep-alive requests are answered. Returns what is left unparsed and how many were answered."""
+        with contextlib.suppress(BlockingIOError):
+            buf += conn.recv(65536, socket.MSG_DONTWAIT)
+        answered = 0
+        while buf:
+            if buf[:1] == b"$":
+                if len(buf) < 4 or len(buf) < 4 + struct.unpack("!H", buf[2:4])[0]:
+                    break
+                buf = buf[4 + struct.unpack("!H", buf[2:4])[0]:]
+                continue
+            if b"\r\n\r\n" not in buf:
+                break
+            head, buf = buf.split(b"\r\n\r\n", 1)
+            lines = head.decode("latin-1").split("\r\n")
+            headers = {n.strip().lower(): v.strip() for n, _, v in (line.partition(":") for line in lines[1:])}
+            method = lines[0].split(" ", 1)[0]
+            if not self._authorized(method, headers):
+                self.refused += 1
+                continue
+            self.requests.append(method)
+            self._reply(conn, headers.get("cseq", "0"), "Session: 5EC0C0A1\r\n")
+            answered += 1
+        return buf, answered

@@ -11,6 +11,7 @@ import http.server
 import io
 import itertools
 import logging
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -694,3 +695,101 @@ def test_camera_passwords_stay_out_of_messages_and_the_status(caplog: pytest.Log
                          open_timeout=5.0)
     assert "s3cret" not in str(err.value)
     assert "s3cret" not in caplog.text
+
+
+@pytest.mark.parametrize("auth", ["digest", "basic"])
+def test_a_camera_that_asks_for_a_password_gets_the_one_in_the_url(camera_stream: Path, auth: str) -> None:
+    """Most cameras challenge every client; a password with @ : / in it is percent-encoded in the URL."""
+    camera = RtspCamera(camera_stream, speed=8.0, credentials=("admin", "p@ss:w/rd"), auth=auth)
+    try:
+        cam = StreamCopyCamera(camera.url.replace("rtsp://", "rtsp://admin:p%40ss%3Aw%2Frd@"), detect_size=(160, 120),
+                               fps=15, reconnect_for=0)
+        frames = list(itertools.islice(cam.frames(), 1000))
+        cam.close()
+    finally:
+        camera.close()
+    assert camera.refused >= 1  # challenged first, then answered with the right credentials
+    assert camera.requests[:4] == ["OPTIONS", "DESCRIBE", "SETUP", "PLAY"] and len(frames) == 8 * 15
+
+
+def test_a_camera_url_that_does_not_open_says_what_to_check(camera_stream: Path,
+                                                            caplog: pytest.LogCaptureFixture) -> None:
+    """The mistakes of an IP camera install, each with its own sentence and never the password: the
+    copying source, the re-encoding (OpenCV) source and camera `auto` all give the same reason."""
+    camera = RtspCamera(camera_stream, speed=8.0, credentials=("admin", "right-pw"))
+    wrong = camera.url.replace("rtsp://", "rtsp://admin:Zq7-secret@")
+    cases = {
+        wrong: "the camera refused the user name or password in the URL (401 Unauthorized)",
+        camera.url: "the camera wants a user name and password (401 Unauthorized): put them in the URL, as in "
+                    "rtsp://USER:PASSWORD@host/path",
+        camera.url.replace("rtsp://", "rtsp://admin:right-pw@").replace("/cam", "/stream9"):
+            "the camera has no stream at this path (404 Not Found)",
+        camera.url.replace("rtsp://", "rtsp://admin:Zq7/secret@"): 'the URL has an "@" after its host',
+        "rtsp://admin:Zq7-secret@127.0.0.1:9/cam": "nothing accepts connections at 127.0.0.1 port 9",
+    }
+    try:
+        for url, expected in cases.items():
+            with pytest.raises(CameraOpenError) as err:
+                StreamCopyCamera(url, detect_size=(160, 120), fps=15, open_timeout=5.0)
+            assert expected in str(err.value) and "Zq7" not in str(err.value), (url, str(err.value))
+        with pytest.raises(CameraOpenError) as err:  # re-encoding, as for a privacy mask
+            open_camera(config_from_dict({"camera": {"source": "opencv", "device": wrong, "record": "encode"}}))
+        assert cases[wrong] in str(err.value)
+        source, reason = choose_source(config_from_dict({"camera": {"source": "auto", "device": wrong}}))
+        with socket.create_server(("127.0.0.1", 0)) as mute, pytest.raises(CameraOpenError) as err:
+            StreamCopyCamera(f"rtsp://admin:Zq7-secret@127.0.0.1:{mute.getsockname()[1]}/cam", detect_size=(160, 120),
+                             fps=15, open_timeout=1.0)
+        assert "127.0.0.1 took the connection but sent nothing that opens as video within 1 s" in str(err.value)
+    finally:
+        camera.close()
+    assert source == "picamera2" or cases[wrong] in reason, reason
+    assert camera.requests.count("PLAY") == 0
+    assert "Zq7" not in caplog.text and "Zq7" not in str(err.value) and "Zq7" not in reason
+
+
+def test_the_daemon_with_a_wrong_camera_password_stops_and_says_so(camera_stream: Path, state_dir: Path,
+                                                                   tmp_path: Path) -> None:
+    camera = RtspCamera(camera_stream, speed=8.0, credentials=("admin", "right-pw"))
+    config = tmp_path / "config.yaml"
+    config.write_text(f"camera:\n  source: opencv\n  device: {camera.url.replace('rtsp://', 'rtsp://admin:wrong-pw@')}\n"
+                      "log:\n  format: json\n")
+    daemon = DaemonProc(state_dir, config, tmp_path / "daemon.log")
+    try:
+        code = daemon.proc.wait(60)
+    finally:
+        daemon.stop()
+        camera.close()
+    assert code == 1, daemon.log_tail()
+    text = (tmp_path / "daemon.log").read_text()
+    assert "refused the user name or password" in text and "wrong-pw" not in text, daemon.log_tail()
+
+
+def test_a_camera_that_ends_sessions_without_keep_alives_is_kept_playing(camera_stream: Path) -> None:
+    """A strict camera closes a session that sends no request within the timeout it announced in
+    SETUP; FFmpeg's RTSP client keeps it alive (GET_PARAMETER), so one connection carries it all."""
+    camera = RtspCamera(camera_stream, speed=2.0, session_timeout=1.0)
+    try:
+        cam = StreamCopyCamera(camera.url, detect_size=(160, 120), fps=15, reconnect_for=0)
+        frames = list(itertools.islice(cam.frames(), 1000))
+        cam.close()
+    finally:
+        camera.close()
+    assert len(frames) == 8 * 15 and camera.connections == 1 and camera.expired == 0
+    assert camera.requests.count("GET_PARAMETER") >= 3  # 4 s of playing, a keep-alive every half timeout
+
+
+def test_the_test_camera_does_end_a_session_that_sends_no_keep_alive(camera_stream: Path) -> None:
+    """The check above could not fail if the camera never enforced its timeout: a client that only
+    reads is cut off."""
+    camera = RtspCamera(camera_stream, speed=2.0, session_timeout=1.0)
+    try:
+        with socket.create_connection(("127.0.0.1", int(camera.url.split(":")[2].split("/")[0])), timeout=10) as conn:
+            for n, method in enumerate(["DESCRIBE", "SETUP", "PLAY"]):
+                conn.sendall(f"{method} {camera.url} RTSP/1.0\r\nCSeq: {n + 1}\r\n\r\n".encode())
+            received, deadline = 0, time.monotonic() + 10
+            while time.monotonic() < deadline and (chunk := conn.recv(65536)):
+                received += len(chunk)
+    finally:
+        camera.close()
+    assert camera.expired == 1 and received > 0
+    assert camera.sent_units < 8 * 15 // 2  # cut off after about 1 s of the 4 s of playing

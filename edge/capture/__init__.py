@@ -26,17 +26,17 @@ def choose_source(config: Config) -> tuple[str, str]:
     requested = config.camera.source
     if requested != "auto":
         return requested, "configured"
-    from edge.capture.opencv_source import probe_device, without_credentials
+    from edge.capture.opencv_source import device_problem, without_credentials
     from edge.capture.picamera2_source import picamera2_available
 
     ok, why = picamera2_available()
     if ok:
         return "picamera2", f"auto: {why}"
     device = config.camera.device
-    shown = without_credentials(device)
-    if probe_device(device):
-        return "opencv", f"auto: {why}; {shown} delivers frames"
-    reason = f"auto: {why}; {shown} does not open; using the SYNTHETIC test scene"
+    problem = device_problem(device)
+    if problem is None:
+        return "opencv", f"auto: {why}; {without_credentials(device)} delivers frames"
+    reason = f"auto: {why}; {problem}; using the SYNTHETIC test scene"
     log.warning("no camera found (%s)", reason)
     return "synthetic", reason
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import re
 import threading
 import time
@@ -38,7 +39,16 @@ def is_stream_url(device: str) -> bool:
     return device.startswith(("rtsp://", "rtsps://", "http://", "https://"))
 
 
-_CREDENTIALS = re.compile(r"([a-zA-Z][a-zA-Z0-9+.-]*://)[^/@\s'\"]+@")
+def ffmpeg_options(device: str) -> dict[str, str]:
+    """FFmpeg's input options for `device`: RTSP over the RTSP connection itself (TCP), so that
+    lost Wi-Fi packets are sent again instead of smearing pictures, and firewalls and NAT that
+    block the camera's UDP ports do not matter."""
+    return {"rtsp_transport": "tcp"} if device.startswith(("rtsp://", "rtsps://")) else {}
+
+
+# Up to the URL's last "@": a password typed with a raw "@" or "/" in it must not half survive (a
+# path with an "@" in it is hidden as well; safe, if less helpful).
+_CREDENTIALS = re.compile(r"([a-zA-Z][a-zA-Z0-9+.-]*://)[^\s'\"]+@")
 
 
 def without_credentials(text: str) -> str:
@@ -55,6 +65,10 @@ def open_capture(device: str) -> cv2.VideoCapture:
             raise CameraOpenError(f"{device}: no such camera device")
         cap = cv2.VideoCapture(device, cv2.CAP_V4L2)
     elif is_stream_url(device):
+        # the same options as PyAV's opens (an owner's own OPENCV_FFMPEG_CAPTURE_OPTIONS win)
+        options = "|".join(f"{k};{v}" for k, v in ffmpeg_options(device).items())
+        if options:
+            os.environ.setdefault("OPENCV_FFMPEG_CAPTURE_OPTIONS", options)
         cap = cv2.VideoCapture(device, cv2.CAP_FFMPEG)
     else:
         path = check_file_path(device)
@@ -62,8 +76,13 @@ def open_capture(device: str) -> cv2.VideoCapture:
         cap = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG)
     if not cap.isOpened():
         cap.release()
-        raise CameraOpenError(f"{without_credentials(device)}: cannot open as a video source (not a camera, stream "
-                              "or video file?)")
+        why = None
+        if is_stream_url(device):  # OpenCV does not say why; FFmpeg through PyAV does
+            from edge.capture.open_errors import why_url_does_not_open
+
+            why = why_url_does_not_open(device)
+        raise CameraOpenError(f"{without_credentials(device)}: cannot open as a video source: "
+                              f"{why or 'not a camera, stream or video file?'}")
     return cap
 
 
@@ -315,14 +334,14 @@ def to_luma(bgr: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return cv2.cvtColor(small, cv2.COLOR_BGR2GRAY)
 
 
-def probe_device(device: str) -> bool:
-    """Does the device open and deliver a frame? (used by camera `auto`)"""
+def device_problem(device: str) -> str | None:
+    """None when the device opens and delivers a frame, else what is wrong (camera `auto`)."""
     try:
         cap = open_capture(device)
-    except CameraOpenError:
-        return False
+    except CameraOpenError as exc:
+        return str(exc)
     try:
         ok, _ = cap.read()
-        return bool(ok)
+        return None if ok else f"{without_credentials(device)}: opens but delivers no picture"
     finally:
         cap.release()

@@ -33,12 +33,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from edge.capture.frames import PTS_HZ, CapturedFrame, EncodedPacket
+from edge.capture.open_errors import open_failure
 from edge.capture.opencv_source import (
     CameraOpenError,
     FileClock,
     check_file_path,
     check_video_file,
     decode_single_threaded,
+    ffmpeg_options,
     frame_luma,
     is_stream_url,
     without_credentials,
@@ -137,14 +139,12 @@ def open_input(device: str, timeouts: tuple[float, float], *, copy: bool) -> tup
     as it is (ANNEX_B_FILTERS) is NotCopyable."""
     import av
 
-    options = {"rtsp_transport": "tcp"} if device.startswith(("rtsp://", "rtsps://")) else {}
     shown = without_credentials(device)
     try:
-        container = av.open(device, options=options, timeout=timeouts)
-    except (av.FFmpegError, UnicodeDecodeError) as exc:
-        raise CameraOpenError(f"{shown}: cannot open as a video source: {without_credentials(str(exc))}") from None
-    except OSError as exc:
-        raise CameraOpenError(f"{shown}: cannot read: {without_credentials(str(exc.strerror or exc))}") from None
+        container = av.open(device, options=ffmpeg_options(device), timeout=timeouts)
+    except (av.FFmpegError, UnicodeDecodeError, OSError) as exc:
+        raise CameraOpenError(f"{shown}: cannot open as a video source: {open_failure(device, exc, timeouts[0])}") \
+            from None
     if not container.streams.video:
         container.close()
         raise CameraOpenError(f"{shown}: has no video stream")
@@ -217,6 +217,7 @@ def reconnect(shown: str, reconnect_for: float, closed: threading.Event, attempt
         return False
     deadline = last_packet() + reconnect_for
     log.warning("%s: lost the stream; reconnecting for up to %.0f s", shown, max(0.0, deadline - time.monotonic()))
+    last_error = "no attempt fitted in the time left"
     for delay in RECONNECT_DELAYS:
         if closed.wait(max(0.0, min(delay, deadline - time.monotonic()))):
             return False
@@ -230,12 +231,13 @@ def reconnect(shown: str, reconnect_for: float, closed: threading.Event, attempt
             return False
         except CameraOpenError as exc:
             log.info("%s: not back yet: %s", shown, exc)
+            last_error = str(exc)
             continue
         if closed.is_set():
             return False
         log.info("%s: reconnected", shown)
         return True
-    log.error("%s: no stream for %.0f s; giving up", shown, reconnect_for)
+    log.error("%s: no stream for %.0f s; giving up (last attempt: %s)", shown, reconnect_for, last_error)
     return False
 
 
