@@ -12,7 +12,8 @@ Pictures are sent at `speed` times real time, once per connection, then the conn
 Like most cameras it can ask for a user name and password (`credentials`; Digest as RFC 2617
 describes it, or Basic) and can hold its clients to the session timeout it announces
 (`session_timeout`: a connection that sends no request for that long while playing is closed, as
-strict cameras do to clients that never send keep-alives). Any path but /cam is 404 Not Found.
+strict cameras do to clients that never send keep-alives). Any path but /cam is 404 Not Found
+(/private: 403 Forbidden).
 """
 
 from __future__ import annotations
@@ -190,7 +191,8 @@ class RtspCamera:
                 continue
             self.requests.append(method)
             if method == "DESCRIBE" and not headers[":uri"].endswith("/cam"):
-                conn.sendall(f"RTSP/1.0 404 Not Found\r\nCSeq: {cseq}\r\n\r\n".encode())
+                status = "403 Forbidden" if headers[":uri"].endswith("/private") else "404 Not Found"
+                conn.sendall(f"RTSP/1.0 {status}\r\nCSeq: {cseq}\r\n\r\n".encode())
                 continue
             if method == "DESCRIBE":
                 sdp = self._sdp().encode()

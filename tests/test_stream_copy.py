@@ -724,6 +724,8 @@ def test_a_camera_url_that_does_not_open_says_what_to_check(camera_stream: Path,
                     "rtsp://USER:PASSWORD@host/path",
         camera.url.replace("rtsp://", "rtsp://admin:right-pw@").replace("/cam", "/stream9"):
             "the camera has no stream at this path (404 Not Found)",
+        camera.url.replace("rtsp://", "rtsp://admin:right-pw@").replace("/cam", "/private"):
+            "the camera refused this user the stream (403 Forbidden)",
         camera.url.replace("rtsp://", "rtsp://admin:Zq7/secret@"): 'the URL has an "@" after its host',
         "rtsp://admin:Zq7-secret@127.0.0.1:9/cam": "nothing accepts connections at 127.0.0.1 port 9",
     }
@@ -745,6 +747,25 @@ def test_a_camera_url_that_does_not_open_says_what_to_check(camera_stream: Path,
     assert source == "picamera2" or cases[wrong] in reason, reason
     assert camera.requests.count("PLAY") == 0
     assert "Zq7" not in caplog.text and "Zq7" not in str(err.value) and "Zq7" not in reason
+
+
+def test_a_password_changed_on_the_camera_is_named_when_reconnecting_gives_up(
+        camera_stream: Path, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="consentcam.capture")
+    camera = RtspCamera(camera_stream, speed=8.0, credentials=("admin", "old-pw"))
+    try:
+        cam = StreamCopyCamera(camera.url.replace("rtsp://", "rtsp://admin:old-pw@"), detect_size=(160, 120), fps=15,
+                               read_timeout=1.0, reconnect_for=2.0)
+        frames = []
+        for frame in itertools.islice(cam.frames(), 1000):
+            frames.append(frame)
+            camera.credentials = ("admin", "new-pw")  # the session already playing goes on
+        cam.close()
+    finally:
+        camera.close()
+    assert len(frames) == 8 * 15 and camera.connections >= 2
+    assert "giving up (last attempt: rtsp://***@" in caplog.text
+    assert "refused the user name or password in the URL (401 Unauthorized)" in caplog.text.split("giving up")[-1]
 
 
 def test_the_daemon_with_a_wrong_camera_password_stops_and_says_so(camera_stream: Path, state_dir: Path,
