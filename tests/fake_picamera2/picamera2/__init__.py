@@ -1,0 +1,208 @@
+"""A stand-in for picamera2, for tests on machines without a Raspberry Pi camera.
+
+NOT picamera2: written here from picamera2's documented API (the manual and the signatures of
+Picamera2, MappedArray, the encoders and Output), doing just enough to run our adapter
+(edge/capture/picamera2_source.py) and everything above it: a camera thread renders the synthetic
+scene at the configured rate into YUV420 main and lores buffers (limited range, rows padded to a
+64-byte stride as the ISP does), runs `pre_callback`, hands the main buffer to the running encoder
+(libx264 through PyAV standing in for the Pi's encoder) and then to whoever waits in
+`capture_request()`: the next frame that completes after the call, so a slow caller misses frames,
+as with the real library.
+
+Environment: FAKE_PICAMERA2_SCENE "seed:scenario:seconds" (default 1:walk:30), FAKE_PICAMERA2_SPEED
+(default 1: real time), FAKE_PICAMERA2_PLATFORM VC4 (Pi <= 4, hardware encoder; default) or PISP
+(Pi 5: no /dev/video11), FAKE_PICAMERA2_CAMERAS 0 for a Pi with no camera attached.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import cv2
+import numpy as np
+
+from edge.capture.synthetic import SyntheticScene
+
+STRIDE_ALIGN = 64
+
+
+@dataclass
+class ColorSpace:
+    range: str = "Range.Limited"
+
+    def __str__(self) -> str:
+        return "Rec709"
+
+
+def _stride(width: int) -> int:
+    return -(-width // STRIDE_ALIGN) * STRIDE_ALIGN
+
+
+def _i420(bgr: np.ndarray, stride: int) -> np.ndarray:
+    """A limited-range YUV420 buffer of (h * 3 / 2) rows of `stride` bytes."""
+    h, w = bgr.shape[:2]
+    yuv = cv2.cvtColor(bgr, cv2.COLOR_BGR2YUV).astype(np.float32)
+    y = 16 + yuv[:, :, 0] * (219 / 255)
+    uv = 128 + (cv2.resize(yuv[:, :, 1:], (w // 2, h // 2), interpolation=cv2.INTER_AREA) - 128) * (224 / 255)
+    buf = np.zeros((h * 3 // 2, stride), np.uint8)
+    buf[:h, :w] = np.clip(y + 0.5, 0, 255)
+    chroma = buf[h:].reshape(-1)  # U then V, each (h/2) rows of stride/2
+    half = stride // 2
+    for plane, values in enumerate((uv[:, :, 0], uv[:, :, 1])):
+        rows = chroma[plane * (h // 2) * half:(plane + 1) * (h // 2) * half].reshape(h // 2, half)
+        rows[:, :w // 2] = np.clip(values + 0.5, 0, 255)
+    return buf
+
+
+@dataclass
+class CompletedRequest:
+    buffers: dict[str, np.ndarray]
+    metadata: dict[str, Any]
+    released: bool = False
+
+    def make_array(self, name: str) -> np.ndarray:
+        return self.buffers[name].copy()
+
+    def get_metadata(self) -> dict[str, Any]:
+        return dict(self.metadata)
+
+    def release(self) -> None:
+        self.released = True
+
+
+class MappedArray:
+    def __init__(self, request: CompletedRequest, stream: str) -> None:
+        self.array = request.buffers[stream]
+
+    def __enter__(self) -> MappedArray:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+@dataclass
+class _Waiting:
+    event: threading.Event = field(default_factory=threading.Event)
+    request: CompletedRequest | None = None
+
+
+class Picamera2:
+    @staticmethod
+    def global_camera_info() -> list[dict[str, Any]]:
+        if os.environ.get("FAKE_PICAMERA2_CAMERAS", "1") == "0":
+            return []
+        return [{"Model": "imx708", "Location": 2, "Rotation": 180, "Id": "/base/fake/imx708@1a", "Num": 0}]
+
+    def __init__(self) -> None:
+        if not self.global_camera_info():
+            raise IndexError("list index out of range")  # what picamera2 raises with no camera
+        seed, scenario, seconds = (os.environ.get("FAKE_PICAMERA2_SCENE") or "1:walk:30").split(":")
+        self._scene_args = (int(seed), scenario, float(seconds))
+        self.speed = float(os.environ.get("FAKE_PICAMERA2_SPEED", "1"))
+        self.pre_callback: Any = None
+        self.camera_config: dict[str, Any] | None = None
+        self._encoder: Any = None
+        self._waiting: list[_Waiting] = []
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.frames_made = 0
+        self.closed = False
+
+    def create_video_configuration(self, main: dict | None = None, lores: dict | None = None,
+                                   controls: dict | None = None, **_: Any) -> dict[str, Any]:
+        main = {"size": (1280, 720), "format": "XBGR8888", **(main or {})}
+        config: dict[str, Any] = {"use_case": "video", "main": main, "lores": dict(lores) if lores else None,
+                                  "controls": dict(controls or {}), "colour_space": ColorSpace()}
+        return config
+
+    def configure(self, config: dict[str, Any]) -> None:
+        for name in ("main", "lores"):
+            stream = config.get(name)
+            if stream is None:
+                continue
+            w, h = stream["size"]
+            if stream["format"] != "YUV420" or w % 2 or h % 2:
+                raise RuntimeError(f"fake picamera2 supports even-sized YUV420 only, not {stream}")
+            stream["stride"] = _stride(w)
+            stream["framesize"] = stream["stride"] * h * 3 // 2
+        self.camera_config = config
+
+    def camera_configuration(self) -> dict[str, Any]:
+        assert self.camera_config is not None
+        return self.camera_config
+
+    def start_recording(self, encoder: Any, output: Any, **_: Any) -> None:
+        main = self.camera_configuration()["main"]
+        encoder.output = output
+        encoder.width, encoder.height = main["size"]
+        encoder.stride, encoder.format = main["stride"], main["format"]
+        encoder.start()
+        self._encoder = encoder
+        self._thread = threading.Thread(target=self._run, name="fake-libcamera", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        config = self.camera_configuration()
+        fps = float(config["controls"].get("FrameRate", 30))
+        scene = SyntheticScene(*self._scene_args, fps)
+        frames = round(scene.duration * fps)
+        start = time.monotonic()
+        for index in range(frames):
+            delay = start + index / fps / self.speed - time.monotonic()
+            if delay > 0 and self._stop.wait(delay):
+                return
+            if self._stop.is_set():
+                return
+            request = self._render(scene, index, fps, config)
+            if self.pre_callback is not None:
+                self.pre_callback(request)
+            self._encoder.encode("main", request)
+            self.frames_made += 1
+            with self._lock:
+                waiting, self._waiting = self._waiting, []
+            for w in waiting:
+                w.request = request
+                w.event.set()
+
+    def _render(self, scene: SyntheticScene, index: int, fps: float, config: dict[str, Any]) -> CompletedRequest:
+        main = config["main"]
+        w, h = main["size"]
+        bgr = scene.bgr(index, w, h)
+        buffers = {"main": _i420(bgr, main["stride"])}
+        lores = config.get("lores")
+        if lores is not None:
+            lw, lh = lores["size"]
+            buffers["lores"] = _i420(cv2.resize(bgr, (lw, lh), interpolation=cv2.INTER_AREA), lores["stride"])
+        # the sensor's clock, in ns, with an arbitrary origin as on a real device
+        return CompletedRequest(buffers, {"SensorTimestamp": 5_000_000_000 + round(index * 1e9 / fps),
+                                          "FrameDuration": round(1e6 / fps)})
+
+    def capture_request(self, wait: float | None = None) -> CompletedRequest:
+        waiter = _Waiting()
+        with self._lock:
+            self._waiting.append(waiter)
+        if not waiter.event.wait(10.0 if wait is None else wait):
+            raise TimeoutError("fake picamera2: no frame within the wait (the scene ended?)")
+        if waiter.request is None:
+            raise RuntimeError("fake picamera2: the camera was stopped")
+        return waiter.request
+
+    def stop_recording(self) -> None:
+        self._stop.set()
+        with self._lock:
+            waiting, self._waiting = self._waiting, []
+        for w in waiting:
+            w.event.set()
+        if self._thread is not None:
+            self._thread.join(10)
+        if self._encoder is not None and self._encoder.running:
+            self._encoder.stop()
+
+    def close(self) -> None:
+        self.closed = True
