@@ -33,6 +33,7 @@ COMMAND_MODULES = [
     "edge.cli.trust_cmd",
     "edge.cli.requests_cmd",
     "edge.cli.detect_cmd",
+    "edge.cli.camera_cmd",
 ]
 
 log = logging.getLogger("consentcam")

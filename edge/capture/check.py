@@ -1,0 +1,150 @@
+"""What a camera really delivers, measured the way the daemon would read it (`consentcam camera check`).
+
+An installer's questions, answered before a single clip is recorded: does the camera open (and if
+not, why: edge.capture.open_errors), how will it be recorded (the camera's own H.264/H.265 or
+re-encoded), at what size, rate and bit rate, how far apart its keyframes are (a clip starts at the
+keyframe before its pre-roll), what the detector gets, and what reading it costs this machine.
+Nothing is recorded: packets are counted and dropped, and no vault is opened.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from edge.capture.frames import PTS_HZ, CapturedFrame
+
+TUNED_DETECT_FPS = 15.0  # the detector's constants were tuned at this rate (docs/MOTION.md, "Frame rate")
+LOW_DETECT_FPS = 12.0  # below this, the owner is told to raise the (sub)stream's rate
+LONG_KEYFRAME_INTERVAL = 4.0  # seconds; cameras default to 1-2 s, some to 10 s or more
+BUSY_CORE_SHARE = 0.5  # reading the camera alone takes more than this share of one core: say so
+CLOSE_GRACE = 10.0  # seconds past the measurement before a camera that stopped delivering is closed
+BURST = 1.0  # seconds at the start of reading a stream left out of its arrival rate
+
+
+@dataclass
+class Measurement:
+    seconds: float = 0.0  # wall time spent reading
+    frames: int = 0
+    pictures: int = 0  # frames the detector would see (the others were skipped to keep up)
+    packets: int = 0
+    bytes: int = 0
+    first_frame_s: float | None = None  # from the start of reading to the first frame
+    stream_seconds: float = 0.0  # span of the recorded packets' timestamps
+    keyframe_interval_s: float | None = None  # mean spacing of keyframes, where two or more arrived
+    cpu_ms_per_frame: float = 0.0  # this process's CPU time (decoding, shrinking, encoding) per frame
+
+    arrivals: list[float] = field(default_factory=list, repr=False)  # seconds from the start of reading
+
+    @property
+    def arrival_fps(self) -> float:
+        """Frames per second of wall time, not counting the first second: opening a stream reads ahead
+        (FFmpeg probes it), and those frames come in a burst."""
+        if self.seconds >= 2 * BURST:
+            return sum(t > BURST for t in self.arrivals) / (self.seconds - BURST)
+        return self.frames / self.seconds if self.seconds > 0 else 0.0
+
+    @property
+    def bitrate_kbps(self) -> float:
+        return self.bytes * 8 / self.stream_seconds / 1000 if self.stream_seconds > 0 else 0.0
+
+
+@dataclass
+class Packets:
+    """Running statistics of recorded packets (their timestamps, sizes and keyframes)."""
+
+    count: int = 0
+    bytes: int = 0
+    first_pts: int | None = None
+    last_pts: int | None = None
+    keyframes: list[int] = field(default_factory=list)
+
+    def add(self, frame: CapturedFrame) -> None:
+        for p in frame.packets:
+            self.count += 1
+            self.bytes += len(p.data)
+            self.first_pts = p.pts if self.first_pts is None else min(self.first_pts, p.pts)
+            self.last_pts = p.pts if self.last_pts is None else max(self.last_pts, p.pts)
+            if p.keyframe:
+                self.keyframes.append(p.pts)
+
+    def span_seconds(self, fps: float) -> float:
+        if self.first_pts is None or self.last_pts is None:
+            return 0.0
+        # the last packet lasts one frame too
+        return (self.last_pts - self.first_pts) / PTS_HZ + (1.0 / fps if fps > 0 else 0.0)
+
+    def keyframe_interval(self) -> float | None:
+        if len(self.keyframes) < 2:
+            return None
+        return (self.keyframes[-1] - self.keyframes[0]) / PTS_HZ / (len(self.keyframes) - 1)
+
+
+def measure(camera: Any, seconds: float, fps: float, *, live: bool) -> Measurement:
+    """Read `camera` for `seconds` (a live camera: of wall time; a file: of its frames, read as fast as
+    they decode), then close it. A camera that stops delivering is closed from a timer CLOSE_GRACE
+    seconds after the measurement should have ended."""
+    out, stats = Measurement(), Packets()
+    budget = max(1, round(seconds * fps)) if fps > 0 and not live else None
+    expired = threading.Event()
+
+    def expire() -> None:
+        expired.set()
+        camera.close()
+
+    timer = threading.Timer(seconds + CLOSE_GRACE, expire)
+    timer.daemon = True
+    start_wall, start_cpu = time.monotonic(), time.process_time()
+    timer.start()
+    try:
+        for frame in camera.frames():
+            now = time.monotonic() - start_wall
+            if out.first_frame_s is None:
+                out.first_frame_s = now
+            out.arrivals.append(now)
+            out.frames += 1
+            out.pictures += frame.luma is not None
+            stats.add(frame)
+            if (budget is not None and out.frames >= budget) or time.monotonic() - start_wall >= seconds:
+                break
+    except Exception:
+        if not expired.is_set():  # a read that failed because the timer closed the camera ends the count
+            raise
+    finally:
+        timer.cancel()
+        out.seconds = time.monotonic() - start_wall
+        cpu = time.process_time() - start_cpu
+        if not expired.is_set():
+            camera.close()
+    out.packets, out.bytes = stats.count, stats.bytes
+    out.stream_seconds = stats.span_seconds(fps)
+    out.keyframe_interval_s = stats.keyframe_interval()
+    out.cpu_ms_per_frame = cpu * 1000 / out.frames if out.frames else 0.0
+    return out
+
+
+def advice(m: Measurement, *, fps: float, detect_fps: float, live: bool, keyframes_from_camera: bool) -> list[str]:
+    """What the owner should change, in words (empty: nothing)."""
+    notes = []
+    if keyframes_from_camera and m.keyframe_interval_s is not None and m.keyframe_interval_s > LONG_KEYFRAME_INTERVAL:
+        notes.append(f"the camera sends a keyframe every {m.keyframe_interval_s:.1f} s: set its I-frame interval "
+                     "(GOP) to 1-2 s; a clip starts at the keyframe before its pre-roll, so clips start that much "
+                     "earlier and the pre-roll held in RAM grows")
+    if 0 < detect_fps < LOW_DETECT_FPS:
+        notes.append(f"the detector gets {detect_fps:g} frames per second; it was tuned at {TUNED_DETECT_FPS:g} and "
+                     "confirms subjects later, or misses more, below that (docs/MOTION.md, \"Frame rate\"): set the "
+                     "stream (or substream) to 15 fps or more")
+    if live and fps > 0 and m.seconds >= 2 and m.arrival_fps < 0.8 * fps:
+        notes.append(f"frames arrive at {m.arrival_fps:.1f} per second, but the stream says {fps:g}: a weak "
+                     "network link (Wi-Fi), or a camera that lowers its rate in the dark")
+    if m.pictures < m.frames:
+        notes.append(f"{m.frames - m.pictures} of {m.frames} pictures were not decoded to keep up with the camera "
+                     "(every packet would still be recorded): this machine is too slow for the stream; use the "
+                     "camera's substream for the detector (camera.detect_device)")
+    share = m.cpu_ms_per_frame * fps / 1000 if fps > 0 else 0.0
+    if share > BUSY_CORE_SHARE:
+        notes.append(f"reading the camera takes {share:.0%} of one core here, before the detector: use the camera's "
+                     "substream for the detector (camera.detect_device), or a smaller stream")
+    return notes

@@ -1,0 +1,155 @@
+"""`consentcam camera check`: open the camera the way the daemon would and say what it delivers."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from typing import Any
+
+from edge.cli.common import Context, add_json_option, console, emit_json
+from edge.errors import ConsentcamError
+
+# Handlers import the capture stack when they run: parsing stays light (see main.py).
+
+HOW_RECORDED = {
+    "opencv-copy": "the camera's own {codec}, as it arrives (not re-encoded)",
+    "opencv-dual": "the main stream's own {codec}, as it arrives; the detector reads the substream",
+    "picamera2": "H.264 from the Pi's encoder",
+    "opencv": "re-encoded to H.264 by this machine (libx264)",
+    "synthetic": "the SYNTHETIC test scene, encoded by this machine",
+}
+CODEC_NAMES = {"h264": "H.264", "hevc": "H.265"}
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    c = sub.add_parser("camera", help="check the camera: does it open, what does it send, what will be recorded",
+                       description="Camera tools for installing and troubleshooting.")
+    csub = c.add_subparsers(dest="camera_command", metavar="SUBCOMMAND", required=True)
+    k = csub.add_parser("check", help="open the configured camera as the daemon would, read it for a few seconds "
+                                      "and report what it delivers (nothing is recorded)",
+                        description="Opens the configured camera (or --device) exactly as `consentcam run` would, "
+                                    "reads it for --seconds without recording anything, and reports how it would be "
+                                    "recorded, its size, frame rate, bit rate and keyframe interval, what the "
+                                    "detector gets and what reading it costs this machine, with advice. Exit 0: "
+                                    "frames arrived; 1: the camera did not open, sent nothing, or only the "
+                                    "synthetic scene was found; 78: the config is invalid.")
+    k.add_argument("--device", metavar="DEVICE",
+                   help="check this device, file or URL instead of camera.device (implies camera.source opencv)")
+    k.add_argument("--detect-device", metavar="URL",
+                   help="with it, a substream for the detector (as camera.detect_device)")
+    k.add_argument("--seconds", type=float, default=5.0, help="how long to read the camera (default 5)")
+    add_json_option(k)
+    k.set_defaults(handler=cmd_check)
+
+
+def cmd_check(ctx: Context) -> int:
+    from edge.capture.check import measure
+    from edge.daemon.parts import open_camera
+
+    args = ctx.args
+    if not 0 < args.seconds <= 600:
+        raise ConsentcamError(f"--seconds {args.seconds:g}: must be more than 0 and at most 600")
+    config = _with_overrides(ctx.config, args.device, args.detect_device)
+    try:
+        camera, choice = open_camera(config)
+    except ConsentcamError as exc:
+        return _failed(ctx, str(exc))
+    if choice.source == "synthetic" and config.camera.source == "auto":
+        camera.close()
+        return _failed(ctx, f"no camera found ({choice.reason})")
+    measured = measure(camera, args.seconds, choice.fps, live=_live(config, choice))
+    report = _report(config, camera, choice, measured)
+    if measured.frames == 0:
+        return _failed(ctx, f"{report['camera']['description']}: opened, but sent no frame in {measured.seconds:.0f} s",
+                       report)
+    if ctx.json:
+        emit_json(report)
+    else:
+        _print(report)
+    return 0
+
+
+def _with_overrides(config: Any, device: str | None, detect_device: str | None) -> Any:
+    cam = config.camera
+    if device:
+        cam = dataclasses.replace(cam, source="opencv", device=device)
+    if detect_device:
+        cam = dataclasses.replace(cam, detect_device=detect_device)
+    return dataclasses.replace(config, camera=cam)
+
+
+def _live(config: Any, choice: Any) -> bool:
+    from edge.capture.opencv_source import is_stream_url
+
+    device = config.camera.device
+    return choice.source == "picamera2" or (choice.source == "opencv" and
+                                            (device.startswith("/dev/") or is_stream_url(device)))
+
+
+def _report(config: Any, camera: Any, choice: Any, m: Any) -> dict[str, Any]:
+    from edge.capture.check import advice
+    from edge.cli.daemon_cmd import _camera_line
+
+    cam = config.camera
+    name = getattr(camera, "name", choice.source)
+    live = _live(config, choice)
+    copied = name in ("opencv-copy", "opencv-dual")
+    detector: dict[str, Any] = {"size": [cam.detect_width, cam.detect_height], "fps": choice.detect_fps}
+    if name == "opencv-dual":
+        detector.update(source=camera.detect_shown, source_size=list(camera.detect_source_size))
+    info = choice.to_dict() | {"name": name}
+    return {
+        "ok": m.frames > 0,
+        "camera": info | {"description": _camera_line(info)},
+        "recorded_as": HOW_RECORDED.get(name, name).format(codec=CODEC_NAMES.get(choice.codec, choice.codec)),
+        "detector": detector,
+        "measured": {
+            "seconds": round(m.seconds, 2), "frames": m.frames, "pictures_decoded": m.pictures,
+            "first_frame_s": None if m.first_frame_s is None else round(m.first_frame_s, 3),
+            "arrival_fps": round(m.arrival_fps, 2) if live else None,  # a file is read as fast as it decodes
+            "stream_seconds": round(m.stream_seconds, 2), "packets": m.packets,
+            "bitrate_kbps": round(m.bitrate_kbps, 1),
+            "keyframe_interval_s": None if m.keyframe_interval_s is None else round(m.keyframe_interval_s, 2),
+            "cpu_ms_per_frame": round(m.cpu_ms_per_frame, 2),
+        },
+        "advice": advice(m, fps=choice.fps, detect_fps=choice.detect_fps, live=live, keyframes_from_camera=copied),
+    }
+
+
+def _failed(ctx: Context, reason: str, report: dict[str, Any] | None = None) -> int:
+    if ctx.json:
+        emit_json((report or {}) | {"ok": False, "error": reason})
+    else:
+        console().print(f"[bold red]camera check failed[/bold red]: {reason}")
+    return 1
+
+
+def _print(report: dict[str, Any]) -> None:
+    m, det = report["measured"], report["detector"]
+    detector = f"{det['size'][0]}x{det['size'][1]} grey at {det['fps']:g} fps"
+    if det.get("source"):
+        detector += f", from {det['source']} ({det['source_size'][0]}x{det['source_size'][1]})"
+    rows = [
+        ["camera", report["camera"]["description"]],
+        ["recorded as", report["recorded_as"]],
+        ["detector", detector],
+        ["first frame after", f"{m['first_frame_s']} s"],
+        ["frames", (f"{m['frames']} in {m['seconds']} s ({m['arrival_fps']} per second)" if m["arrival_fps"] is not None
+                    else f"{m['frames']} ({m['stream_seconds']} s of the file)")
+                   + ("" if m["pictures_decoded"] == m["frames"] else f", {m['pictures_decoded']} decoded")],
+        ["bit rate", f"{m['bitrate_kbps']:.0f} kbit/s"],
+        ["keyframes", "fewer than two arrived" if m["keyframe_interval_s"] is None
+                      else f"every {m['keyframe_interval_s']} s"],
+        ["CPU", f"{m['cpu_ms_per_frame']} ms per frame"],
+    ]
+    from rich.table import Table
+
+    table = Table(show_header=False, show_edge=False, box=None, padding=(0, 2, 0, 0))
+    for label, value in rows:
+        table.add_row(f"[bold]{label}[/bold]", value)
+    con = console()
+    con.print(table)
+    if not report["advice"]:
+        con.print("[bold green]looks good[/bold green]")
+    for note in report["advice"]:
+        con.print(f"[bold yellow]advice[/bold yellow]: {note}")
