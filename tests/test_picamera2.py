@@ -39,11 +39,11 @@ def fake_picamera2(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         del sys.modules[name]
 
 
-def _open(size: tuple[int, int], mask: bool = False) -> object:
+def _open(size: tuple[int, int], mask: bool = False, fps: float = 15.0) -> object:  # a float, as in the config
     from edge.capture.picamera2_source import PiCamera
 
     privacy = rasterise(MASK, *size) if mask else None
-    return PiCamera(main_size=size, detect_size=(320, 240), fps=15, bitrate=1_000_000, keyframe_interval=1.0,
+    return PiCamera(main_size=size, detect_size=(320, 240), fps=fps, bitrate=1_000_000, keyframe_interval=1.0,
                     privacy_mask=privacy)
 
 
@@ -75,12 +75,13 @@ def _decoded(frames: list[CapturedFrame]) -> list[np.ndarray]:
 @pytest.mark.parametrize("platform", ["VC4", "PISP"], ids=["pi4-hardware-encoder", "pi5-libav-encoder"])
 def test_the_pi_camera_records_its_encoders_packets_and_detects_on_the_lores_stream(
         fake_picamera2: None, platform: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
-    """A Pi 5 has no /dev/video11: its H264Encoder fails only when recording starts, so the backend
-    must pick the libav encoder itself. 720x480 rows are padded to a 768-byte stride."""
+    """A Pi 5 has no hardware encoder: the backend encodes in the camera thread itself (picamera2's
+    LibavH264Encoder does not start with the PyAV this project pins). 720x480 rows are padded to a
+    768-byte stride."""
     monkeypatch.setenv("FAKE_PICAMERA2_PLATFORM", platform)
     caplog.set_level(logging.INFO, logger="consentcam.capture")
     frames = _run(_open((720, 480), mask=True), 2.0)
-    assert ("libav encoder" in caplog.text) == (platform == "PISP")
+    assert ("encoding with libx264 in the camera thread" in caplog.text) == (platform == "PISP")
     assert len(frames) >= 20 and all(f.luma is not None and f.luma.shape == (240, 320) for f in frames)
     scene = SyntheticScene(2, "walk", 8, 15)
     # the lores Y plane, limited range stretched to full, as every source gives the detector: within a
@@ -107,6 +108,60 @@ def test_a_slow_frame_loop_misses_frames_for_detection_never_packets(fake_picame
     packets = [p for f in frames for p in f.packets]
     assert [p.pts for p in packets] == [6000 * i for i in range(len(packets))]  # every frame recorded
     assert len(packets) >= len(frames) - 1
+
+
+def test_a_size_the_camera_adjusts_and_a_slower_sensor_are_taken_as_they_come(
+        fake_picamera2: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    """libcamera may round the requested size (here 650 -> 640 wide): the mask is drawn at the size
+    delivered. A sensor that runs at 10 fps when 15 were asked makes longer frames, not missed ones."""
+    monkeypatch.setenv("FAKE_PICAMERA2_ALIGN", "32")
+    monkeypatch.setenv("FAKE_PICAMERA2_SENSOR_FPS", "10")
+    cam = _open((650, 480), mask=True)
+    assert (cam.width, cam.height) == (640, 480)  # type: ignore[attr-defined]
+    frames = _run(cam, 2.0)
+    assert len(frames) >= 12 and all(f.luma is not None for f in frames)  # none counted as missed
+    pictures = _decoded(frames)
+    mask = rasterise(MASK, 640, 480) > 0
+    inner = mask & np.roll(mask, 4, 0) & np.roll(mask, -4, 0) & np.roll(mask, 4, 1) & np.roll(mask, -4, 1)
+    assert pictures[0].shape == (480, 640) and all(p[inner].max() <= 20 for p in pictures)
+
+
+@pytest.mark.parametrize("platform", ["VC4", "PISP"])
+def test_a_stalled_camera_fails_the_source_in_time_and_close_never_hangs(
+        fake_picamera2: None, platform: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """picamera2's capture waits for ever and its stop queues behind that capture: a camera that stops
+    delivering (a loose ribbon cable) must end the source within CAPTURE_WAIT, and closing it must
+    return even though the camera never stops."""
+    from edge.capture.picamera2_source import CAPTURE_WAIT, STOP_WAIT, PiCameraError
+
+    monkeypatch.setenv("FAKE_PICAMERA2_PLATFORM", platform)
+    monkeypatch.setenv("FAKE_PICAMERA2_STALL_AFTER", "10")
+    cam = _open((640, 480))
+    frames = []
+    started = time.monotonic()
+    with pytest.raises(PiCameraError, match="no frame from the camera for 5 s"):
+        for frame in cam.frames():  # type: ignore[attr-defined]
+            frames.append(frame)
+    failed = time.monotonic() - started
+    assert 9 <= len(frames) <= 10 and failed < 10 / 15 + CAPTURE_WAIT + STOP_WAIT + 2
+    started = time.monotonic()
+    cam.close()  # type: ignore[attr-defined]
+    assert time.monotonic() - started < 1  # frames() already gave up on it
+
+
+def test_close_from_another_thread_ends_the_frames_and_stops_the_camera(fake_picamera2: None) -> None:
+    import threading
+
+    cam = _open((640, 480))
+    frames: list[CapturedFrame] = []
+    reader = threading.Thread(target=lambda: frames.extend(cam.frames()))  # type: ignore[attr-defined]
+    reader.start()
+    wait_for(lambda: len(frames) >= 5, 10, "frames")
+    started = time.monotonic()
+    cam.close()  # type: ignore[attr-defined]
+    reader.join(10)
+    assert not reader.is_alive() and time.monotonic() - started < 2
+    assert cam._cam.closed and cam._cam._stop.is_set()  # type: ignore[attr-defined]
 
 
 def test_the_daemon_records_from_a_pi_camera_found_by_auto(state_dir: Path, tmp_path: Path,

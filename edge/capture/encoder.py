@@ -63,6 +63,31 @@ class H264Encoder:
         self._count += 1
         return [self._packet(p, time) for p in self._ctx.encode(frame)]
 
+    def encode_i420(self, buffer: np.ndarray, stride: int, time: float, pts: int) -> list[EncodedPacket]:
+        """Encode one YUV420 (I420) camera buffer: h * 3/2 rows of `stride` bytes, the U and V planes
+        (each h/2 rows of stride/2) after the Y plane, as libcamera delivers it. The privacy mask is
+        the caller's (it is drawn into the camera's buffer)."""
+        w, h = self.width, self.height
+        flat = buffer.reshape(-1)
+        half, rows = stride // 2, h // 2
+        u0, v0 = stride * h, stride * h + half * rows
+        planes = (flat[:u0].reshape(h, stride)[:, :w],
+                  flat[u0:v0].reshape(rows, half)[:, :w // 2],
+                  flat[v0:v0 + half * rows].reshape(rows, half)[:, :w // 2])
+        frame = av.VideoFrame(w, h, "yuv420p")
+        for plane, data in zip(frame.planes, planes, strict=True):
+            line = plane.line_size
+            if line == data.shape[1]:
+                plane.update(np.ascontiguousarray(data))
+            else:  # FFmpeg pads its rows: copy row by row into the padded layout
+                padded = np.zeros((data.shape[0], line), np.uint8)
+                padded[:, :data.shape[1]] = data
+                plane.update(padded)
+        frame.pts = pts
+        frame.time_base = self._ctx.time_base
+        self._count += 1
+        return [self._packet(p, time) for p in self._ctx.encode(frame)]
+
     def flush(self, time: float) -> list[EncodedPacket]:
         return [self._packet(p, time) for p in self._ctx.encode(None)]
 

@@ -1,33 +1,44 @@
 """Raspberry Pi camera via picamera2: a THIN adapter (needs libcamera; cannot run off a Pi).
 
-- main stream (YUV420, camera.width x camera.height) -> the Pi's H.264 encoder (hardware on
-  Pi <= 4; on a Pi 5, which has none, picamera2's libav encoder, chosen by platform because
-  H264Encoder itself only fails once recording starts) -> `_PacketOutput`, a picamera2 Output
-  subclass that turns each `outputframe(frame, keyframe, timestamp)` into our packets.
-  Nothing is written to a file: packets go to the RAM pre-roll and the vault's encrypting writer.
+- main stream (YUV420, camera.width x camera.height) -> H.264, without a file in between:
+  * Pi Zero 2 W to 4: the hardware encoder (picamera2's H264Encoder) -> `_PacketOutput`, a
+    picamera2 Output subclass that turns each `outputframe(frame, keyframe, timestamp)` into our
+    packets.
+  * Pi 5 (no hardware encoder): our own libx264 encoder (edge.capture.encoder), called for every
+    frame in picamera2's camera thread (pre_callback), as picamera2's own software encoder would
+    be. Not picamera2's LibavH264Encoder: it passes PyAV a float frame rate and a `width=` to
+    VideoFrame.from_ndarray that only Raspberry Pi's patched PyAV accepts, and the venv holds the
+    PyAV this project pins.
+  Packets go to the RAM pre-roll and the vault's encrypting writer.
 - lores stream (YUV420, detect size) -> its Y plane is the detection frame. The camera never waits
-  for us: frames a slow loop misses (seen in the sensor timestamps) are yielded without a picture
-  and count as dropped detection frames; the encoder still gets every one.
+  for us: frames a slow loop misses (seen in the sensor timestamps and frame durations) are yielded
+  without a picture and count as dropped detection frames; the encoder still gets every one.
 - privacy masks: a pre_callback writes black (Y=16, U=V=128) into the main buffer before the
-  encoder sees it, honouring the buffer's row stride (the ISP may pad rows). Cost: one numpy
-  fancy-index assignment over the masked pixels per frame (measured on x86 at 1280x720 with 10 %
-  masked: ~0.4 ms; expect roughly 2-4 ms on a Pi 4 and more on a Zero 2 W; budget ~5 % of a core
-  at 15 fps). Masks cost nothing when empty.
+  encoder sees it, at the size and row stride the camera really delivers (libcamera may adjust the
+  requested size; the ISP may pad rows). Cost: one numpy fancy-index assignment over the masked
+  pixels per frame (measured on x86 at 1280x720 with 10 % masked: ~0.4 ms; expect roughly 2-4 ms
+  on a Pi 4 and more on a Zero 2 W; budget ~5 % of a core at 15 fps). Masks cost nothing when empty.
+- stopping: picamera2's capture_request() waits without limit, and a stop queues behind it, so a
+  stalled camera would hang both. Captures wait at most CAPTURE_WAIT (then the source fails, and
+  systemd restarts the daemon), and the camera is stopped in a helper thread that is given
+  STOP_WAIT, so close() always returns.
 
 picamera2 is imported lazily inside this module's functions only. tests/test_picamera2.py runs
 this adapter and the daemon against tests/fake_picamera2, a stand-in written from picamera2's
-documented API; the real library and hardware were not available to test.
+source and documented API; the real library and hardware were not available to test.
 """
 
 from __future__ import annotations
 
 import logging
 import queue
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 
 from edge.capture.frames import PTS_HZ, CapturedFrame, EncodedPacket, limited_to_full_range
@@ -72,9 +83,7 @@ def yuv420_mask_indices(mask: np.ndarray, stride: int | None = None) -> tuple[np
 
 
 def has_hardware_h264() -> bool:
-    """A VideoCore IV/VI Pi (Zero 2 W to 4) has a V4L2 H.264 encoder; a Pi 5 (PiSP) has none.
-    picamera2's H264Encoder only finds that out when recording starts, and some picamera2 versions
-    do not swap in the software encoder themselves, so we choose."""
+    """A VideoCore IV/VI Pi (Zero 2 W to 4) has a V4L2 H.264 encoder; a Pi 5 (PiSP) has none."""
     try:
         from picamera2.platform import Platform, get_platform  # type: ignore[import-not-found]
 
@@ -85,20 +94,23 @@ def has_hardware_h264() -> bool:
 
 class MissedFrames:
     """How many frames the camera made between two that the frame loop got, from their sensor
-    timestamps: the camera (and its encoder) never wait for us, so a slow loop simply misses frames
-    for detection. Each is counted as a dropped detection frame, as on the other sources."""
+    timestamps and the frame's own duration (a sensor that cannot reach the requested rate, or one
+    that slows down in the dark, makes longer frames, not missed ones): the camera (and its
+    encoder) never wait for us, so a slow loop simply misses frames for detection. Each is counted
+    as a dropped detection frame, as on the other sources."""
 
     def __init__(self, fps: float) -> None:
         self.period_ns = 1e9 / fps
         self._last: int | None = None
 
-    def since_last(self, sensor_ns: int | None) -> int:
+    def since_last(self, sensor_ns: int | None, frame_duration_us: int | None = None) -> int:
         if sensor_ns is None:
             return 0
         last, self._last = self._last, sensor_ns
         if last is None or sensor_ns <= last:
             return 0
-        return max(0, round((sensor_ns - last) / self.period_ns) - 1)
+        period = frame_duration_us * 1000 if frame_duration_us else self.period_ns
+        return max(0, round((sensor_ns - last) / period) - 1)
 
 
 def apply_yuv420_mask(buffer: np.ndarray, y_idx: np.ndarray, uv_idx: np.ndarray) -> None:
@@ -112,18 +124,27 @@ def _is_limited_range(colour_space: Any) -> bool:
     return "limited" in str(getattr(colour_space, "range", "")).lower()
 
 
+CAPTURE_WAIT = 5.0  # seconds a capture may wait for a frame (long night exposures take up to ~1 s)
+STOP_WAIT = 5.0  # seconds the camera is given to stop
+
+
 class PiCamera:
     name = "picamera2"
 
     def __init__(self, *, main_size: tuple[int, int], detect_size: tuple[int, int], fps: float,
                  bitrate: int = 2_000_000, keyframe_interval: float = 1.0,
                  privacy_mask: np.ndarray | None = None) -> None:
-        from picamera2 import MappedArray, Picamera2  # type: ignore[import-not-found]
+        from picamera2 import Picamera2  # type: ignore[import-not-found]
 
         self.fps = fps
         self.detect_size = detect_size
         self._packets: queue.Queue[EncodedPacket] = queue.Queue(maxsize=int(fps * 10))
         self._closed = False
+        self._running = False  # frames() is iterating: it stops the camera itself when it ends
+        self._stop_lock = threading.Lock()
+        self._stopped = threading.Event()
+        self._missed = MissedFrames(fps)
+        cam = None
         try:
             cam = Picamera2()
             config = cam.create_video_configuration(
@@ -132,48 +153,85 @@ class PiCamera:
                 controls={"FrameRate": fps},
             )
             cam.configure(config)
+            self._cam = cam
+            self._setup(privacy_mask, main_size, bitrate, max(1, round(keyframe_interval * fps)))
+        except PiCameraError:
+            _close_quietly(cam)
+            raise
         except Exception as exc:
-            raise PiCameraError(f"picamera2: cannot configure the camera: {exc}") from exc
-        self._cam = cam
-        # Video configurations default to a limited-range colour space (Rec.709): stretch the lores
-        # luma like the file path does, so the detector sees the same scale on every source.
-        self._stretch = _is_limited_range(cam.camera_configuration().get("colour_space"))
+            _close_quietly(cam)
+            raise PiCameraError(f"picamera2: cannot set up the camera: {type(exc).__name__}: {exc}") from exc
+
+    def _setup(self, privacy_mask: np.ndarray | None, requested: tuple[int, int], bitrate: int, gop: int) -> None:
+        cam = self._cam
+        actual = cam.camera_configuration()
+        main, lores = actual["main"], actual["lores"]
+        self.width, self.height = (int(v) for v in main["size"])
+        self._lores_size = tuple(int(v) for v in lores["size"])
+        self._lores_stride = int(lores.get("stride") or self._lores_size[0])
+        if (self.width, self.height) != tuple(requested):
+            log.info("the camera delivers %dx%d (asked for %dx%d)", self.width, self.height, *requested)
+        # Video configurations default to a limited-range colour space (Rec.709 / SMPTE 170M): stretch
+        # the lores luma like the file path does, so the detector sees the same scale on every source.
+        self._stretch = _is_limited_range(actual.get("colour_space"))
+        mask = None
         if privacy_mask is not None and privacy_mask.any():
-            stride = cam.camera_configuration()["main"].get("stride")
-            y_idx, uv_idx = yuv420_mask_indices(privacy_mask > 0, stride)
+            if privacy_mask.shape != (self.height, self.width):
+                privacy_mask = cv2.resize(privacy_mask, (self.width, self.height), interpolation=cv2.INTER_NEAREST)
+            mask = yuv420_mask_indices(privacy_mask > 0, int(main.get("stride") or self.width))
+        if has_hardware_h264():
+            self._software = None
+            if mask is not None:
+                cam.pre_callback = _masking(*mask)
+            self._encoder = _hardware_encoder(bitrate, gop, self.fps)
+            self._output = _make_output(self._packets)
+            try:
+                cam.start_recording(self._encoder, self._output)
+            except Exception as exc:
+                raise PiCameraError(f"picamera2: cannot start the H.264 encoder: {exc}") from exc
+            return
+        from edge.capture.encoder import H264Encoder
 
-            def blank(request: Any) -> None:
-                with MappedArray(request, "main") as m:
-                    apply_yuv420_mask(m.array, y_idx, uv_idx)
-
-            cam.pre_callback = blank
-        self._missed = MissedFrames(fps)
-        self._encoder = _make_encoder(bitrate, max(1, round(keyframe_interval * fps)), fps)
-        self._output = _make_output(self._packets)
+        log.info("no hardware H.264 encoder (Pi 5): encoding with libx264 in the camera thread")
+        self._software = H264Encoder(self.width, self.height, self.fps, bitrate=bitrate,
+                                     keyframe_interval=gop / self.fps)
+        cam.pre_callback = _software_encoding(self._software, self._packets, int(main.get("stride") or self.width),
+                                              mask)
         try:
-            cam.start_recording(self._encoder, self._output)
+            cam.start()
         except Exception as exc:
-            raise PiCameraError(f"picamera2: cannot start the H.264 encoder: {exc}") from exc
+            raise PiCameraError(f"picamera2: cannot start the camera: {exc}") from exc
 
     def frames(self) -> Iterator[CapturedFrame]:
+        self._running = True
+        try:
+            yield from self._frames()
+        finally:
+            self._running = False
+            self._stop_camera()
+
+    def _frames(self) -> Iterator[CapturedFrame]:
         n = 0
-        dw, dh = self.detect_size
+        lw, lh = self._lores_size
         while not self._closed:
             try:
-                request = self._cam.capture_request()
-            except Exception:
-                if self._closed:  # close() from another thread stopped the camera under us
+                request = self._cam.capture_request(wait=CAPTURE_WAIT)
+            except TimeoutError:
+                if self._closed:
                     return
-                raise
+                raise PiCameraError(f"picamera2: no frame from the camera for {CAPTURE_WAIT:g} s") from None
             try:
                 lores = request.make_array("lores")
-                sensor_ns = request.get_metadata().get("SensorTimestamp")
+                meta = request.get_metadata()
             finally:
                 request.release()
-            luma = limited_to_full_range(lores[:dh, :dw]) if self._stretch else np.ascontiguousarray(lores[:dh, :dw])
+            y = lores[:lh, :lw]
+            luma = limited_to_full_range(y) if self._stretch else np.ascontiguousarray(y)
+            if (lw, lh) != tuple(self.detect_size):
+                luma = cv2.resize(luma, self.detect_size, interpolation=cv2.INTER_AREA)
             now, mono = time.time(), time.monotonic()
-            for _ in range(self._missed.since_last(sensor_ns)):  # recorded, but never seen by the detector
-                yield CapturedFrame(time=now, luma=None, packets=[], index=n, monotonic=mono)
+            for _ in range(self._missed.since_last(meta.get("SensorTimestamp"), meta.get("FrameDuration"))):
+                yield CapturedFrame(time=now, luma=None, packets=[], index=n, monotonic=mono)  # never seen
                 n += 1
             packets = []
             while True:
@@ -185,25 +243,94 @@ class PiCamera:
             n += 1
 
     def close(self) -> None:
-        if not self._closed:
-            self._closed = True
-            try:
-                self._cam.stop_recording()
-            finally:
-                self._cam.close()
+        """Safe from any thread and idempotent. While frames() runs, it stops the camera itself once
+        its capture returns (within CAPTURE_WAIT): stopping from here would queue behind that capture."""
+        self._closed = True
+        if self._running and self._stopped.wait(CAPTURE_WAIT + 1.0):
+            return
+        self._stop_camera()
+
+    def _stop_camera(self) -> None:
+        with self._stop_lock:
+            if self._stopped.is_set():
+                return
+            self._stopped.set()
+        worker = threading.Thread(target=self._stop_and_close, name="picamera2-stop", daemon=True)
+        worker.start()
+        worker.join(STOP_WAIT)
+        if worker.is_alive():
+            log.error("picamera2: the camera did not stop within %g s (stalled?); leaving it to the process exit",
+                      STOP_WAIT)
+
+    def _stop_and_close(self) -> None:
+        cam = self._cam
+        try:
+            flush = getattr(cam, "cancel_all_and_flush", None)
+            if flush is not None:
+                flush()  # a capture that timed out stays queued and holds a buffer
+            if self._software is None:
+                cam.stop_recording()
+            else:
+                cam.stop()
+        except Exception as exc:
+            log.warning("picamera2: stopping the camera: %s", exc)
+        finally:
+            _close_quietly(cam)
 
 
-def _make_encoder(bitrate: int, gop: int, fps: float) -> Any:
+def _close_quietly(cam: Any) -> None:
+    if cam is None:
+        return
+    try:
+        cam.close()
+    except Exception as exc:
+        log.warning("picamera2: closing the camera: %s", exc)
+
+
+def _masking(y_idx: np.ndarray, uv_idx: np.ndarray) -> Any:
+    from picamera2 import MappedArray  # type: ignore[import-not-found]
+
+    def blank(request: Any) -> None:
+        with MappedArray(request, "main") as m:
+            apply_yuv420_mask(m.array, y_idx, uv_idx)
+
+    return blank
+
+
+def _software_encoding(encoder: Any, packets: queue.Queue[EncodedPacket], stride: int,
+                       mask: tuple[np.ndarray, np.ndarray] | None) -> Any:
+    """pre_callback for a Pi without a hardware encoder: mask, then encode every frame, in the camera
+    thread (so a slow frame loop never costs recorded frames). Timestamps from the sensor."""
+    from picamera2 import MappedArray  # type: ignore[import-not-found]
+
+    first: list[int] = []
+
+    def encode(request: Any) -> None:
+        sensor_ns = int(request.get_metadata().get("SensorTimestamp") or time.monotonic_ns())
+        if not first:
+            first.append(sensor_ns)
+        pts = ((sensor_ns - first[0]) * PTS_HZ + 500_000_000) // 1_000_000_000
+        with MappedArray(request, "main") as m:
+            if mask is not None:
+                apply_yuv420_mask(m.array, *mask)
+            for pkt in encoder.encode_i420(m.array, stride, time.time(), pts):
+                _offer(packets, pkt)
+
+    return encode
+
+
+def _offer(packets: queue.Queue[EncodedPacket], pkt: EncodedPacket) -> None:
+    try:
+        packets.put_nowait(pkt)
+    except queue.Full:
+        log.warning("picamera2 packets not collected; dropping one")  # frame loop stalled for 10 s
+
+
+def _hardware_encoder(bitrate: int, gop: int, fps: float) -> Any:
+    from picamera2.encoders import H264Encoder  # type: ignore[import-not-found]
+
     # repeat: SPS/PPS before every keyframe, so each clip (and segment) starts decodable
-    if has_hardware_h264():
-        from picamera2.encoders import H264Encoder  # type: ignore[import-not-found]
-
-        return H264Encoder(bitrate=bitrate, repeat=True, iperiod=gop, framerate=fps)
-    from picamera2.encoders import LibavH264Encoder  # type: ignore[import-not-found]
-
-    log.info("no hardware H.264 encoder (Pi 5): using picamera2's libav encoder (libx264)")
-    # framerate: libx264's rate control budgets bits per frame from it (picamera2's default is 30)
-    return LibavH264Encoder(bitrate=bitrate, repeat=True, iperiod=gop, framerate=fps)
+    return H264Encoder(bitrate=bitrate, repeat=True, iperiod=gop, framerate=fps)
 
 
 def _make_output(packets: queue.Queue[EncodedPacket]) -> Any:
@@ -222,10 +349,6 @@ def _make_output(packets: queue.Queue[EncodedPacket]) -> Any:
             if self._t0 is None:
                 self._t0 = ts
             pts = ((ts - self._t0) * PTS_HZ + 500_000) // 1_000_000  # rounded: 1/15 s is 6000, not 5999
-            pkt = EncodedPacket(pts=pts, keyframe=bool(keyframe), data=bytes(frame), time=time.time())
-            try:
-                packets.put_nowait(pkt)
-            except queue.Full:
-                log.warning("picamera2 packets not collected; dropping one")  # frame loop stalled
+            _offer(packets, EncodedPacket(pts=pts, keyframe=bool(keyframe), data=bytes(frame), time=time.time()))
 
     return _PacketOutput()

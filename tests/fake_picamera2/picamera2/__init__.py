@@ -1,17 +1,21 @@
 """A stand-in for picamera2, for tests on machines without a Raspberry Pi camera.
 
-NOT picamera2: written here from picamera2's documented API (the manual and the signatures of
-Picamera2, MappedArray, the encoders and Output), doing just enough to run our adapter
-(edge/capture/picamera2_source.py) and everything above it: a camera thread renders the synthetic
-scene at the configured rate into YUV420 main and lores buffers (limited range, rows padded to a
-64-byte stride as the ISP does), runs `pre_callback`, hands the main buffer to the running encoder
-(libx264 through PyAV standing in for the Pi's encoder) and then to whoever waits in
-`capture_request()`: the next frame that completes after the call, so a slow caller misses frames,
-as with the real library.
+NOT picamera2: written here from picamera2's source and documented API (Picamera2, MappedArray,
+the encoders and Output), doing just enough to run our adapter (edge/capture/picamera2_source.py)
+and everything above it. A camera thread renders the synthetic scene, looping, at the sensor's rate
+into YUV420 main and lores buffers (limited range, rows padded to a 64-byte stride as the ISP does),
+runs `pre_callback`, hands the main buffer to the running encoder (libx264 through PyAV standing in
+for the Pi's hardware encoder) and then to whoever waits in `capture_request()`. Where the real
+library is unkind, so is this: a capture waits without limit unless given `wait` (then TimeoutError,
+and the job stays queued until cancel_all_and_flush()), and stopping queues behind pending
+captures, so with a stalled camera it never returns.
 
 Environment: FAKE_PICAMERA2_SCENE "seed:scenario:seconds" (default 1:walk:30), FAKE_PICAMERA2_SPEED
 (default 1: real time), FAKE_PICAMERA2_PLATFORM VC4 (Pi <= 4, hardware encoder; default) or PISP
-(Pi 5: no /dev/video11), FAKE_PICAMERA2_CAMERAS 0 for a Pi with no camera attached.
+(Pi 5: no /dev/video11), FAKE_PICAMERA2_CAMERAS 0 for a Pi with no camera attached,
+FAKE_PICAMERA2_STALL_AFTER N (the camera stops delivering after N frames), FAKE_PICAMERA2_SENSOR_FPS
+(a sensor slower than the rate asked for), FAKE_PICAMERA2_ALIGN (libcamera rounds the main width
+down to a multiple of this; default 2).
 """
 
 from __future__ import annotations
@@ -104,11 +108,14 @@ class Picamera2:
         seed, scenario, seconds = (os.environ.get("FAKE_PICAMERA2_SCENE") or "1:walk:30").split(":")
         self._scene_args = (int(seed), scenario, float(seconds))
         self.speed = float(os.environ.get("FAKE_PICAMERA2_SPEED", "1"))
+        stall = os.environ.get("FAKE_PICAMERA2_STALL_AFTER")
+        self._stall_after = int(stall) if stall else None
         self.pre_callback: Any = None
         self.camera_config: dict[str, Any] | None = None
         self._encoder: Any = None
         self._waiting: list[_Waiting] = []
         self._lock = threading.Lock()
+        self._served = threading.Condition(self._lock)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.frames_made = 0
@@ -122,15 +129,19 @@ class Picamera2:
         return config
 
     def configure(self, config: dict[str, Any]) -> None:
+        align = int(os.environ.get("FAKE_PICAMERA2_ALIGN", "2"))
         for name in ("main", "lores"):
             stream = config.get(name)
             if stream is None:
                 continue
             w, h = stream["size"]
-            if stream["format"] != "YUV420" or w % 2 or h % 2:
-                raise RuntimeError(f"fake picamera2 supports even-sized YUV420 only, not {stream}")
-            stream["stride"] = _stride(w)
-            stream["framesize"] = stream["stride"] * h * 3 // 2
+            if stream["format"] != "YUV420":
+                raise RuntimeError(f"fake picamera2 supports YUV420 only, not {stream}")
+            if name == "main":
+                w -= w % align
+            stream["size"] = (w - w % 2, h - h % 2)
+            stream["stride"] = _stride(stream["size"][0])
+            stream["framesize"] = stream["stride"] * stream["size"][1] * 3 // 2
         self.camera_config = config
 
     def camera_configuration(self) -> dict[str, Any]:
@@ -144,63 +155,81 @@ class Picamera2:
         encoder.stride, encoder.format = main["stride"], main["format"]
         encoder.start()
         self._encoder = encoder
+        self.start()
+
+    def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="fake-libcamera", daemon=True)
         self._thread.start()
 
     def _run(self) -> None:
         config = self.camera_configuration()
         fps = float(config["controls"].get("FrameRate", 30))
-        scene = SyntheticScene(*self._scene_args, fps)
-        frames = round(scene.duration * fps)
+        sensor_fps = float(os.environ.get("FAKE_PICAMERA2_SENSOR_FPS") or fps)
+        scene = SyntheticScene(*self._scene_args, sensor_fps)
         start = time.monotonic()
-        for index in range(frames):
-            delay = start + index / fps / self.speed - time.monotonic()
+        index = 0
+        while not self._stop.is_set():
+            if self._stall_after is not None and index >= self._stall_after:
+                self._stop.wait()  # stalled: alive, but no frame ever again
+                return
+            delay = start + index / sensor_fps / self.speed - time.monotonic()
             if delay > 0 and self._stop.wait(delay):
                 return
-            if self._stop.is_set():
-                return
-            request = self._render(scene, index, fps, config)
+            request = self._render(scene, index, sensor_fps, config)
             if self.pre_callback is not None:
                 self.pre_callback(request)
-            self._encoder.encode("main", request)
+            if self._encoder is not None:
+                self._encoder.encode("main", request)
             self.frames_made += 1
+            index += 1
             with self._lock:
                 waiting, self._waiting = self._waiting, []
-            for w in waiting:
-                w.request = request
-                w.event.set()
+                for w in waiting:
+                    w.request = request
+                    w.event.set()
+                self._served.notify_all()
 
     def _render(self, scene: SyntheticScene, index: int, fps: float, config: dict[str, Any]) -> CompletedRequest:
         main = config["main"]
         w, h = main["size"]
-        bgr = scene.bgr(index, w, h)
+        bgr = scene.bgr(index % scene.frame_count, w, h)
         buffers = {"main": _i420(bgr, main["stride"])}
         lores = config.get("lores")
         if lores is not None:
             lw, lh = lores["size"]
             buffers["lores"] = _i420(cv2.resize(bgr, (lw, lh), interpolation=cv2.INTER_AREA), lores["stride"])
-        # the sensor's clock, in ns, with an arbitrary origin as on a real device
+        # the sensor's clock, in ns, with an arbitrary origin as on a real device; durations in us
         return CompletedRequest(buffers, {"SensorTimestamp": 5_000_000_000 + round(index * 1e9 / fps),
                                           "FrameDuration": round(1e6 / fps)})
 
-    def capture_request(self, wait: float | None = None) -> CompletedRequest:
+    def capture_request(self, flush: Any = None, wait: float | None = None) -> CompletedRequest:
         waiter = _Waiting()
         with self._lock:
             self._waiting.append(waiter)
-        if not waiter.event.wait(10.0 if wait is None else wait):
-            raise TimeoutError("fake picamera2: no frame within the wait (the scene ended?)")
-        if waiter.request is None:
-            raise RuntimeError("fake picamera2: the camera was stopped")
+        if not waiter.event.wait(wait):  # wait=None: for ever, like picamera2
+            raise TimeoutError("fake picamera2: capture timed out")  # the job stays queued
+        assert waiter.request is not None
         return waiter.request
 
-    def stop_recording(self) -> None:
-        self._stop.set()
+    def cancel_all_and_flush(self) -> None:
         with self._lock:
-            waiting, self._waiting = self._waiting, []
-        for w in waiting:
-            w.event.set()
+            self._waiting = []
+            self._served.notify_all()
+
+    def _stop_after_pending(self) -> None:
+        # picamera2 queues the stop behind pending jobs: it runs when the next frame has served them
+        with self._lock:
+            while self._waiting:
+                self._served.wait()
+        self._stop.set()
         if self._thread is not None:
             self._thread.join(10)
+
+    def stop(self) -> None:
+        self._stop_after_pending()
+
+    def stop_recording(self) -> None:
+        self._stop_after_pending()
         if self._encoder is not None and self._encoder.running:
             self._encoder.stop()
 

@@ -103,7 +103,18 @@ class H264Encoder(Encoder):
 
 
 class LibavH264Encoder(Encoder):
+    """Starts the way picamera2's does: `add_stream(codec, rate=self.framerate)` on a null container,
+    with whatever PyAV is installed (a float rate fails on PyAV 13 and later)."""
+
     def __init__(self, bitrate: int | None = None, repeat: bool = True, iperiod: int = 30, framerate: float = 30,
                  qp: int | None = None, profile: str | None = None) -> None:
         super().__init__()
         self.bitrate, self.repeat, self.gop, self.rate = bitrate, repeat, iperiod, framerate
+
+    def _start(self) -> None:
+        container = av.open("/dev/null", "w", format="null")
+        try:
+            container.add_stream("h264", rate=self.rate)
+        finally:
+            container.close()
+        super()._start()
