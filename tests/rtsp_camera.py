@@ -9,8 +9,8 @@ parameter sets (sprop-parameter-sets; sprop-vps/sps/pps); with `in_band_paramete
 are left out of the stream itself, as some cameras do.
 Pictures are sent at `speed` times real time, once per connection, then the connection is closed.
 
-Like most cameras it can ask for a user name and password (`credentials`; Digest as RFC 2617
-describes it, or Basic) and can hold its clients to the session timeout it announces
+Like most cameras it can ask for a user name and password (`credentials`; Digest in RFC 2069's
+form or RFC 2617's with qop=auth, or Basic) and can hold its clients to the session timeout it announces
 (`session_timeout`: a connection that sends no request for that long while playing is closed, as
 strict cameras do to clients that never send keep-alives). Any path but /cam is 404 Not Found
 (/private: 403 Forbidden).
@@ -127,7 +127,8 @@ class RtspCamera:
                  session_timeout: float | None = None) -> None:
         # sessions: how many connections are served; later ones are closed at once (a camera gone).
         # silent_after: connections after this many answer PLAY and then send nothing (a camera booting)
-        # credentials: (user, password) every request must carry, by `auth` ("digest" or "basic")
+        # credentials: (user, password) every request must carry, by `auth`: "digest" (RFC 2069 form),
+        # "digest-qop" (RFC 2617, qop=auth) or "basic"
         # session_timeout: announced in SETUP and enforced while playing (None: 60 s, not enforced)
         self.codec, self.units = read_access_units(video)
         codec = self.codec
@@ -184,8 +185,9 @@ class RtspCamera:
             cseq = headers.get("cseq", "0")
             if not self._authorized(method, headers):
                 self.refused += 1
-                challenge = (f'Digest realm="{REALM}", nonce="{self.nonce}"' if self.auth == "digest"
-                             else f'Basic realm="{REALM}"')
+                challenge = {"digest": f'Digest realm="{REALM}", nonce="{self.nonce}"',
+                             "digest-qop": f'Digest realm="{REALM}", nonce="{self.nonce}", qop="auth"',
+                             "basic": f'Basic realm="{REALM}"'}[self.auth]
                 conn.sendall(f"RTSP/1.0 401 Unauthorized\r\nCSeq: {cseq}\r\nWWW-Authenticate: {challenge}\r\n\r\n"
                              .encode())
                 continue
@@ -223,9 +225,13 @@ class RtspCamera:
         if self.auth == "basic":
             expected = base64.b64encode(f"{user}:{password}".encode()).decode()
             return scheme.lower() == "basic" and rest.strip() == expected
-        fields = {m[1].lower(): m[2] or m[3] for m in _AUTH_FIELD.finditer(rest)}
+        fields = {m[1].lower(): m[2] if m[2] is not None else m[3] for m in _AUTH_FIELD.finditer(rest)}
         if scheme.lower() != "digest" or fields.get("username") != user or fields.get("nonce") != self.nonce:
             return False
+        if fields.get("realm") != REALM or fields.get("uri") != headers.get(":uri"):
+            return False
+        if (self.auth == "digest-qop") != (fields.get("qop") == "auth"):
+            return False  # RFC 2617's qop form exactly when it was offered, RFC 2069's otherwise
 
         def md5(text: str) -> str:
             return hashlib.md5(text.encode()).hexdigest()
@@ -315,9 +321,11 @@ class RtspCamera:
             head, buf = buf.split(b"\r\n\r\n", 1)
             lines = head.decode("latin-1").split("\r\n")
             headers = {n.strip().lower(): v.strip() for n, _, v in (line.partition(":") for line in lines[1:])}
-            method = lines[0].split(" ", 1)[0]
+            method, _, rest = lines[0].partition(" ")
+            headers[":uri"] = rest.rsplit(" ", 1)[0]
             if not self._authorized(method, headers):
                 self.refused += 1
+                conn.sendall(f"RTSP/1.0 401 Unauthorized\r\nCSeq: {headers.get('cseq', '0')}\r\n\r\n".encode())
                 continue
             self.requests.append(method)
             self._reply(conn, headers.get("cseq", "0"), "Session: 5EC0C0A1\r\n")

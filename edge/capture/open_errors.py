@@ -8,35 +8,66 @@ contain the URL's password (edge.capture.opencv_source.without_credentials).
 
 from __future__ import annotations
 
+import errno
 import re
 import socket
+import threading
+from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from edge.capture.opencv_source import ffmpeg_options, is_stream_url, without_credentials
 
 DEFAULT_PORTS = {"rtsp": 554, "rtsps": 322, "http": 80, "https": 443}
 _FFMPEG_ERRNO = re.compile(r"^\[Errno -?\d+\] ")
+_ROUGH_URL = re.compile(r"^([^:/]*)://([^/?#]*)(.*)$", re.DOTALL)
 
 
-def has_credentials(url: str) -> bool:
-    return "@" in urlsplit(url).netloc
+RESOLVE_WAIT = 2.0  # seconds to ask the resolver whether a host name exists (only after FFmpeg failed on it)
 
 
-def _host_port(url: str) -> tuple[str, int | None]:
-    parts = urlsplit(url)
+@dataclass(frozen=True)
+class UrlParts:
+    host: str
+    port: int | None
+    credentials: bool
+    after_host: str  # path, query and fragment
+
+
+def _parts(url: str) -> UrlParts:
+    """A URL's parts, also for one that urlsplit refuses (a raw "[" or "]" in a password)."""
     try:
-        port = parts.port
+        parts = urlsplit(url)
     except ValueError:
-        port = None
-    return parts.hostname or "", port or DEFAULT_PORTS.get(parts.scheme)
+        scheme, netloc, after = _ROUGH_URL.match(url).groups()  # type: ignore[union-attr]
+        hostport = netloc.rpartition("@")[2]
+        host, _, port_text = hostport.rpartition(":") if hostport.count(":") == 1 else (hostport, "", "")
+        port = int(port_text) if port_text.isdigit() else None
+    else:
+        scheme, netloc, after = parts.scheme, parts.netloc, parts.path + parts.query + parts.fragment
+        host = parts.hostname or ""
+        try:
+            port = parts.port
+        except ValueError:  # "user:pass" read as a host and port, when a raw "#" cut the URL short
+            port = None
+    return UrlParts(host, port or DEFAULT_PORTS.get(scheme), "@" in netloc, after)
 
 
 def _resolves(host: str) -> bool:
-    try:
-        socket.getaddrinfo(host, None)
-    except (OSError, UnicodeError):
-        return False
-    return True
+    """False only when the resolver says the name does not exist; a resolver that does not answer
+    within RESOLVE_WAIT (DNS down) proves nothing."""
+    answer: list[bool] = []
+
+    def ask() -> None:
+        try:
+            socket.getaddrinfo(host, None)
+            answer.append(True)
+        except (OSError, UnicodeError):
+            answer.append(False)
+
+    worker = threading.Thread(target=ask, name="resolve", daemon=True)
+    worker.start()
+    worker.join(RESOLVE_WAIT)
+    return answer[0] if answer else True
 
 
 def why_url_does_not_open(url: str, timeout: float = 4.0) -> str | None:
@@ -61,15 +92,22 @@ def _plain(exc: BaseException) -> str:
 
 
 def url_failure(url: str, exc: BaseException, timeout: float) -> str:
+    try:
+        return _url_failure(url, exc, timeout)
+    except Exception:  # a reason must never turn into another error
+        return _plain(exc)
+
+
+def _url_failure(url: str, exc: BaseException, timeout: float) -> str:
     import av
 
-    host, port = _host_port(url)
-    parts = urlsplit(url)
-    if "@" in parts.path + parts.query:
-        return ("the URL has an \"@\" after its host; a user name or password with @ / : # ? or % in it must be "
-                "percent-encoded (@ is %40, / is %2F, : is %3A)")
+    parts = _parts(url)
+    host, port = parts.host, parts.port
+    if "@" in parts.after_host:
+        return ("the URL has an \"@\" after its host; a user name or password with / # ? or % in it must be "
+                "percent-encoded (/ is %2F, # is %23, ? is %3F, % is %25, @ is %40)")
     if isinstance(exc, av.HTTPUnauthorizedError):
-        if has_credentials(url):
+        if parts.credentials:
             return ("the camera refused the user name or password in the URL (401 Unauthorized); check them, and "
                     "percent-encode @ : / # ? and % in them (@ is %40)")
         return ("the camera wants a user name and password (401 Unauthorized): put them in the URL, as in "
@@ -81,9 +119,9 @@ def url_failure(url: str, exc: BaseException, timeout: float) -> str:
                 "camera's manual or its ONVIF stream address")
     if isinstance(exc, ConnectionRefusedError):
         return f"nothing accepts connections at {host} port {port} (connection refused); check the address and port"
-    if isinstance(exc, TimeoutError):
+    if isinstance(exc, (TimeoutError, av.ExitError)):  # ExitError: PyAV's open timeout interrupted FFmpeg
         return f"no answer from {host} within {timeout:g} s; is the camera on and reachable from here?"
-    if isinstance(exc, OSError) and host and not _resolves(host):
+    if isinstance(exc, OSError) and exc.errno == errno.EIO and host and not _resolves(host):
         return f"cannot find the host {host!r} (the name does not resolve); check the address"
     if isinstance(exc, av.InvalidDataError):
         return (f"{host} took the connection but sent nothing that opens as video within {timeout:g} s (the "
