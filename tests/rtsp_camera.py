@@ -2,7 +2,7 @@
 real RTSP client on loopback.
 
 RTSP 1.0 (OPTIONS, DESCRIBE, SETUP, PLAY, GET_PARAMETER, TEARDOWN), RTP over the RTSP connection
-("interleaved", what `rtsp_transport=tcp` asks for), payloads as RFC 6184 (H.264) and RFC 7798
+("interleaved", what FFmpeg asks for first with `rtsp_flags=prefer_tcp`), payloads as RFC 6184 (H.264) and RFC 7798
 (H.265) describe them: one NAL unit per RTP packet, or fragmentation units (FU-A; H.265 FU) for
 larger ones, the marker bit on the last packet of each picture, a 90 kHz clock. The SDP carries the
 parameter sets (sprop-parameter-sets; sprop-vps/sps/pps); with `in_band_parameter_sets=False` they
