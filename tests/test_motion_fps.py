@@ -97,3 +97,18 @@ def test_wind_rising_during_the_warm_up_makes_a_start_up_event_no_longer_than_at
     events = detect(scene).events
     assert len(events) <= 1, events
     assert all(e.end < 5.0 for e in events), events
+
+
+@pytest.mark.parametrize(("scenario", "seed", "found"), [("walk", 1, 1), ("mixed", 1, 2), ("mixed", 3, 3)])
+def test_at_5_fps_subjects_do_not_raise_their_own_bar(scenario: str, seed: int, found: int) -> None:
+    # At 5 fps a subject fills a cell in one frame: measured as a jump over 1/15 s, that raised the
+    # cell's flicker bar above the subject's own fill for seconds (walk 1 and mixed 1: nothing found;
+    # mixed 3: 1 of 3). Below 10 fps jumps count (fps / 10)^0.7 of themselves.
+    scene = SyntheticScene(seed, scenario, 20 if scenario == "walk" else 60, 5)
+    score = score_events(detect(scene).events, scene.ground_truth.motion)
+    assert score.matched_truth == found == len(scene.ground_truth.motion) and score.false_events == 0
+
+
+@pytest.mark.parametrize("fps", [10, 15, 30])
+def test_from_10_fps_up_jumps_count_whole(fps: float) -> None:
+    assert MotionDetector(MotionConfig(), fps)._jump_scale == 1.0

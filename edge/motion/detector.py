@@ -39,6 +39,8 @@ new in every frame, so two frames are two independent samples at any rate. Where
 frames or more (from 22.5 fps up), what the warm-up learnt is provisional (_end_warmup): measured
 over 1/15 s, a subject that moves during the warm-up raises its own bar as much as at 15 fps, where
 the frame-counting detector at 25-30 fps had let it through. Below that the warm-up is the tuned one.
+Below 10 fps one frame spans several 1/15 s steps and a subject fills a cell in one jump: jumps count
+(fps / 10)^0.7 of themselves there, so a subject does not raise its own flicker bar (LOW_FPS).
 """
 
 from __future__ import annotations
@@ -67,6 +69,10 @@ WARMUP_GROWTH = 2.0  # a cell's flicker at the end of WARMUP is at most this tim
 PROVISIONAL, PROVISIONAL_FADE = 1.5, 2.0  # for 1.5 s after WARMUP the flicker memory fades with a 2 s time constant
 COMMON_FLICKER = 0.75  # share of the scene-wide (median) flicker the travel test takes off every cell's bar
 COMMON_EVERY = 8  # frames at 15 fps (0.53 s) between updates of that median (it moves slowly; keeps the cost flat)
+# Below LOW_FPS a cell's jump spans several 1/15 s steps: a subject arriving fills it in one frame and
+# raised its own bar for seconds (5 fps: 16 of 72 subjects found). The jump counts (fps / LOW_FPS)^POWER
+# of itself there (0.62 at 5 fps); at LOW_FPS and above nothing changes (docs/MOTION.md, "Low frame rates").
+LOW_FPS, LOW_FPS_POWER = 10.0, 0.7
 TRAVEL_TIME = 0.47  # seconds of history over which a candidate must travel (7 frames at 15 fps)
 TRAVEL_CELLS = 1.0  # how far (cells) its centroid must move over that time
 TRAVEL_STRAIGHT = 0.75  # net displacement / path length of the centroid: walking, not jittering
@@ -134,6 +140,7 @@ class MotionDetector:
         # about 1/15 s back instead (lag frames), and per-frame rates and counts scale with the rate,
         # so a 25 or 30 fps camera behaves like one at 15 fps (and one at 15 fps exactly as before).
         self._lag = max(1, round(self.fps / TUNED_FPS))
+        self._jump_scale = min(1.0, self.fps / LOW_FPS) ** LOW_FPS_POWER
         self._toggle_rate = min(1.0, TOGGLE_RATE * TUNED_FPS / self.fps)
         self._common_every = max(1, round(COMMON_EVERY * self.fps / TUNED_FPS))
         # travel test: frames back (newest first) sampled about 1/15 s apart over TRAVEL_TIME
@@ -279,6 +286,8 @@ class MotionDetector:
         # 4. per cell: flicker memory (rises fast, fades slowly) raises the bar where cells toggle
         # (the jump of a cell's changed fraction over 1/15 s: at 30 fps the same leaf moves half as far per frame)
         jump = np.abs(frac - self._prev_frac[slot])
+        if self._jump_scale != 1.0:  # below LOW_FPS: a jump spans several 1/15 s steps
+            jump *= self._jump_scale
         self._prev_frac[slot] = frac
         down = self._f_flicker_down
         if self._fading > 0:
