@@ -76,6 +76,13 @@ class CameraConfig:
     synthetic_seed: int = 1
     loop_file: bool = False  # opencv file sources: start again at the end (demos)
 
+    def __post_init__(self) -> None:
+        from edge.redact import remember_credentials
+
+        # camera URLs carry passwords: from now on they are hidden in every message and log line
+        remember_credentials(self.device)
+        remember_credentials(self.detect_device)
+
 
 @dataclass(frozen=True)
 class MotionConfig:

@@ -1,6 +1,7 @@
 """Logging to stderr (journald picks it up). Text for people, JSON lines for machines.
 
-Never log footage, keys or passphrases: log ids, sizes, counts and reasons.
+Never log footage, keys or passphrases: log ids, sizes, counts and reasons. Camera URLs may still
+reach a line (an exception's text): every line passes through edge.redact.without_credentials.
 """
 
 from __future__ import annotations
@@ -9,6 +10,8 @@ import json
 import logging
 import sys
 import time
+
+from edge.redact import without_credentials
 
 _STD_ATTRS = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
 
@@ -19,13 +22,13 @@ class JsonFormatter(logging.Formatter):
             "ts": round(record.created, 3),
             "level": record.levelname.lower(),
             "logger": record.name,
-            "msg": record.getMessage(),
+            "msg": without_credentials(record.getMessage()),
         }
         for key, value in vars(record).items():
             if key not in _STD_ATTRS and not key.startswith("_"):
-                out[key] = value
+                out[key] = without_credentials(value) if isinstance(value, str) else value
         if record.exc_info:
-            out["exc"] = self.formatException(record.exc_info)
+            out["exc"] = without_credentials(self.formatException(record.exc_info))
         return json.dumps(out, default=str)
 
 
@@ -39,7 +42,7 @@ class TextFormatter(logging.Formatter):
         extras = {k: v for k, v in vars(record).items() if k not in _STD_ATTRS and not k.startswith("_")}
         if extras:
             text += " " + " ".join(f"{k}={v}" for k, v in sorted(extras.items()))
-        return text
+        return without_credentials(text)
 
 
 def setup_logging(level: str = "info", fmt: str = "text") -> None:

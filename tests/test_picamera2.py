@@ -7,9 +7,11 @@ encoder and libcamera's real timing."""
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import logging
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -149,19 +151,66 @@ def test_a_stalled_camera_fails_the_source_in_time_and_close_never_hangs(
     assert time.monotonic() - started < 1  # frames() already gave up on it
 
 
-def test_close_from_another_thread_ends_the_frames_and_stops_the_camera(fake_picamera2: None) -> None:
-    import threading
-
-    cam = _open((640, 480))
+def _reading(cam: object) -> tuple[threading.Thread, list[CapturedFrame]]:
     frames: list[CapturedFrame] = []
-    reader = threading.Thread(target=lambda: frames.extend(cam.frames()))  # type: ignore[attr-defined]
+
+    def read() -> None:
+        with contextlib.suppress(Exception):
+            frames.extend(cam.frames())  # type: ignore[attr-defined]
+
+    reader = threading.Thread(target=read, daemon=True)
     reader.start()
+    return reader, frames
+
+
+def test_close_from_another_thread_returns_once_the_camera_is_stopped(fake_picamera2: None,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FAKE_PICAMERA2_STOP_DELAY", "1.0")  # a camera that takes a second to stop
+    cam = _open((640, 480))
+    reader, frames = _reading(cam)
     wait_for(lambda: len(frames) >= 5, 10, "frames")
     started = time.monotonic()
     cam.close()  # type: ignore[attr-defined]
-    reader.join(10)
-    assert not reader.is_alive() and time.monotonic() - started < 2
-    assert cam._cam.closed and cam._cam._stop.is_set()  # type: ignore[attr-defined]
+    took = time.monotonic() - started
+    assert cam._cam.closed and cam._cam._stop.is_set()  # type: ignore[attr-defined]  # stopped, not just asked
+    assert 1.0 <= took < 3.0, took
+    reader.join(5)
+    assert not reader.is_alive()
+
+
+def test_close_from_another_thread_during_a_stalled_capture_returns_in_bounded_time(
+        fake_picamera2: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The frame thread waits in a capture that will never be served, and a stop would queue behind
+    it for ever: close() still returns, after the capture's limit and the stop's."""
+    from edge.capture.picamera2_source import CAPTURE_WAIT, STOP_WAIT
+
+    monkeypatch.setenv("FAKE_PICAMERA2_STALL_AFTER", "10")
+    cam = _open((640, 480))
+    reader, frames = _reading(cam)
+    wait_for(lambda: len(frames) >= 10, 10, "the frames before the stall")
+    started = time.monotonic()
+    cam.close()  # type: ignore[attr-defined]
+    assert time.monotonic() - started < CAPTURE_WAIT + STOP_WAIT + 2
+    reader.join(5)
+    assert not reader.is_alive()
+
+
+def test_a_frame_our_encoder_cannot_take_ends_the_source_with_the_reason(
+        fake_picamera2: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An exception in our camera-thread callback would end picamera2's camera thread for good (every
+    capture then waits in vain, and no stop ever runs): it is caught, and the frame loop fails with it."""
+    from edge.capture.picamera2_source import PiCameraError
+
+    monkeypatch.setenv("FAKE_PICAMERA2_PLATFORM", "PISP")
+    monkeypatch.setenv("FAKE_PICAMERA2_SHORT_BUFFER_AT", "8")
+    cam = _open((640, 480))
+    frames = []
+    started = time.monotonic()
+    with pytest.raises(PiCameraError, match="encoding or masking a frame failed"):
+        for frame in cam.frames():  # type: ignore[attr-defined]
+            frames.append(frame)
+    assert 7 <= len(frames) <= 9 and time.monotonic() - started < 5
+    assert cam._cam.closed  # type: ignore[attr-defined]  # the camera thread lived on, so the stop ran
 
 
 def test_the_daemon_records_from_a_pi_camera_found_by_auto(state_dir: Path, tmp_path: Path,

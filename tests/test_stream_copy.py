@@ -29,7 +29,7 @@ from vault_support import open_vault, owner_identity
 from edge.capture import choose_source, open_camera
 from edge.capture.dual_stream import DualStreamCamera
 from edge.capture.frames import EncodedPacket
-from edge.capture.opencv_source import CameraOpenError, OpenCVCamera, without_credentials
+from edge.capture.opencv_source import CameraOpenError, OpenCVCamera
 from edge.capture.stream_copy import LagMeter, StreamCopyCamera, Timeline
 from edge.capture.synthetic import SyntheticScene, write_video
 from edge.cli.daemon_cmd import _camera_line
@@ -38,6 +38,7 @@ from edge.daemon import parts
 from edge.errors import ConfigError
 from edge.recording.muxer import TsMuxer
 from edge.recording.recorder import Recorder
+from edge.redact import without_credentials
 from edge.state import StateDir
 
 T0 = 1_790_000_000.0

@@ -26,8 +26,9 @@ def choose_source(config: Config) -> tuple[str, str]:
     requested = config.camera.source
     if requested != "auto":
         return requested, "configured"
-    from edge.capture.opencv_source import device_problem, without_credentials
+    from edge.capture.opencv_source import device_problem
     from edge.capture.picamera2_source import picamera2_available
+    from edge.redact import without_credentials
 
     ok, why = picamera2_available()
     if ok:

@@ -27,7 +27,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from edge.capture.frames import PTS_HZ, CapturedFrame, EncodedPacket
-from edge.capture.opencv_source import CameraOpenError, frame_luma, is_stream_url, without_credentials
+from edge.capture.opencv_source import CameraOpenError, frame_luma, is_stream_url
 from edge.capture.stream_copy import (
     OPEN_TIMEOUT,
     READ_TIMEOUT,
@@ -43,6 +43,7 @@ from edge.capture.stream_copy import (
     stamped,
     stream_rate,
 )
+from edge.redact import without_credentials
 
 log = logging.getLogger("consentcam.capture")
 

@@ -15,7 +15,8 @@ import threading
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from edge.capture.opencv_source import ffmpeg_options, is_stream_url, without_credentials
+from edge.capture.opencv_source import ffmpeg_options, is_stream_url
+from edge.redact import without_credentials
 
 DEFAULT_PORTS = {"rtsp": 554, "rtsps": 322, "http": 80, "https": 443}
 _FFMPEG_ERRNO = re.compile(r"^\[Errno -?\d+\] ")

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import re
 import threading
 import time
 from collections.abc import Iterator
@@ -26,6 +25,7 @@ import numpy as np
 
 from edge.capture.frames import PTS_HZ, CapturedFrame, limited_to_full_range, shrink
 from edge.errors import ConsentcamError
+from edge.redact import without_credentials
 
 log = logging.getLogger("consentcam.capture")
 
@@ -44,45 +44,6 @@ def ffmpeg_options(device: str) -> dict[str, str]:
     camera's UDP ports do not matter; UDP only for a camera that offers nothing else. (OpenCV's
     own default for RTSP is the same, so its captures need no option.)"""
     return {"rtsp_flags": "prefer_tcp"} if device.startswith(("rtsp://", "rtsps://")) else {}
-
-
-_SCHEME = re.compile(r"[a-zA-Z][a-zA-Z0-9+.-]*://")
-# Up to the URL's last "@": a password typed with a raw "@" or "/" in it must not half survive (a
-# path with an "@" in it is hidden as well; safe, if less helpful).
-_CREDENTIALS = re.compile(r"([a-zA-Z][a-zA-Z0-9+.-]*://)[^\s'\"]+@")
-# Cameras that take credentials in the query string (`...cgi?user=admin&pwd=...`)
-_QUERY_SECRET = re.compile(r"([?&](?:password|passwd|pwd|pass)=)[^&\s'\"]*", re.IGNORECASE)
-_known_secrets: set[str] = set()  # user:password parts of camera URLs seen so far (see without_credentials)
-_secrets_lock = threading.Lock()
-
-
-def _remember_credentials(text: str) -> None:
-    """If `text` is a whole URL with credentials (a camera.device, as every source passes it here
-    before opening it: nothing but a host and path after its last "@"), everything between "://"
-    and that "@" is secret, whatever it holds (quotes and spaces too, where the pattern above stops).
-    Remembered raw and percent-decoded, and hidden wherever it turns up later, e.g. quoted inside
-    FFmpeg's messages."""
-    scheme = _SCHEME.match(text)
-    at = text.rfind("@")
-    if scheme is None or at <= scheme.end() or any(c.isspace() for c in text[at:]):
-        return
-    from urllib.parse import unquote
-
-    secret = text[scheme.end():at]
-    with _secrets_lock:
-        _known_secrets.update(s for s in (secret, unquote(secret)) if len(s) >= 3)
-
-
-def without_credentials(text: str) -> str:
-    """`text` with the user:password of any URL in it (and password= query values) replaced by ***:
-    camera URLs carry the camera's password, and messages end up in the journal and the status file."""
-    _remember_credentials(text)
-    with _secrets_lock:
-        secrets = sorted(_known_secrets, key=len, reverse=True)
-    for secret in secrets:
-        text = text.replace(secret, "***")
-    text = _CREDENTIALS.sub(r"\1***@", text)
-    return _QUERY_SECRET.sub(r"\1***", text)
 
 
 def open_capture(device: str) -> cv2.VideoCapture:

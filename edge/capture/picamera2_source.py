@@ -138,11 +138,13 @@ class PiCamera:
 
         self.fps = fps
         self.detect_size = detect_size
-        self._packets: queue.Queue[EncodedPacket] = queue.Queue(maxsize=int(fps * 10))
+        self._packets = PacketQueue(int(fps * 10))
+        self._callbacks = CallbackGuard()
         self._closed = False
-        self._running = False  # frames() is iterating: it stops the camera itself when it ends
+        self._reader: int | None = None  # the thread iterating frames(): it stops the camera when it ends
         self._stop_lock = threading.Lock()
-        self._stopped = threading.Event()
+        self._stop_started = False
+        self._stop_done = threading.Event()
         self._missed = MissedFrames(fps)
         cam = None
         try:
@@ -168,7 +170,6 @@ class PiCamera:
         main, lores = actual["main"], actual["lores"]
         self.width, self.height = (int(v) for v in main["size"])
         self._lores_size = tuple(int(v) for v in lores["size"])
-        self._lores_stride = int(lores.get("stride") or self._lores_size[0])
         if (self.width, self.height) != tuple(requested):
             log.info("the camera delivers %dx%d (asked for %dx%d)", self.width, self.height, *requested)
         # Video configurations default to a limited-range colour space (Rec.709 / SMPTE 170M): stretch
@@ -182,7 +183,7 @@ class PiCamera:
         if has_hardware_h264():
             self._software = None
             if mask is not None:
-                cam.pre_callback = _masking(*mask)
+                cam.pre_callback = self._callbacks.wrap(_masking(*mask))
             self._encoder = _hardware_encoder(bitrate, gop, self.fps)
             self._output = _make_output(self._packets)
             try:
@@ -195,31 +196,28 @@ class PiCamera:
         log.info("no hardware H.264 encoder (Pi 5): encoding with libx264 in the camera thread")
         self._software = H264Encoder(self.width, self.height, self.fps, bitrate=bitrate,
                                      keyframe_interval=gop / self.fps)
-        cam.pre_callback = _software_encoding(self._software, self._packets, int(main.get("stride") or self.width),
-                                              mask)
+        cam.pre_callback = self._callbacks.wrap(
+            _software_encoding(self._software, self._packets, int(main.get("stride") or self.width), mask))
         try:
             cam.start()
         except Exception as exc:
             raise PiCameraError(f"picamera2: cannot start the camera: {exc}") from exc
 
     def frames(self) -> Iterator[CapturedFrame]:
-        self._running = True
+        self._reader = threading.get_ident()
         try:
             yield from self._frames()
         finally:
-            self._running = False
+            self._reader = None
             self._stop_camera()
 
     def _frames(self) -> Iterator[CapturedFrame]:
         n = 0
         lw, lh = self._lores_size
         while not self._closed:
-            try:
-                request = self._cam.capture_request(wait=CAPTURE_WAIT)
-            except TimeoutError:
-                if self._closed:
-                    return
-                raise PiCameraError(f"picamera2: no frame from the camera for {CAPTURE_WAIT:g} s") from None
+            request = self._capture()
+            if request is None:
+                return
             try:
                 lores = request.make_array("lores")
                 meta = request.get_metadata()
@@ -233,34 +231,53 @@ class PiCamera:
             for _ in range(self._missed.since_last(meta.get("SensorTimestamp"), meta.get("FrameDuration"))):
                 yield CapturedFrame(time=now, luma=None, packets=[], index=n, monotonic=mono)  # never seen
                 n += 1
-            packets = []
-            while True:
-                try:
-                    packets.append(self._packets.get_nowait())
-                except queue.Empty:
-                    break
-            yield CapturedFrame(time=now, luma=luma, packets=packets, index=n, monotonic=mono)
+            yield CapturedFrame(time=now, luma=luma, packets=self._packets.drain(), index=n, monotonic=mono)
             n += 1
 
+    def _capture(self) -> Any:
+        """The next request; None once closed. A capture that fails or times out ends the source
+        (the daemon exits and systemd restarts it): the camera stalled, or our own callback failed."""
+        try:
+            request = self._cam.capture_request(wait=CAPTURE_WAIT)
+        except Exception as exc:  # TimeoutError; CancelledError when a stop flushed the queue
+            if self._closed:
+                return None
+            self._callbacks.raise_if_failed()
+            if isinstance(exc, TimeoutError):
+                raise PiCameraError(f"picamera2: no frame from the camera for {CAPTURE_WAIT:g} s") from None
+            raise PiCameraError(f"picamera2: capturing a frame failed: {type(exc).__name__}: {exc}") from exc
+        if self._callbacks.error is not None:
+            request.release()
+            self._callbacks.raise_if_failed()
+        return request
+
     def close(self) -> None:
-        """Safe from any thread and idempotent. While frames() runs, it stops the camera itself once
-        its capture returns (within CAPTURE_WAIT): stopping from here would queue behind that capture."""
+        """Safe from any thread and idempotent; returns once the camera is stopped and closed (or was
+        given STOP_WAIT and did not stop). While another thread is in frames(), that thread stops the
+        camera itself when its capture returns (within CAPTURE_WAIT): a stop from here would queue
+        behind that capture."""
         self._closed = True
-        if self._running and self._stopped.wait(CAPTURE_WAIT + 1.0):
+        reader = self._reader
+        if reader is not None and reader != threading.get_ident() and \
+                self._stop_done.wait(CAPTURE_WAIT + STOP_WAIT + 1.0):
             return
         self._stop_camera()
 
     def _stop_camera(self) -> None:
         with self._stop_lock:
-            if self._stopped.is_set():
-                return
-            self._stopped.set()
-        worker = threading.Thread(target=self._stop_and_close, name="picamera2-stop", daemon=True)
-        worker.start()
-        worker.join(STOP_WAIT)
-        if worker.is_alive():
-            log.error("picamera2: the camera did not stop within %g s (stalled?); leaving it to the process exit",
-                      STOP_WAIT)
+            started, self._stop_started = self._stop_started, True
+        if started:  # another thread is stopping it: wait for that
+            self._stop_done.wait(STOP_WAIT + 1.0)
+            return
+        try:
+            worker = threading.Thread(target=self._stop_and_close, name="picamera2-stop", daemon=True)
+            worker.start()
+            worker.join(STOP_WAIT)
+            if worker.is_alive():
+                log.error("picamera2: the camera did not stop within %g s (stalled?); leaving it to the process "
+                          "exit", STOP_WAIT)
+        finally:
+            self._stop_done.set()
 
     def _stop_and_close(self) -> None:
         cam = self._cam
@@ -272,10 +289,72 @@ class PiCamera:
                 cam.stop_recording()
             else:
                 cam.stop()
+            # What was encoded after the last capture (the hardware encoder's last frames at its stop)
+            # is not recorded: the daemon has stopped reading, at most a frame or two.
         except Exception as exc:
             log.warning("picamera2: stopping the camera: %s", exc)
         finally:
             _close_quietly(cam)
+
+
+class PacketQueue:
+    """Encoded packets between the camera thread and the frame loop, bounded (the loop stalled for
+    10 s means something is badly wrong). When full, packets are dropped up to the next keyframe, not
+    one here and one there: a recording with holes mid-GOP does not decode until the next keyframe
+    anyway, and the warning is logged once per overflow."""
+
+    def __init__(self, limit: int) -> None:
+        self._queue: queue.Queue[EncodedPacket] = queue.Queue(maxsize=max(1, limit))
+        self._skipping = False
+        self.dropped = 0
+
+    def offer(self, pkt: EncodedPacket) -> None:
+        if self._skipping and not pkt.keyframe:
+            self.dropped += 1
+            return
+        try:
+            self._queue.put_nowait(pkt)
+            self._skipping = False
+        except queue.Full:
+            if not self._skipping:
+                log.warning("picamera2: the frame loop has not collected packets for 10 s; dropping them up to "
+                            "the next keyframe that fits")
+            self._skipping = True
+            self.dropped += 1
+
+    def drain(self) -> list[EncodedPacket]:
+        out = []
+        while True:
+            try:
+                out.append(self._queue.get_nowait())
+            except queue.Empty:
+                return out
+
+
+class CallbackGuard:
+    """Our callbacks run in picamera2's camera thread, and an exception there ends that thread for
+    good (picamera2 re-raises it): every capture then waits in vain, and a stop never runs. So the
+    first error is kept, the callbacks do nothing more, and the frame loop fails with it."""
+
+    def __init__(self) -> None:
+        self.error: BaseException | None = None
+
+    def wrap(self, callback: Any) -> Any:
+        def guarded(request: Any) -> None:
+            if self.error is not None:
+                return
+            try:
+                callback(request)
+            except Exception as exc:
+                self.error = exc
+                log.error("picamera2: our camera-thread callback failed: %s: %s", type(exc).__name__, exc)
+
+        return guarded
+
+    def raise_if_failed(self) -> None:
+        if self.error is not None:
+            raise PiCameraError(f"picamera2: encoding or masking a frame failed: {type(self.error).__name__}: "
+                                f"{self.error}") from self.error
 
 
 def _close_quietly(cam: Any) -> None:
@@ -297,7 +376,7 @@ def _masking(y_idx: np.ndarray, uv_idx: np.ndarray) -> Any:
     return blank
 
 
-def _software_encoding(encoder: Any, packets: queue.Queue[EncodedPacket], stride: int,
+def _software_encoding(encoder: Any, packets: PacketQueue, stride: int,
                        mask: tuple[np.ndarray, np.ndarray] | None) -> Any:
     """pre_callback for a Pi without a hardware encoder: mask, then encode every frame, in the camera
     thread (so a slow frame loop never costs recorded frames). Timestamps from the sensor."""
@@ -314,16 +393,9 @@ def _software_encoding(encoder: Any, packets: queue.Queue[EncodedPacket], stride
             if mask is not None:
                 apply_yuv420_mask(m.array, *mask)
             for pkt in encoder.encode_i420(m.array, stride, time.time(), pts):
-                _offer(packets, pkt)
+                packets.offer(pkt)
 
     return encode
-
-
-def _offer(packets: queue.Queue[EncodedPacket], pkt: EncodedPacket) -> None:
-    try:
-        packets.put_nowait(pkt)
-    except queue.Full:
-        log.warning("picamera2 packets not collected; dropping one")  # frame loop stalled for 10 s
 
 
 def _hardware_encoder(bitrate: int, gop: int, fps: float) -> Any:
@@ -333,7 +405,7 @@ def _hardware_encoder(bitrate: int, gop: int, fps: float) -> Any:
     return H264Encoder(bitrate=bitrate, repeat=True, iperiod=gop, framerate=fps)
 
 
-def _make_output(packets: queue.Queue[EncodedPacket]) -> Any:
+def _make_output(packets: PacketQueue) -> Any:
     from picamera2.outputs import Output  # type: ignore[import-not-found]
 
     class _PacketOutput(Output):  # type: ignore[misc]
@@ -349,6 +421,6 @@ def _make_output(packets: queue.Queue[EncodedPacket]) -> Any:
             if self._t0 is None:
                 self._t0 = ts
             pts = ((ts - self._t0) * PTS_HZ + 500_000) // 1_000_000  # rounded: 1/15 s is 6000, not 5999
-            _offer(packets, EncodedPacket(pts=pts, keyframe=bool(keyframe), data=bytes(frame), time=time.time()))
+            packets.offer(EncodedPacket(pts=pts, keyframe=bool(keyframe), data=bytes(frame), time=time.time()))
 
     return _PacketOutput()

@@ -43,8 +43,8 @@ from edge.capture.opencv_source import (
     ffmpeg_options,
     frame_luma,
     is_stream_url,
-    without_credentials,
 )
+from edge.redact import without_credentials
 
 log = logging.getLogger("consentcam.capture")
 

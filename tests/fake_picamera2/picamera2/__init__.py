@@ -7,22 +7,28 @@ into YUV420 main and lores buffers (limited range, rows padded to a 64-byte stri
 runs `pre_callback`, hands the main buffer to the running encoder (libx264 through PyAV standing in
 for the Pi's hardware encoder) and then to whoever waits in `capture_request()`. Where the real
 library is unkind, so is this: a capture waits without limit unless given `wait` (then TimeoutError,
-and the job stays queued until cancel_all_and_flush()), and stopping queues behind pending
-captures, so with a stalled camera it never returns.
+and the job stays queued until cancel_all_and_flush(), which fails the waiting captures with
+CancelledError); queueing a capture takes the lock the camera thread holds while it runs the
+callbacks and the encoder; stopping queues behind pending captures, so with a stalled camera it never
+returns; and an exception in pre_callback ends the camera thread for good (picamera2 re-raises it),
+after which a stop never returns either.
 
 Environment: FAKE_PICAMERA2_SCENE "seed:scenario:seconds" (default 1:walk:30), FAKE_PICAMERA2_SPEED
 (default 1: real time), FAKE_PICAMERA2_PLATFORM VC4 (Pi <= 4, hardware encoder; default) or PISP
 (Pi 5: no /dev/video11), FAKE_PICAMERA2_CAMERAS 0 for a Pi with no camera attached,
 FAKE_PICAMERA2_STALL_AFTER N (the camera stops delivering after N frames), FAKE_PICAMERA2_SENSOR_FPS
 (a sensor slower than the rate asked for), FAKE_PICAMERA2_ALIGN (libcamera rounds the main width
-down to a multiple of this; default 2).
+down to a multiple of this; default 2), FAKE_PICAMERA2_STOP_DELAY (seconds a stop takes),
+FAKE_PICAMERA2_SHORT_BUFFER_AT N (frame N's main buffer is cut to half its rows).
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 import time
+from concurrent.futures import CancelledError
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -93,6 +99,7 @@ class MappedArray:
 class _Waiting:
     event: threading.Event = field(default_factory=threading.Event)
     request: CompletedRequest | None = None
+    cancelled: bool = False
 
 
 class Picamera2:
@@ -114,10 +121,11 @@ class Picamera2:
         self.camera_config: dict[str, Any] | None = None
         self._encoder: Any = None
         self._waiting: list[_Waiting] = []
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # picamera2's camera lock: held while a frame is processed
         self._served = threading.Condition(self._lock)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._dead = False  # the camera thread ended on an exception
         self.frames_made = 0
         self.closed = False
 
@@ -176,13 +184,18 @@ class Picamera2:
             if delay > 0 and self._stop.wait(delay):
                 return
             request = self._render(scene, index, sensor_fps, config)
-            if self.pre_callback is not None:
-                self.pre_callback(request)
-            if self._encoder is not None:
-                self._encoder.encode("main", request)
-            self.frames_made += 1
-            index += 1
             with self._lock:
+                try:
+                    if self.pre_callback is not None:
+                        self.pre_callback(request)
+                    if self._encoder is not None:
+                        self._encoder.encode("main", request)
+                except Exception:
+                    logging.getLogger("fake-picamera2").exception("camera thread: callback failed; thread ends")
+                    self._dead = True
+                    return
+                self.frames_made += 1
+                index += 1
                 waiting, self._waiting = self._waiting, []
                 for w in waiting:
                     w.request = request
@@ -194,6 +207,8 @@ class Picamera2:
         w, h = main["size"]
         bgr = scene.bgr(index % scene.frame_count, w, h)
         buffers = {"main": _i420(bgr, main["stride"])}
+        if str(index) == os.environ.get("FAKE_PICAMERA2_SHORT_BUFFER_AT"):  # a driver handing over half a frame
+            buffers["main"] = buffers["main"][:h // 2]
         lores = config.get("lores")
         if lores is not None:
             lw, lh = lores["size"]
@@ -208,30 +223,40 @@ class Picamera2:
             self._waiting.append(waiter)
         if not waiter.event.wait(wait):  # wait=None: for ever, like picamera2
             raise TimeoutError("fake picamera2: capture timed out")  # the job stays queued
+        if waiter.cancelled:
+            raise CancelledError()
         assert waiter.request is not None
         return waiter.request
 
     def cancel_all_and_flush(self) -> None:
         with self._lock:
-            self._waiting = []
+            waiting, self._waiting = self._waiting, []
+            for w in waiting:
+                w.cancelled = True
+                w.event.set()
             self._served.notify_all()
 
     def _stop_after_pending(self) -> None:
-        # picamera2 queues the stop behind pending jobs: it runs when the next frame has served them
+        # picamera2 hands the stop to the camera thread, behind pending jobs: it runs when the next
+        # frame has served them, and never if that thread is stalled or dead
         with self._lock:
-            while self._waiting:
+            while self._waiting or self._dead or (self._stall_after is not None and
+                                                  self.frames_made >= self._stall_after):
                 self._served.wait()
+        time.sleep(float(os.environ.get("FAKE_PICAMERA2_STOP_DELAY", "0")))
         self._stop.set()
         if self._thread is not None:
             self._thread.join(10)
 
     def stop(self) -> None:
-        self._stop_after_pending()
+        if self._thread is not None and not self._stop.is_set():
+            self._stop_after_pending()
 
     def stop_recording(self) -> None:
-        self._stop_after_pending()
+        self.stop()
         if self._encoder is not None and self._encoder.running:
             self._encoder.stop()
 
     def close(self) -> None:
+        self.stop()
         self.closed = True
