@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import json
 import logging
 import sys
 import threading
@@ -254,3 +255,19 @@ log:
     assert len(pictures) > 2 * 15 and pictures[0].shape == (480, 640)
     mask = rasterise(MASK, 640, 480) > 0
     assert max(int(p[mask].max()) for p in pictures) <= 40 and min(float(p[~mask].std()) for p in pictures) > 20
+
+
+def test_camera_check_on_a_pi_camera(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`consentcam camera check` with camera auto on a Pi: the Pi camera, its encoder, and its keyframes."""
+    monkeypatch.setenv("PYTHONPATH", f"{FAKE}:{Path(__file__).parent.parent}")
+    monkeypatch.setenv("FAKE_PICAMERA2_PLATFORM", "PISP")
+    config = tmp_path / "config.yaml"
+    config.write_text("camera:\n  source: auto\n  width: 640\n  height: 480\n  fps: 15\n")
+    res = run_cli("camera", "check", "--seconds", "3", "--json", config=config, timeout=90)
+    assert res.returncode == 0, res.stderr
+    report = json.loads(res.stdout)
+    assert report["camera"]["source"] == "picamera2"
+    assert report["recorded_as"] == "H.264 from libx264 on this Pi, in the camera thread (no hardware encoder)"
+    assert report["camera"]["reason"] == "auto: picamera2 camera imx708"
+    m = report["measured"]
+    assert 30 <= m["frames"] <= 50 and m["keyframe_interval_s"] == 1.0 and 12 <= m["arrival_fps"] <= 17, m

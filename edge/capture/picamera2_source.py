@@ -180,7 +180,8 @@ class PiCamera:
             if privacy_mask.shape != (self.height, self.width):
                 privacy_mask = cv2.resize(privacy_mask, (self.width, self.height), interpolation=cv2.INTER_NEAREST)
             mask = yuv420_mask_indices(privacy_mask > 0, int(main.get("stride") or self.width))
-        if has_hardware_h264():
+        self.hardware_encoder = has_hardware_h264()
+        if self.hardware_encoder:
             self._software = None
             if mask is not None:
                 cam.pre_callback = self._callbacks.wrap(_masking(*mask))

@@ -14,7 +14,8 @@ from edge.errors import ConsentcamError
 HOW_RECORDED = {
     "opencv-copy": "the camera's own {codec}, as it arrives (not re-encoded)",
     "opencv-dual": "the main stream's own {codec}, as it arrives; the detector reads the substream",
-    "picamera2": "H.264 from the Pi's encoder",
+    "picamera2": "H.264 from the Pi's hardware encoder",
+    "picamera2-software": "H.264 from libx264 on this Pi, in the camera thread (no hardware encoder)",
     "opencv": "re-encoded to H.264 by this machine (libx264)",
     "synthetic": "the SYNTHETIC test scene, encoded by this machine",
 }
@@ -101,7 +102,8 @@ def _report(config: Any, camera: Any, choice: Any, m: Any) -> dict[str, Any]:
     return {
         "ok": m.frames > 0,
         "camera": info | {"description": _camera_line(info)},
-        "recorded_as": HOW_RECORDED.get(name, name).format(codec=CODEC_NAMES.get(choice.codec, choice.codec)),
+        "recorded_as": HOW_RECORDED.get(_how(name, camera), name).format(codec=CODEC_NAMES.get(choice.codec,
+                                                                                              choice.codec)),
         "detector": detector,
         "measured": {
             "seconds": round(m.seconds, 2), "frames": m.frames, "pictures_decoded": m.pictures,
@@ -114,6 +116,12 @@ def _report(config: Any, camera: Any, choice: Any, m: Any) -> dict[str, Any]:
         },
         "advice": advice(m, fps=choice.fps, detect_fps=choice.detect_fps, live=live, keyframes_from_camera=copied),
     }
+
+
+def _how(name: str, camera: Any) -> str:
+    if name == "picamera2" and not getattr(camera, "hardware_encoder", True):
+        return "picamera2-software"
+    return name
 
 
 def _failed(ctx: Context, reason: str, report: dict[str, Any] | None = None) -> int:
