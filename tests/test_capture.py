@@ -345,3 +345,18 @@ def test_a_1080p_file_gives_the_events_of_its_frames_shrunk_with_inter_area(tmp_
     (start, end), (ref_start, ref_end) = events["shrink"][0], events["inter_area"][0]
     assert start <= truth_start + 0.5 and abs(start - ref_start) <= 0.2, events
     assert min(end, ref_end) >= truth_end - 1.0, events
+
+
+@pytest.mark.parametrize(("fps", "warned"), [(5, True), (10, False)])
+def test_the_daemon_warns_when_the_detector_gets_under_10_fps(tmp_path: Path, caplog: pytest.LogCaptureFixture,
+                                                              fps: float, warned: bool) -> None:
+    import logging
+
+    from edge.daemon.parts import open_camera as daemon_open_camera
+
+    caplog.set_level(logging.WARNING, logger="consentcam.daemon")
+    video = write_video(SyntheticScene(1, "walk", 2, fps=fps), tmp_path / "slow.ts", size=(320, 240))
+    camera, choice = daemon_open_camera(config_from_dict({"camera": {"source": "opencv", "device": str(video)}}))
+    camera.close()
+    assert choice.detect_fps == fps
+    assert ("the motion detector gets 5 frames per second" in caplog.text) == warned, caplog.text
