@@ -867,3 +867,20 @@ def test_the_test_camera_does_end_a_session_that_sends_no_keep_alive(camera_stre
         camera.close()
     assert camera.expired == 1 and received > 0
     assert camera.sent_units < 8 * 15 // 2  # cut off after about 1 s of the 4 s of playing
+
+
+def test_a_camera_that_changes_its_resolution_mid_stream_is_recorded_through_the_change(tmp_path: Path) -> None:
+    """Some cameras switch encoding profiles (day/night, or an owner changing the resolution): the new
+    parameter sets come in band, the recording keeps both parts, the detector gets its plane throughout."""
+    options = {"preset": "veryfast", "crf": "26", "x264-params": "bframes=0:keyint=15"}
+    small = write_video(SyntheticScene(2, "walk", 3), tmp_path / "small.ts", size=(320, 240), options=options)
+    large = write_video(SyntheticScene(3, "walk", 3), tmp_path / "large.ts", size=(640, 480), options=options)
+    both = tmp_path / "both.ts"
+    both.write_bytes(small.read_bytes() + large.read_bytes())
+    cam = StreamCopyCamera(str(both), detect_size=(160, 120), fps=15, reconnect_for=0)
+    frames = list(itertools.islice(cam.frames(), 500))
+    cam.close()
+    assert len(frames) == 90 and all(f.luma is not None and f.luma.shape == (120, 160) for f in frames)
+    with av.open(mux([p for f in frames for p in f.packets]), format="mpegts") as container:
+        sizes = [(picture.width, picture.height) for picture in container.decode(video=0)]
+    assert sizes == [(320, 240)] * 45 + [(640, 480)] * 45
