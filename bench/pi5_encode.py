@@ -1,6 +1,6 @@
 """Cost of encoding a Pi 5's main stream in software: what `edge.capture.picamera2_source` does in
 picamera2's camera thread on a Pi without a hardware encoder (our libx264 H264Encoder.encode_i420 on
-the camera's YUV420 buffer, rows padded to a 64-byte stride, privacy mask optional).
+the camera's YUV420 buffer, with the ISP's 64-byte row stride, privacy mask optional).
 
 For each size, `--frames` frames of the synthetic scene (converted to limited-range I420 beforehand,
 so only the encoder is timed) are encoded at 15 fps and 2 Mbit/s; prints one JSON object with CPU
@@ -29,7 +29,7 @@ from edge.capture.masks import rasterise
 from edge.capture.picamera2_source import apply_yuv420_mask, yuv420_mask_indices
 from edge.capture.synthetic import SyntheticScene
 
-SIZES = [(1280, 720), (1920, 1080)]
+SIZES = [(1280, 720), (1920, 1080), (1296, 972)]  # 1296 (Camera Module v1 binned): rows padded to 1344
 STRIDE_ALIGN = 64
 MASK = [((0.6, 0.1), (0.95, 0.1), (0.95, 0.6), (0.6, 0.6))]  # about 12 % of the picture
 

@@ -71,6 +71,27 @@ def test_advice_for_a_long_keyframe_interval_and_a_slow_substream(videos: dict[s
     assert any("detector gets 10 frames per second" in note for note in report["advice"]), report["advice"]
 
 
+def test_a_keyframe_interval_longer_than_the_check_is_still_reported(videos: dict[str, Path]) -> None:
+    code, report, err = check("--device", str(videos["long-gop"]), "--seconds", "5")  # the default
+    assert code == 0, err
+    assert report["measured"]["keyframe_interval_s"] is None  # one keyframe in 5 s (every 6 s)
+    assert any("fewer than two keyframes in 5.0 s" in note for note in report["advice"]), report["advice"]
+
+
+def test_a_stream_that_ends_during_the_check_fails_it(videos: dict[str, Path]) -> None:
+    """The camera serves one short session and then refuses: the check does not wait through the
+    daemon's 15 s of reconnecting, and says what happened with what it measured."""
+    camera = RtspCamera(videos["camera"], speed=8.0, sessions=1)
+    try:
+        res = run_cli("camera", "check", "--device", camera.url, "--seconds", "20", "--json", timeout=90)
+    finally:
+        camera.close()
+    report = json.loads(res.stdout)
+    assert res.returncode == 1 and not report["ok"]
+    assert "stopped sending after" in report["error"] and report["measured"]["frames"] > 0
+    assert report["measured"]["seconds"] < 12  # the stream, then 5 s without a frame
+
+
 def test_a_camera_that_does_not_open_fails_with_its_reason_and_no_password(videos: dict[str, Path],
                                                                            tmp_path: Path) -> None:
     camera = RtspCamera(videos["camera"], speed=1.0, credentials=("admin", "right-pw"))
@@ -98,5 +119,5 @@ def test_the_table_for_people_and_bad_arguments(videos: dict[str, Path]) -> None
     for label in ("recorded as", "the camera's own H.264", "keyframes", "every 1.0 s", "looks good"):
         assert label in res.stdout, res.stdout
     res = run_cli("camera", "check", "--seconds", "0")
-    assert res.returncode == 1 and "--seconds 0: must be more than 0" in res.stderr
+    assert res.returncode == 2 and "argument --seconds: 0: must be more than 0" in res.stderr
     assert run_cli("camera", "--help").returncode == 0 and run_cli("camera", "check", "--help").returncode == 0

@@ -271,3 +271,14 @@ def test_camera_check_on_a_pi_camera(tmp_path: Path, monkeypatch: pytest.MonkeyP
     assert report["camera"]["reason"] == "auto: picamera2 camera imx708"
     m = report["measured"]
     assert 30 <= m["frames"] <= 50 and m["keyframe_interval_s"] == 1.0 and 12 <= m["arrival_fps"] <= 17, m
+
+
+def test_camera_check_on_a_pi_camera_that_stalls_reports_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PYTHONPATH", f"{FAKE}:{Path(__file__).parent.parent}")
+    monkeypatch.setenv("FAKE_PICAMERA2_STALL_AFTER", "20")
+    config = tmp_path / "config.yaml"
+    config.write_text("camera:\n  source: picamera2\n  width: 640\n  height: 480\n  fps: 15\n")
+    res = run_cli("camera", "check", "--seconds", "4", "--json", config=config, timeout=90)
+    report = json.loads(res.stdout)
+    assert res.returncode == 1 and not report["ok"], res.stderr
+    assert report["measured"]["frames"] == 20 and "picamera2" in report["error"], report

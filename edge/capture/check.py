@@ -15,12 +15,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from edge.capture.frames import PTS_HZ, CapturedFrame
+from edge.errors import ConsentcamError
+from edge.redact import without_credentials
 
 TUNED_DETECT_FPS = 15.0  # the detector's constants were tuned at this rate (docs/MOTION.md, "Frame rate")
 LOW_DETECT_FPS = 12.0  # below this, the owner is told to raise the (sub)stream's rate
 LONG_KEYFRAME_INTERVAL = 4.0  # seconds; cameras default to 1-2 s, some to 10 s or more
 BUSY_CORE_SHARE = 0.5  # reading the camera alone takes more than this share of one core: say so
-CLOSE_GRACE = 10.0  # seconds past the measurement before a camera that stopped delivering is closed
+CLOSE_GRACE = 10.0  # seconds past the measurement before a camera still being read is closed
+STALL = 5.0  # seconds without a frame after which a camera is given up on (an ended stream reconnecting)
 BURST = 1.0  # seconds at the start of reading a stream left out of its arrival rate
 
 
@@ -35,6 +38,9 @@ class Measurement:
     stream_seconds: float = 0.0  # span of the recorded packets' timestamps
     keyframe_interval_s: float | None = None  # mean spacing of keyframes, where two or more arrived
     cpu_ms_per_frame: float = 0.0  # this process's CPU time (decoding, shrinking, encoding) per frame
+    keyframes: int = 0
+    ended: bool = False  # the source ran out of frames before the measurement was over
+    error: str | None = None  # why the source failed during the measurement
 
     arrivals: list[float] = field(default_factory=list, repr=False)  # seconds from the start of reading
 
@@ -84,36 +90,46 @@ class Packets:
 
 def measure(camera: Any, seconds: float, fps: float, *, live: bool) -> Measurement:
     """Read `camera` for `seconds` (a live camera: of wall time; a file: of its frames, read as fast as
-    they decode), then close it. A camera that stops delivering is closed from a timer CLOSE_GRACE
-    seconds after the measurement should have ended."""
+    they decode), then close it. A watchdog closes a camera that sends nothing for STALL seconds (a
+    stream that ended and is being reconnected, one that never starts) or is still being read
+    CLOSE_GRACE seconds after the measurement should have ended."""
     out, stats = Measurement(), Packets()
     budget = max(1, round(seconds * fps)) if fps > 0 and not live else None
-    expired = threading.Event()
-
-    def expire() -> None:
-        expired.set()
-        camera.close()
-
-    timer = threading.Timer(seconds + CLOSE_GRACE, expire)
-    timer.daemon = True
     start_wall, start_cpu = time.monotonic(), time.process_time()
-    timer.start()
+    last = [start_wall]  # the last frame's arrival, for the watchdog
+    expired, finished = threading.Event(), threading.Event()
+
+    def watch() -> None:
+        while not finished.wait(0.25):
+            now = time.monotonic()
+            if now - last[0] > STALL or now - start_wall > seconds + CLOSE_GRACE:
+                expired.set()
+                camera.close()
+                return
+
+    watchdog = threading.Thread(target=watch, name="camera-check-watchdog", daemon=True)
+    watchdog.start()
+    out.ended = True  # until the loop stops early by itself
     try:
         for frame in camera.frames():
-            now = time.monotonic() - start_wall
+            now = time.monotonic()
+            last[0] = now
             if out.first_frame_s is None:
-                out.first_frame_s = now
-            out.arrivals.append(now)
+                out.first_frame_s = now - start_wall
+            out.arrivals.append(now - start_wall)
             out.frames += 1
             out.pictures += frame.luma is not None
             stats.add(frame)
-            if (budget is not None and out.frames >= budget) or time.monotonic() - start_wall >= seconds:
+            if (budget is not None and out.frames >= budget) or now - start_wall >= seconds:
+                out.ended = False
                 break
-    except Exception:
-        if not expired.is_set():  # a read that failed because the timer closed the camera ends the count
-            raise
+    except Exception as exc:  # the camera failed: what was measured so far still counts
+        if not expired.is_set():
+            out.error = without_credentials(str(exc) if isinstance(exc, ConsentcamError)
+                                            else f"{type(exc).__name__}: {exc}")
     finally:
-        timer.cancel()
+        finished.set()
+        watchdog.join(1.0)
         out.seconds = time.monotonic() - start_wall
         cpu = time.process_time() - start_cpu
         if not expired.is_set():
@@ -121,6 +137,7 @@ def measure(camera: Any, seconds: float, fps: float, *, live: bool) -> Measureme
     out.packets, out.bytes = stats.count, stats.bytes
     out.stream_seconds = stats.span_seconds(fps)
     out.keyframe_interval_s = stats.keyframe_interval()
+    out.keyframes = len(stats.keyframes)
     out.cpu_ms_per_frame = cpu * 1000 / out.frames if out.frames else 0.0
     return out
 
@@ -128,10 +145,13 @@ def measure(camera: Any, seconds: float, fps: float, *, live: bool) -> Measureme
 def advice(m: Measurement, *, fps: float, detect_fps: float, live: bool, keyframes_from_camera: bool) -> list[str]:
     """What the owner should change, in words (empty: nothing)."""
     notes = []
+    fix_gop = ("set its I-frame interval (GOP) to 1-2 s; a clip starts at the keyframe before its pre-roll, so "
+               "clips start that much earlier and the pre-roll held in RAM grows")
     if keyframes_from_camera and m.keyframe_interval_s is not None and m.keyframe_interval_s > LONG_KEYFRAME_INTERVAL:
-        notes.append(f"the camera sends a keyframe every {m.keyframe_interval_s:.1f} s: set its I-frame interval "
-                     "(GOP) to 1-2 s; a clip starts at the keyframe before its pre-roll, so clips start that much "
-                     "earlier and the pre-roll held in RAM grows")
+        notes.append(f"the camera sends a keyframe every {m.keyframe_interval_s:.1f} s: {fix_gop}")
+    elif keyframes_from_camera and m.keyframes < 2 and m.stream_seconds > LONG_KEYFRAME_INTERVAL:
+        notes.append(f"fewer than two keyframes in {m.stream_seconds:.1f} s: the camera's keyframe interval is longer "
+                     f"than that; {fix_gop}")
     if 0 < detect_fps < LOW_DETECT_FPS:
         notes.append(f"the detector gets {detect_fps:g} frames per second; it was tuned at {TUNED_DETECT_FPS:g} and "
                      "confirms subjects later, or misses more, below that (docs/MOTION.md, \"Frame rate\"): set the "

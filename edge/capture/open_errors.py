@@ -3,7 +3,7 @@
 FFmpeg reports a wrong password as "Server returned 401 Unauthorized" and a mistyped host name as
 "Input/output error". Installing an IP camera mostly fails on exactly these (credentials, the
 maker's stream path, the address), so each gets a sentence that says what to check. Messages never
-contain the URL's password (edge.capture.opencv_source.without_credentials).
+contain the URL's password (edge.redact.without_credentials).
 """
 
 from __future__ import annotations

@@ -39,10 +39,10 @@ def is_stream_url(device: str) -> bool:
 
 
 def ffmpeg_options(device: str) -> dict[str, str]:
-    """FFmpeg's input options for `device`: RTSP over the RTSP connection itself (TCP) first, so that
+    """PyAV's input options for `device`: RTSP over the RTSP connection itself (TCP) first, so that
     lost Wi-Fi packets are sent again instead of smearing pictures and firewalls that block the
     camera's UDP ports do not matter; UDP only for a camera that offers nothing else. (OpenCV's
-    own default for RTSP is the same, so its captures need no option.)"""
+    captures, for re-encoding, use its own default: TCP only.)"""
     return {"rtsp_flags": "prefer_tcp"} if device.startswith(("rtsp://", "rtsps://")) else {}
 
 

@@ -38,31 +38,47 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="check this device, file or URL instead of camera.device (implies camera.source opencv)")
     k.add_argument("--detect-device", metavar="URL",
                    help="with it, a substream for the detector (as camera.detect_device)")
-    k.add_argument("--seconds", type=float, default=5.0, help="how long to read the camera (default 5)")
+    k.add_argument("--seconds", type=_seconds, default=5.0,
+                   help="how long to read the camera (default 5; one that sends nothing for 5 s is given up on)")
     add_json_option(k)
     k.set_defaults(handler=cmd_check)
 
 
+def _seconds(text: str) -> float:
+    value = float(text)
+    if not 0 < value <= 600:  # also refuses nan
+        raise argparse.ArgumentTypeError(f"{text}: must be more than 0 and at most 600")
+    return value
+
+
 def cmd_check(ctx: Context) -> int:
+    from edge.capture import choose_source
     from edge.capture.check import measure
     from edge.daemon.parts import open_camera
 
     args = ctx.args
-    if not 0 < args.seconds <= 600:
-        raise ConsentcamError(f"--seconds {args.seconds:g}: must be more than 0 and at most 600")
     config = _with_overrides(ctx.config, args.device, args.detect_device)
+    source, reason = choose_source(config)  # here, not in open_camera: `auto` must not fall back to the scene
+    if source == "synthetic" and config.camera.source == "auto":
+        return _failed(ctx, f"no camera found ({reason})")
+    config = dataclasses.replace(config, camera=dataclasses.replace(config.camera, source=source))
     try:
         camera, choice = open_camera(config)
     except ConsentcamError as exc:
         return _failed(ctx, str(exc))
-    if choice.source == "synthetic" and config.camera.source == "auto":
-        camera.close()
-        return _failed(ctx, f"no camera found ({choice.reason})")
-    measured = measure(camera, args.seconds, choice.fps, live=_live(config, choice))
+    choice.requested = "opencv" if args.device else ctx.config.camera.source
+    choice.reason = reason
+    live = _live(config, choice)
+    measured = measure(camera, args.seconds, choice.fps, live=live)
     report = _report(config, camera, choice, measured)
+    description = report["camera"]["description"]
+    if measured.error is not None:
+        return _failed(ctx, f"{description}: failed after {measured.frames} frames: {measured.error}", report)
     if measured.frames == 0:
-        return _failed(ctx, f"{report['camera']['description']}: opened, but sent no frame in {measured.seconds:.0f} s",
-                       report)
+        return _failed(ctx, f"{description}: opened, but sent no frame in {measured.seconds:.0f} s", report)
+    if live and measured.ended:
+        return _failed(ctx, f"{description}: stopped sending after {measured.frames} frames "
+                            f"({measured.seconds:.1f} s)", report)
     if ctx.json:
         emit_json(report)
     else:
@@ -125,6 +141,7 @@ def _how(name: str, camera: Any) -> str:
 
 
 def _failed(ctx: Context, reason: str, report: dict[str, Any] | None = None) -> int:
+    """Exit 1 with the reason; with --json, {"ok": false, "error": ...} and whatever was measured."""
     if ctx.json:
         emit_json((report or {}) | {"ok": False, "error": reason})
     else:

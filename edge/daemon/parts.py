@@ -22,7 +22,7 @@ from edge.state import StateDir
 
 log = logging.getLogger("consentcam.daemon")
 
-LOW_DETECT_FPS = 10.0  # edge.motion.detector.LOW_FPS: below it the detector was not tuned
+LOW_DETECT_FPS = 10.0  # edge.motion.detector.LOW_FPS: below it subjects are confirmed about a second late
 
 
 class CameraUnavailableError(ConsentcamError):

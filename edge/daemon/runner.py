@@ -34,6 +34,7 @@ from edge.daemon.notify import Notifier
 from edge.daemon.status import WRITE_INTERVAL, mark_stopped, write_status
 from edge.errors import ConsentcamError
 from edge.logs import setup_logging
+from edge.redact import without_credentials
 from edge.state import StateDir
 
 log = logging.getLogger("consentcam.daemon")
@@ -325,7 +326,7 @@ class Daemon:
 
     def _set_error(self, message: str) -> None:
         with self._lock:
-            self.last_error = f"{clock.iso(clock.now())} {message}"
+            self.last_error = f"{clock.iso(clock.now())} {without_credentials(message)}"  # shown in status
 
     def _status_dict(self) -> dict[str, Any]:
         p = self.parts
