@@ -75,13 +75,16 @@ def _decoded(frames: list[CapturedFrame]) -> list[np.ndarray]:
     return pictures + [picture.to_ndarray(format="gray") for picture in codec.decode(None)]
 
 
-@pytest.mark.parametrize("platform", ["VC4", "PISP"], ids=["pi4-hardware-encoder", "pi5-libav-encoder"])
+@pytest.mark.parametrize(("platform", "old_picamera2"), [("VC4", False), ("VC4", True), ("PISP", False)],
+                         ids=["pi4-hardware-encoder", "pi4-older-picamera2", "pi5-software-encoder"])
 def test_the_pi_camera_records_its_encoders_packets_and_detects_on_the_lores_stream(
-        fake_picamera2: None, platform: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+        fake_picamera2: None, platform: str, old_picamera2: bool, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
     """A Pi 5 has no hardware encoder: the backend encodes in the camera thread itself (picamera2's
     LibavH264Encoder does not start with the PyAV this project pins). 720x480 rows are padded to a
     768-byte stride."""
     monkeypatch.setenv("FAKE_PICAMERA2_PLATFORM", platform)
+    monkeypatch.setenv("FAKE_PICAMERA2_OLD_H264", "1" if old_picamera2 else "0")  # H264Encoder without framerate=
     caplog.set_level(logging.INFO, logger="consentcam.capture")
     frames = _run(_open((720, 480), mask=True), 2.0)
     assert ("encoding with libx264 in the camera thread" in caplog.text) == (platform == "PISP")

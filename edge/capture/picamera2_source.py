@@ -402,8 +402,12 @@ def _software_encoding(encoder: Any, packets: PacketQueue, stride: int,
 def _hardware_encoder(bitrate: int, gop: int, fps: float) -> Any:
     from picamera2.encoders import H264Encoder  # type: ignore[import-not-found]
 
-    # repeat: SPS/PPS before every keyframe, so each clip (and segment) starts decodable
-    return H264Encoder(bitrate=bitrate, repeat=True, iperiod=gop, framerate=fps)
+    # repeat: SPS/PPS before every keyframe, so each clip (and segment) starts decodable.
+    # framerate (newer picamera2) lets the encoder pick the H.264 level for high rates.
+    try:
+        return H264Encoder(bitrate=bitrate, repeat=True, iperiod=gop, framerate=fps)
+    except TypeError:  # picamera2 before framerate= (the rate then comes from the camera alone)
+        return H264Encoder(bitrate=bitrate, repeat=True, iperiod=gop)
 
 
 def _make_output(packets: PacketQueue) -> Any:

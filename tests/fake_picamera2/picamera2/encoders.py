@@ -1,10 +1,12 @@
 """Stand-ins for picamera2's H.264 encoders (see picamera2/__init__.py of this fake): libx264 through
 PyAV plays the Pi's hardware encoder, and like the real V4L2 encoder, H264Encoder only finds out at
-start that a Pi 5 has no /dev/video11."""
+start that a Pi 5 has no /dev/video11. FAKE_PICAMERA2_OLD_H264=1: the older constructor without
+framerate=."""
 
 from __future__ import annotations
 
 import fractions
+import os
 import threading
 from typing import Any
 
@@ -93,6 +95,9 @@ class H264Encoder(Encoder):
     def __init__(self, bitrate: int | None = None, repeat: bool = True, iperiod: int | None = None,
                  framerate: float | None = None, enable_sps_framerate: bool = False, qp: int | None = None,
                  profile: str | None = None) -> None:
+        if framerate is not None and os.environ.get("FAKE_PICAMERA2_OLD_H264") == "1":
+            # older picamera2: H264Encoder(bitrate=None, repeat=False, iperiod=None), no framerate
+            raise TypeError("__init__() got an unexpected keyword argument 'framerate'")
         super().__init__()
         self.bitrate, self.repeat, self.gop, self.rate = bitrate, repeat, iperiod or 60, framerate or 30
 
