@@ -45,9 +45,9 @@ def test_an_rtsp_camera_is_checked_without_recording_anything(videos: dict[str, 
     assert report["camera"]["description"].startswith("opencv-copy 320x240 @ 15 fps")
     m = report["measured"]
     # opening read ahead about 2 s of stream (FFmpeg probes it): those frames come at once
-    assert 1.9 <= m["seconds"] < 4 and 25 <= m["frames"] <= 2 * 15 + 35, m
+    assert 1.9 <= m["seconds"] < 6 and 25 <= m["frames"] <= 2 * 15 + 35, m
     assert m["pictures_decoded"] == m["packets"] == m["frames"]
-    assert 12 <= m["arrival_fps"] <= 17, m  # the camera's real rate, the read-ahead left out
+    assert 10 <= m["arrival_fps"] <= 20, m  # the camera's real rate (15), the read-ahead left out
     assert m["keyframe_interval_s"] == 1.0 and m["bitrate_kbps"] > 10
     assert report["detector"] == {"size": [320, 240], "fps": 15.0}
     assert report["advice"] == []

@@ -217,3 +217,14 @@ def test_detect_heatmap_into_a_missing_directory_fails_before_decoding(tmp_path:
     res = run_cli("detect", str(video), "--heatmap", str(target), "--json")
     assert res.returncode == 5 and res.stdout == ""
     assert res.stderr.strip() == f"consentcam: --heatmap {target}: no such directory {target.parent}"
+
+
+def test_detect_on_a_5_fps_file_finds_the_walker_and_warns_about_the_rate(tmp_path: Path) -> None:
+    video = tmp_path / "slow.mp4"
+    res = run_cli("synth", str(video), "--seconds", "20", "--scenario", "walk", "--fps", "5", "--size", "320x240")
+    assert res.returncode == 0, res.stderr
+    res = run_cli("detect", str(video), "--json")
+    assert res.returncode == 0, res.stderr
+    out = json.loads(res.stdout)
+    assert out["fps"] == 5.0 and len(out["events"]) == 1  # one person walking through (none before 2026-11-23)
+    assert "5 fps: below 10 the detector confirms subjects about a second after they appear" in res.stderr

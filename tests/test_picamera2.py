@@ -273,7 +273,7 @@ def test_camera_check_on_a_pi_camera(tmp_path: Path, monkeypatch: pytest.MonkeyP
     assert report["recorded_as"] == "H.264 from libx264 on this Pi, in the camera thread (no hardware encoder)"
     assert report["camera"]["reason"] == "auto: picamera2 camera imx708"
     m = report["measured"]
-    assert 30 <= m["frames"] <= 50 and m["keyframe_interval_s"] == 1.0 and 12 <= m["arrival_fps"] <= 17, m
+    assert 30 <= m["frames"] <= 50 and m["keyframe_interval_s"] == 1.0 and 10 <= m["arrival_fps"] <= 20, m
 
 
 def test_camera_check_on_a_pi_camera_that_stalls_reports_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

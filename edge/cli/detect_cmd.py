@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import logging
 import sys
 import time
 from collections.abc import Iterator
@@ -23,6 +24,9 @@ if TYPE_CHECKING:
 
 # The handlers import numpy, OpenCV, the detector and the synthetic scene (PyAV) when they run:
 # parsing stays light (see main.py).
+
+log = logging.getLogger("consentcam.detect")
+LOW_FPS = 10.0  # edge.motion.detector.LOW_FPS
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -79,6 +83,9 @@ def cmd_detect(ctx: Context) -> int:
     source = OpenCVCamera(str(video), main_size=(cam.width, cam.height),
                           detect_size=(cam.detect_width, cam.detect_height), fps=cam.fps, encode=False,
                           time_origin=0.0)
+    if 0 < source.fps < LOW_FPS:
+        log.warning("%s: %.3g fps: below %g the detector confirms subjects about a second after they appear and "
+                    "misses more (docs/MOTION.md, \"Low frame rates\")", video, source.fps, LOW_FPS)
     started = time.perf_counter()
     last = [0.0]  # time of the last frame: the file's length follows its timestamps, not frames / fps
 
