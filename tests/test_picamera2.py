@@ -63,6 +63,18 @@ def _run(cam: object, seconds: float, stall_at: int | None = None) -> list[Captu
     return frames
 
 
+def _until_it_fails(cam: object, reason: str) -> tuple[list[CapturedFrame], float]:
+    """The frames until frames() raises PiCameraError matching `reason`, and the seconds that took."""
+    from edge.capture.picamera2_source import PiCameraError
+
+    frames: list[CapturedFrame] = []
+    started = time.monotonic()
+    with pytest.raises(PiCameraError, match=reason):
+        for frame in cam.frames():  # type: ignore[attr-defined]
+            frames.append(frame)
+    return frames, time.monotonic() - started
+
+
 def _grey(bgr: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return cv2.cvtColor(cv2.resize(bgr, size, interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2GRAY).astype(float)
 
@@ -138,17 +150,12 @@ def test_a_stalled_camera_fails_the_source_in_time_and_close_never_hangs(
     """picamera2's capture waits for ever and its stop queues behind that capture: a camera that stops
     delivering (a loose ribbon cable) must end the source within CAPTURE_WAIT, and closing it must
     return even though the camera never stops."""
-    from edge.capture.picamera2_source import CAPTURE_WAIT, STOP_WAIT, PiCameraError
+    from edge.capture.picamera2_source import CAPTURE_WAIT, STOP_WAIT
 
     monkeypatch.setenv("FAKE_PICAMERA2_PLATFORM", platform)
     monkeypatch.setenv("FAKE_PICAMERA2_STALL_AFTER", "10")
     cam = _open((640, 480))
-    frames = []
-    started = time.monotonic()
-    with pytest.raises(PiCameraError, match="no frame from the camera for 5 s"):
-        for frame in cam.frames():  # type: ignore[attr-defined]
-            frames.append(frame)
-    failed = time.monotonic() - started
+    frames, failed = _until_it_fails(cam, "no frame from the camera for 5 s")
     assert 9 <= len(frames) <= 10 and failed < 10 / 15 + CAPTURE_WAIT + STOP_WAIT + 2
     started = time.monotonic()
     cam.close()  # type: ignore[attr-defined]
@@ -203,17 +210,11 @@ def test_a_frame_our_encoder_cannot_take_ends_the_source_with_the_reason(
         fake_picamera2: None, monkeypatch: pytest.MonkeyPatch) -> None:
     """An exception in our camera-thread callback would end picamera2's camera thread for good (every
     capture then waits in vain, and no stop ever runs): it is caught, and the frame loop fails with it."""
-    from edge.capture.picamera2_source import PiCameraError
-
     monkeypatch.setenv("FAKE_PICAMERA2_PLATFORM", "PISP")
     monkeypatch.setenv("FAKE_PICAMERA2_SHORT_BUFFER_AT", "8")
     cam = _open((640, 480))
-    frames = []
-    started = time.monotonic()
-    with pytest.raises(PiCameraError, match="encoding or masking a frame failed"):
-        for frame in cam.frames():  # type: ignore[attr-defined]
-            frames.append(frame)
-    assert 7 <= len(frames) <= 9 and time.monotonic() - started < 5
+    frames, failed = _until_it_fails(cam, "encoding or masking a frame failed")
+    assert 7 <= len(frames) <= 9 and failed < 5
     assert cam._cam.closed  # type: ignore[attr-defined]  # the camera thread lived on, so the stop ran
 
 
@@ -260,15 +261,23 @@ log:
     assert max(int(p[mask].max()) for p in pictures) <= 40 and min(float(p[~mask].std()) for p in pictures) > 20
 
 
+def _check_pi_camera(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, source: str, seconds: str,
+                     **env: str) -> tuple[int, dict]:
+    """`consentcam camera check --json` as a subprocess that sees the stand-in picamera2."""
+    monkeypatch.setenv("PYTHONPATH", f"{FAKE}:{Path(__file__).parent.parent}")
+    for name, value in env.items():
+        monkeypatch.setenv(f"FAKE_PICAMERA2_{name}", value)
+    config = tmp_path / "config.yaml"
+    config.write_text(f"camera:\n  source: {source}\n  width: 640\n  height: 480\n  fps: 15\n")
+    res = run_cli("camera", "check", "--seconds", seconds, "--json", config=config, timeout=90)
+    assert res.stdout.strip(), res.stderr
+    return res.returncode, json.loads(res.stdout)
+
+
 def test_camera_check_on_a_pi_camera(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """`consentcam camera check` with camera auto on a Pi: the Pi camera, its encoder, and its keyframes."""
-    monkeypatch.setenv("PYTHONPATH", f"{FAKE}:{Path(__file__).parent.parent}")
-    monkeypatch.setenv("FAKE_PICAMERA2_PLATFORM", "PISP")
-    config = tmp_path / "config.yaml"
-    config.write_text("camera:\n  source: auto\n  width: 640\n  height: 480\n  fps: 15\n")
-    res = run_cli("camera", "check", "--seconds", "3", "--json", config=config, timeout=90)
-    assert res.returncode == 0, res.stderr
-    report = json.loads(res.stdout)
+    code, report = _check_pi_camera(tmp_path, monkeypatch, "auto", "3", PLATFORM="PISP")
+    assert code == 0, report
     assert report["camera"]["source"] == "picamera2"
     assert report["recorded_as"] == "H.264 from libx264 on this Pi, in the camera thread (no hardware encoder)"
     assert report["camera"]["reason"] == "auto: picamera2 camera imx708"
@@ -277,11 +286,6 @@ def test_camera_check_on_a_pi_camera(tmp_path: Path, monkeypatch: pytest.MonkeyP
 
 
 def test_camera_check_on_a_pi_camera_that_stalls_reports_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("PYTHONPATH", f"{FAKE}:{Path(__file__).parent.parent}")
-    monkeypatch.setenv("FAKE_PICAMERA2_STALL_AFTER", "20")
-    config = tmp_path / "config.yaml"
-    config.write_text("camera:\n  source: picamera2\n  width: 640\n  height: 480\n  fps: 15\n")
-    res = run_cli("camera", "check", "--seconds", "4", "--json", config=config, timeout=90)
-    report = json.loads(res.stdout)
-    assert res.returncode == 1 and not report["ok"], res.stderr
+    code, report = _check_pi_camera(tmp_path, monkeypatch, "picamera2", "4", STALL_AFTER="20")
+    assert code == 1 and not report["ok"]
     assert report["measured"]["frames"] == 20 and "picamera2" in report["error"], report

@@ -101,6 +101,19 @@ def drain(cam: StreamCopyCamera | DualStreamCamera, most: int = 5000) -> tuple[l
     return frames, waited
 
 
+def played(camera: RtspCamera, url: str | None = None, **kw: float) -> list:
+    """Every frame the RTSP test camera sends, through a StreamCopyCamera on `url` (default: the
+    camera's own, no reconnecting); the camera is closed afterwards."""
+    kw.setdefault("reconnect_for", 0)
+    try:
+        cam = StreamCopyCamera(url or camera.url, detect_size=(160, 120), fps=15, **kw)
+        frames = list(itertools.islice(cam.frames(), 1000))
+        cam.close()
+    finally:
+        camera.close()
+    return frames
+
+
 def is_run_of(recorded: list[str], expected: list[str]) -> bool:
     """recorded is expected[k:k + len(recorded)] for some k: a run of the source's pictures, none missing."""
     n = len(recorded)
@@ -458,12 +471,7 @@ def test_an_rtsp_camera_is_recorded_bit_for_bit(camera_stream: Path, in_band: bo
 def test_an_rtsp_camera_with_b_frames_is_recorded_bit_for_bit(walk_files: dict[str, Path]) -> None:
     """RTP carries presentation times only; FFmpeg's RTSP client works out decoding times."""
     camera = RtspCamera(walk_files["ts"], speed=6.0)
-    try:
-        cam = StreamCopyCamera(camera.url, detect_size=(160, 120), fps=15, reconnect_for=0)
-        frames = list(itertools.islice(cam.frames(), 1000))
-        cam.close()
-    finally:
-        camera.close()
+    frames = played(camera)
     packets = [p for f in frames for p in f.packets]
     assert len(packets) == 14 * 15 and any(p.pts != p.dts for p in packets)
     assert all(b.dts > a.dts for a, b in itertools.pairwise(packets)) and all(p.pts >= p.dts for p in packets)
@@ -703,13 +711,7 @@ def test_camera_passwords_stay_out_of_messages_and_the_status(caplog: pytest.Log
 def test_a_camera_that_asks_for_a_password_gets_the_one_in_the_url(camera_stream: Path, auth: str) -> None:
     """Most cameras challenge every client; a password with @ : / in it is percent-encoded in the URL."""
     camera = RtspCamera(camera_stream, speed=8.0, credentials=("admin", "p@ss:w/rd"), auth=auth)
-    try:
-        cam = StreamCopyCamera(camera.url.replace("rtsp://", "rtsp://admin:p%40ss%3Aw%2Frd@"), detect_size=(160, 120),
-                               fps=15, reconnect_for=0)
-        frames = list(itertools.islice(cam.frames(), 1000))
-        cam.close()
-    finally:
-        camera.close()
+    frames = played(camera, camera.url.replace("rtsp://", "rtsp://admin:p%40ss%3Aw%2Frd@"))
     assert camera.refused >= 1  # challenged first, then answered with the right credentials
     assert camera.requests[:4] == ["OPTIONS", "DESCRIBE", "SETUP", "PLAY"] and len(frames) == 8 * 15
 
@@ -788,13 +790,9 @@ def test_a_password_with_quotes_and_spaces_stays_out_of_every_message(camera_str
     caplog.set_level(logging.DEBUG)
     password = "pa'ss \"Zq7"
     camera = RtspCamera(camera_stream, speed=8.0, credentials=("admin", password))
-    try:
-        cam = StreamCopyCamera(camera.url.replace("rtsp://", f"rtsp://admin:{password}@"), detect_size=(160, 120),
-                               fps=15, read_timeout=1.0, reconnect_for=1.5)
-        frames = list(itertools.islice(cam.frames(), 1000))  # then lost, reconnected, lost, given up
-        cam.close()
-    finally:
-        camera.close()
+    # the stream, then lost, reconnected, lost and given up
+    frames = played(camera, camera.url.replace("rtsp://", f"rtsp://admin:{password}@"), read_timeout=1.0,
+                    reconnect_for=1.5)
     assert len(frames) >= 8 * 15 and camera.connections >= 2
     assert "lost the stream" in caplog.text and "Zq7" not in caplog.text and "pa'ss" not in caplog.text
     assert without_credentials(f"stopped reading: \"rtsp://admin:{password}@127.0.0.1/cam\"") == \
@@ -841,12 +839,7 @@ def test_a_camera_that_ends_sessions_without_keep_alives_is_kept_playing(camera_
     """A strict camera closes a session that sends no request within the timeout it announced in
     SETUP; FFmpeg's RTSP client keeps it alive (GET_PARAMETER), so one connection carries it all."""
     camera = RtspCamera(camera_stream, speed=1.6, session_timeout=2.0)
-    try:
-        cam = StreamCopyCamera(camera.url, detect_size=(160, 120), fps=15, reconnect_for=0)
-        frames = list(itertools.islice(cam.frames(), 1000))
-        cam.close()
-    finally:
-        camera.close()
+    frames = played(camera)
     assert len(frames) == 8 * 15 and camera.connections == 1 and camera.expired == 0
     # 5 s of playing (plus the read-ahead), a keep-alive once a second: half the session timeout
     assert 3 <= camera.requests.count("GET_PARAMETER") <= 8, camera.requests
