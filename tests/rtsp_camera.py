@@ -9,7 +9,9 @@ parameter sets (sprop-parameter-sets; sprop-vps/sps/pps); with `in_band_paramete
 are left out of the stream itself, as some cameras do.
 Pictures are sent at `speed` times real time, once per connection, then the connection is closed.
 
-Like most cameras it can ask for a user name and password (`credentials`; Digest in RFC 2069's
+It can also be a camera that sends RTP over UDP only (`udp_only`: a SETUP asking for TCP gets
+461 Unsupported Transport, then RTP goes to the client's UDP port on loopback). Like most cameras it
+can ask for a user name and password (`credentials`; Digest in RFC 2069's
 form or RFC 2617's with qop=auth, or Basic) and can hold its clients to the session timeout it announces
 (`session_timeout`: a connection that sends no request for that long while playing is closed, as
 strict cameras do to clients that never send keep-alives). Any path but /cam is 404 Not Found
@@ -124,12 +126,13 @@ class RtspCamera:
     def __init__(self, video: Path, *, speed: float = 4.0, in_band_parameter_sets: bool = True,
                  sessions: int | None = None, silent_after: int | None = None,
                  credentials: tuple[str, str] | None = None, auth: str = "digest",
-                 session_timeout: float | None = None) -> None:
+                 session_timeout: float | None = None, udp_only: bool = False) -> None:
         # sessions: how many connections are served; later ones are closed at once (a camera gone).
         # silent_after: connections after this many answer PLAY and then send nothing (a camera booting)
         # credentials: (user, password) every request must carry, by `auth`: "digest" (RFC 2069 form),
         # "digest-qop" (RFC 2617, qop=auth) or "basic"
         # session_timeout: announced in SETUP and enforced while playing (None: 60 s, not enforced)
+        # udp_only: RTP over UDP to the client's ports only; a SETUP asking for TCP gets 461 (as old cameras)
         self.codec, self.units = read_access_units(video)
         codec = self.codec
         first = {codec.nal_type(n): n for n in self.units[0].nals}
@@ -142,6 +145,9 @@ class RtspCamera:
         self.silent_after = silent_after
         self.credentials, self.auth = credentials, auth
         self.session_timeout = session_timeout
+        self.udp_only = udp_only
+        self.transports: list[str] = []  # "tcp" or "udp", per PLAY
+        self._udp_to: tuple[str, int] | None = None
         self.nonce = secrets.token_hex(16)
         self.connections = 0
         self.requests: list[str] = []  # those that were answered, not refused
@@ -201,7 +207,11 @@ class RtspCamera:
                 self._reply(conn, cseq, f"Content-Base: {self.url}/\r\nContent-Type: application/sdp\r\n"
                                         f"Content-Length: {len(sdp)}\r\n", sdp)
             elif method == "SETUP":
-                self._reply(conn, cseq, "Transport: RTP/AVP/TCP;unicast;interleaved=0-1\r\n"
+                transport = self._transport(conn, headers.get("transport", ""))
+                if transport is None:
+                    conn.sendall(f"RTSP/1.0 461 Unsupported Transport\r\nCSeq: {cseq}\r\n\r\n".encode())
+                    continue
+                self._reply(conn, cseq, f"Transport: {transport}\r\n"
                                         f"Session: 5EC0C0A1;timeout={round(self.session_timeout or 60)}\r\n")
             elif method == "PLAY":
                 self._reply(conn, cseq, f"Session: 5EC0C0A1\r\nRange: npt=0.000-\r\nRTP-Info: url={self.url}/track1;"
@@ -216,6 +226,18 @@ class RtspCamera:
                 return
             else:  # OPTIONS, GET_PARAMETER
                 self._reply(conn, cseq, "Public: OPTIONS, DESCRIBE, SETUP, PLAY, GET_PARAMETER, TEARDOWN\r\n")
+
+    def _transport(self, conn: socket.socket, asked: str) -> str | None:
+        """The Transport reply to a SETUP (None: 461). TCP: interleaved on this connection; UDP (only
+        when udp_only): to the client's RTP port on its own address."""
+        self._udp_to = None
+        if "/TCP" in asked.upper():
+            return None if self.udp_only else "RTP/AVP/TCP;unicast;interleaved=0-1"
+        ports = re.search(r"client_port=(\d+)-(\d+)", asked)
+        if not self.udp_only or ports is None:
+            return None
+        self._udp_to = (conn.getpeername()[0], int(ports[1]))
+        return f"RTP/AVP;unicast;client_port={ports[1]}-{ports[2]};server_port=49170-49171"
 
     def _authorized(self, method: str, headers: dict[str, str]) -> bool:
         if self.credentials is None:
@@ -290,6 +312,15 @@ class RtspCamera:
         conn.setblocking(True)
         start = last_request = time.monotonic()
         seq, incoming = 0, b""
+        self.transports.append("udp" if self._udp_to is not None else "tcp")
+        with contextlib.ExitStack() as stack:
+            udp = None
+            if self._udp_to is not None:
+                udp = stack.enter_context(socket.socket(socket.AF_INET, socket.SOCK_DGRAM))
+            self._send_units(conn, udp, start, last_request, seq, incoming)
+
+    def _send_units(self, conn: socket.socket, udp: socket.socket | None, start: float, last_request: float,
+                    seq: int, incoming: bytes) -> None:
         for unit in self.units:
             delay = start + unit.pts / 90_000 / self.speed - time.monotonic()
             if delay > 0 and self._stop.wait(delay):
@@ -301,7 +332,11 @@ class RtspCamera:
                 self.expired += 1  # no keep-alive within the session timeout: the session is over
                 return
             packets, seq = rtp_packets(self.codec, unit, seq)
-            conn.sendall(b"".join(b"$\x00" + struct.pack("!H", len(p)) + p for p in packets))
+            if udp is not None:
+                for packet in packets:
+                    udp.sendto(packet, self._udp_to)
+            else:
+                conn.sendall(b"".join(b"$\x00" + struct.pack("!H", len(p)) + p for p in packets))
             self.sent_units += 1
 
     def _answer_while_playing(self, conn: socket.socket, buf: bytes) -> tuple[bytes, int]:

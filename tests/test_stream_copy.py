@@ -877,3 +877,13 @@ def test_a_camera_that_changes_its_resolution_mid_stream_is_recorded_through_the
     with av.open(mux([p for f in frames for p in f.packets]), format="mpegts") as container:
         sizes = [(picture.width, picture.height) for picture in container.decode(video=0)]
     assert sizes == [(320, 240)] * 45 + [(640, 480)] * 45
+
+
+def test_a_camera_that_offers_rtp_over_udp_only_is_recorded(camera_stream: Path) -> None:
+    """TCP is asked for first (rtsp_flags=prefer_tcp); an older camera that refuses it (461) is read
+    over UDP instead, on loopback here, where nothing is lost."""
+    camera = RtspCamera(camera_stream, speed=2.0, udp_only=True)
+    frames = played(camera)
+    assert camera.transports == ["udp"] and len(frames) == 8 * 15
+    packets = [p for f in frames for p in f.packets]
+    assert pictures(mux(packets), format="mpegts") == pictures(str(camera_stream))
