@@ -126,13 +126,15 @@ class RtspCamera:
     def __init__(self, video: Path, *, speed: float = 4.0, in_band_parameter_sets: bool = True,
                  sessions: int | None = None, silent_after: int | None = None,
                  credentials: tuple[str, str] | None = None, auth: str = "digest",
-                 session_timeout: float | None = None, udp_only: bool = False) -> None:
+                 session_timeout: float | None = None, udp_only: bool = False,
+                 hang_after: int | None = None) -> None:
         # sessions: how many connections are served; later ones are closed at once (a camera gone).
         # silent_after: connections after this many answer PLAY and then send nothing (a camera booting)
         # credentials: (user, password) every request must carry, by `auth`: "digest" (RFC 2069 form),
         # "digest-qop" (RFC 2617, qop=auth) or "basic"
         # session_timeout: announced in SETUP and enforced while playing (None: 60 s, not enforced)
         # udp_only: RTP over UDP to the client's ports only; a SETUP asking for TCP gets 461 (as old cameras)
+        # hang_after: after this many pictures the camera stalls, its connection left open (a frozen camera)
         self.codec, self.units = read_access_units(video)
         codec = self.codec
         first = {codec.nal_type(n): n for n in self.units[0].nals}
@@ -146,6 +148,7 @@ class RtspCamera:
         self.credentials, self.auth = credentials, auth
         self.session_timeout = session_timeout
         self.udp_only = udp_only
+        self.hang_after = hang_after
         self.transports: list[str] = []  # "tcp" or "udp", per PLAY
         self._udp_to: tuple[str, int] | None = None
         self.nonce = secrets.token_hex(16)
@@ -322,6 +325,9 @@ class RtspCamera:
     def _send_units(self, conn: socket.socket, udp: socket.socket | None, start: float, last_request: float,
                     seq: int, incoming: bytes) -> None:
         for unit in self.units:
+            if self.hang_after is not None and self.sent_units >= self.hang_after:
+                self._silent(conn)
+                return
             delay = start + unit.pts / 90_000 / self.speed - time.monotonic()
             if delay > 0 and self._stop.wait(delay):
                 return

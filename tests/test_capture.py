@@ -359,4 +359,5 @@ def test_the_daemon_warns_when_the_detector_gets_under_10_fps(tmp_path: Path, ca
     camera, choice = daemon_open_camera(config_from_dict({"camera": {"source": "opencv", "device": str(video)}}))
     camera.close()
     assert choice.detect_fps == fps
-    assert ("the motion detector gets 5 frames per second" in caplog.text) == warned, caplog.text
+    assert ("the motion detector gets" in caplog.text) == warned, caplog.text
+    assert not warned or "gets 5 frames per second" in caplog.text

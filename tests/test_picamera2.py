@@ -288,4 +288,4 @@ def test_camera_check_on_a_pi_camera(tmp_path: Path, monkeypatch: pytest.MonkeyP
 def test_camera_check_on_a_pi_camera_that_stalls_reports_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     code, report = _check_pi_camera(tmp_path, monkeypatch, "picamera2", "4", STALL_AFTER="20")
     assert code == 1 and not report["ok"]
-    assert report["measured"]["frames"] == 20 and "picamera2" in report["error"], report
+    assert report["measured"]["frames"] == 20 and "no frame from the camera for 5 s" in report["error"], report

@@ -107,11 +107,12 @@ def played(camera: RtspCamera, url: str | None = None, **kw: float) -> list:
     kw.setdefault("reconnect_for", 0)
     try:
         cam = StreamCopyCamera(url or camera.url, detect_size=(160, 120), fps=15, **kw)
-        frames = list(itertools.islice(cam.frames(), 1000))
-        cam.close()
+        try:
+            return list(itertools.islice(cam.frames(), 1000))
+        finally:
+            cam.close()
     finally:
         camera.close()
-    return frames
 
 
 def is_run_of(recorded: list[str], expected: list[str]) -> bool:
@@ -884,6 +885,41 @@ def test_a_camera_that_offers_rtp_over_udp_only_is_recorded(camera_stream: Path)
     over UDP instead, on loopback here, where nothing is lost."""
     camera = RtspCamera(camera_stream, speed=2.0, udp_only=True)
     frames = played(camera)
+    assert camera.requests.count("SETUP") == 2  # TCP asked for first, refused, then UDP
     assert camera.transports == ["udp"] and len(frames) == 8 * 15
     packets = [p for f in frames for p in f.packets]
     assert pictures(mux(packets), format="mpegts") == pictures(str(camera_stream))
+    # OpenCV (re-encoding sources, the auto probe) falls back the same way with its own defaults
+    camera = RtspCamera(camera_stream, speed=2.0, udp_only=True)
+    try:
+        cam = OpenCVCamera(camera.url, main_size=(320, 240), detect_size=(160, 120), fps=15, encode=False)
+        try:
+            seen = list(itertools.islice(cam.frames(), 1000))
+        finally:
+            cam.close()
+    finally:
+        camera.close()
+    assert camera.transports == ["udp"] and len(seen) >= 8 * 15 - 2
+
+
+def test_an_opencv_camera_closed_from_another_thread_during_a_stalled_read_ends_without_crashing(
+        camera_stream: Path) -> None:
+    """Re-encoding sources read through OpenCV; releasing its capture under a read in progress crashed
+    the process. The reader now releases it itself, once the read times out (4 s, not OpenCV's 30)."""
+    camera = RtspCamera(camera_stream, speed=4.0, hang_after=45)
+    frames: list = []
+    try:
+        cam = OpenCVCamera(camera.url, main_size=(320, 240), detect_size=(160, 120), fps=15, encode=False)
+        reader = threading.Thread(target=lambda: frames.extend(cam.frames()), daemon=True)
+        reader.start()
+        deadline = time.monotonic() + 20
+        while len(frames) < 30 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(1.5)  # the camera has stalled: the reader waits inside OpenCV's read
+        started = time.monotonic()
+        cam.close()
+        reader.join(15)
+    finally:
+        camera.close()
+    assert not reader.is_alive() and 30 <= len(frames) <= 45
+    assert time.monotonic() - started < 4 + 3  # the read timeout, not OpenCV's default 30 s

@@ -9,6 +9,7 @@ Nothing is recorded: packets are counted and dropped, and no vault is opened.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from dataclasses import dataclass, field
@@ -18,12 +19,17 @@ from edge.capture.frames import PTS_HZ, CapturedFrame
 from edge.errors import ConsentcamError
 from edge.redact import without_credentials
 
+log = logging.getLogger("consentcam.capture")
+
 TUNED_DETECT_FPS = 15.0  # the detector's constants were tuned at this rate (docs/MOTION.md, "Frame rate")
 LOW_DETECT_FPS = 12.0  # below this, the owner is told to raise the (sub)stream's rate
 LONG_KEYFRAME_INTERVAL = 4.0  # seconds; cameras default to 1-2 s, some to 10 s or more
 BUSY_CORE_SHARE = 0.5  # reading the camera alone takes more than this share of one core: say so
 CLOSE_GRACE = 10.0  # seconds past the measurement before a camera still being read is closed
-STALL = 5.0  # seconds without a frame after which a camera is given up on (an ended stream reconnecting)
+# Seconds without a frame, once one came, after which a camera is given up on (an ended stream
+# reconnecting). A little over the Pi backend's CAPTURE_WAIT, so its own, more precise error wins. The
+# first frame may take longer: an H.264 stream shows nothing before its first keyframe.
+STALL = 6.0
 BURST = 1.0  # seconds at the start of reading a stream left out of its arrival rate
 
 
@@ -40,6 +46,7 @@ class Measurement:
     cpu_ms_per_frame: float = 0.0  # this process's CPU time (decoding, shrinking, encoding) per frame
     keyframes: int = 0
     ended: bool = False  # the source ran out of frames before the measurement was over
+    cut_short: bool = False  # the watchdog ended it: silent for STALL s, or still going at seconds + CLOSE_GRACE
     error: str | None = None  # why the source failed during the measurement
 
     arrivals: list[float] = field(default_factory=list, repr=False)  # seconds from the start of reading
@@ -102,9 +109,13 @@ def measure(camera: Any, seconds: float, fps: float, *, live: bool) -> Measureme
     def watch() -> None:
         while not finished.wait(0.25):
             now = time.monotonic()
-            if now - last[0] > STALL or now - start_wall > seconds + CLOSE_GRACE:
+            silent = out.frames > 0 and now - last[0] > STALL
+            if silent or now - start_wall > seconds + CLOSE_GRACE:
                 expired.set()
-                camera.close()
+                try:
+                    camera.close()  # every source may be closed from another thread (see their close())
+                except Exception as exc:
+                    log.warning("camera check: closing the camera: %s", without_credentials(str(exc)))
                 return
 
     watchdog = threading.Thread(target=watch, name="camera-check-watchdog", daemon=True)
@@ -124,13 +135,14 @@ def measure(camera: Any, seconds: float, fps: float, *, live: bool) -> Measureme
                 out.ended = False
                 break
     except Exception as exc:  # the camera failed: what was measured so far still counts
-        if not expired.is_set():
-            out.error = without_credentials(str(exc) if isinstance(exc, ConsentcamError)
-                                            else f"{type(exc).__name__}: {exc}")
+        # (also when the watchdog closed it meanwhile: the source's own reason says more than "silent")
+        text = str(exc) if isinstance(exc, ConsentcamError) else f"{type(exc).__name__}: {exc}"
+        out.error = without_credentials(text)
     finally:
         finished.set()
         watchdog.join(1.0)
         out.seconds = time.monotonic() - start_wall
+        out.cut_short = expired.is_set()
         cpu = time.process_time() - start_cpu
         if not expired.is_set():
             camera.close()
@@ -163,6 +175,9 @@ def advice(m: Measurement, *, fps: float, detect_fps: float, live: bool, keyfram
         notes.append(f"{m.frames - m.pictures} of {m.frames} pictures were not decoded to keep up with the camera "
                      "(every packet would still be recorded): this machine is too slow for the stream; use the "
                      "camera's substream for the detector (camera.detect_device)")
+    if not live and m.cut_short:
+        notes.append(f"the check ran out of time after {m.frames} frames ({m.stream_seconds:.1f} s of the file): "
+                     "this machine decodes it slower than its own frame rate")
     share = m.cpu_ms_per_frame * fps / 1000 if fps > 0 else 0.0
     if share > BUSY_CORE_SHARE:
         notes.append(f"reading the camera takes {share:.0%} of one core here, before the detector: use the camera's "

@@ -30,6 +30,9 @@ from edge.redact import without_credentials
 log = logging.getLogger("consentcam.capture")
 
 
+STREAM_OPEN_TIMEOUT_MS, STREAM_READ_TIMEOUT_MS = 15_000, 4_000  # as stream_copy's OPEN_TIMEOUT, READ_TIMEOUT
+
+
 class CameraOpenError(ConsentcamError):
     pass
 
@@ -42,7 +45,7 @@ def ffmpeg_options(device: str) -> dict[str, str]:
     """PyAV's input options for `device`: RTSP over the RTSP connection itself (TCP) first, so that
     lost Wi-Fi packets are sent again instead of smearing pictures and firewalls that block the
     camera's UDP ports do not matter; UDP only for a camera that offers nothing else. (OpenCV's
-    captures, for re-encoding, use its own default: TCP only.)"""
+    captures, for re-encoding, behave the same with their own defaults: tests/test_stream_copy.py.)"""
     return {"rtsp_flags": "prefer_tcp"} if device.startswith(("rtsp://", "rtsps://")) else {}
 
 
@@ -54,7 +57,9 @@ def open_capture(device: str) -> cv2.VideoCapture:
             raise CameraOpenError(f"{device}: no such camera device")
         cap = cv2.VideoCapture(device, cv2.CAP_V4L2)
     elif is_stream_url(device):
-        cap = cv2.VideoCapture(device, cv2.CAP_FFMPEG)
+        # the PyAV sources' bounds (edge.capture.stream_copy): a stalled read ends instead of OpenCV's 30 s
+        cap = cv2.VideoCapture(device, cv2.CAP_FFMPEG, [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, STREAM_OPEN_TIMEOUT_MS,
+                                                        cv2.CAP_PROP_READ_TIMEOUT_MSEC, STREAM_READ_TIMEOUT_MS])
     else:
         path = check_file_path(device)
         check_video_file(path)
@@ -220,15 +225,27 @@ class OpenCVCamera:
             self._encoder = H264Encoder(main_size[0], main_size[1], self.fps, bitrate=bitrate,
                                         keyframe_interval=keyframe_interval, privacy_mask=privacy_mask)
         self._closed = False
-        self._file_lock = threading.Lock()
-        self._file_busy = False
+        # close() from another thread must not free the decoder or the capture under a read in progress
+        # (OpenCV crashes): the frame loop releases them itself when it sees the flag.
+        self._lock = threading.Lock()
+        self._busy = False
         self.time_origin = time_origin
 
     def frames(self) -> Iterator[CapturedFrame]:
-        if self._file is not None:
-            yield from self._file_frames(self._file)
-        else:
-            yield from self._device_frames()
+        with self._lock:
+            if self._closed:
+                return
+            self._busy = True
+        try:
+            if self._file is not None:
+                yield from self._file_frames(self._file)
+            else:
+                yield from self._device_frames()
+        finally:
+            with self._lock:
+                self._busy = False
+                if self._closed:
+                    self._release()
 
     def _device_frames(self) -> Iterator[CapturedFrame]:
         """Webcams and streams (files go through _file_frames): wall-clock times, until the source
@@ -253,40 +270,35 @@ class OpenCVCamera:
         start = time.time() if self.time_origin is None else self.time_origin
         clock = FileClock(self.fps)
         n = 0
-        with self._file_lock:
-            if self._closed:
-                return
-            self._file_busy = True
-        try:
-            while not self._closed:
-                first = n
-                for frame in reader.frames():
-                    if self._closed:
-                        return
-                    t = start + clock.time_of(frame.time)
-                    packets = []
-                    if self._encoder is not None:
-                        packets = self._encoder.encode(frame.to_ndarray(format="bgr24"), t,
-                                                       pts=round(n * PTS_HZ / self.fps))
-                    yield CapturedFrame(time=t, luma=frame_luma(frame, self.detect_size), packets=packets, index=n)
-                    n += 1
-                if not self.loop or n == first or self._closed:
-                    break
-                reader.rewind()
-                clock.rewind()
-        finally:
-            with self._file_lock:
-                self._file_busy = False
+        while not self._closed:
+            first = n
+            for frame in reader.frames():
                 if self._closed:
-                    reader.close()
+                    return
+                t = start + clock.time_of(frame.time)
+                packets = []
+                if self._encoder is not None:
+                    packets = self._encoder.encode(frame.to_ndarray(format="bgr24"), t,
+                                                   pts=round(n * PTS_HZ / self.fps))
+                yield CapturedFrame(time=t, luma=frame_luma(frame, self.detect_size), packets=packets, index=n)
+                n += 1
+            if not self.loop or n == first or self._closed:
+                break
+            reader.rewind()
+            clock.rewind()
 
     def close(self) -> None:
-        # A file is closed by its frame loop when close() comes from another thread mid-decode
-        # (freeing the decoder under it would crash); files never block, so that happens at once.
-        with self._file_lock:
+        """Safe from any thread. While frames() runs in another thread, it releases the file or the
+        capture itself after its current read (freeing them under a read crashes OpenCV): a file at
+        once, a stalled stream when its read times out (STREAM_READ_TIMEOUT_MS)."""
+        with self._lock:
             self._closed = True
-            if self._file is not None and not self._file_busy:
-                self._file.close()
+            if not self._busy:
+                self._release()
+
+    def _release(self) -> None:
+        if self._file is not None:
+            self._file.close()
         if self._cap is not None:
             self._cap.release()
 

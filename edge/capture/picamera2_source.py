@@ -406,7 +406,9 @@ def _hardware_encoder(bitrate: int, gop: int, fps: float) -> Any:
     # framerate (newer picamera2) lets the encoder pick the H.264 level for high rates.
     try:
         return H264Encoder(bitrate=bitrate, repeat=True, iperiod=gop, framerate=fps)
-    except TypeError:  # picamera2 before framerate= (the rate then comes from the camera alone)
+    except TypeError as exc:  # picamera2 before framerate= (the rate then comes from the camera alone)
+        if "framerate" not in str(exc):
+            raise
         return H264Encoder(bitrate=bitrate, repeat=True, iperiod=gop)
 
 

@@ -45,7 +45,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _seconds(text: str) -> float:
-    value = float(text)
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
     if not 0 < value <= 600:  # also refuses nan
         raise argparse.ArgumentTypeError(f"{text}: must be more than 0 and at most 600")
     return value
@@ -75,7 +78,9 @@ def cmd_check(ctx: Context) -> int:
     if measured.error is not None:
         return _failed(ctx, f"{description}: failed after {measured.frames} frames: {measured.error}", report)
     if measured.frames == 0:
-        return _failed(ctx, f"{description}: opened, but sent no frame in {measured.seconds:.0f} s", report)
+        return _failed(ctx, f"{description}: opened, but sent no frame in {measured.seconds:.0f} s (an H.264/H.265 "
+                            "stream shows nothing before its first keyframe: a very long keyframe interval looks "
+                            "like this too)", report)
     if live and measured.ended:
         return _failed(ctx, f"{description}: stopped sending after {measured.frames} frames "
                             f"({measured.seconds:.1f} s)", report)
