@@ -57,3 +57,14 @@ def test_every_log_line_is_scrubbed_in_text_and_json() -> None:
     assert "camera failed on rtsp://***@cam5/x" in text
     record = json.loads(json_line)
     assert record["device"] == "rtsp://***@cam5/x" and "rtsp://***@cam5/x" in record["exc"]
+
+
+def test_an_error_the_cli_prints_is_scrubbed_too(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from conftest import run_cli
+
+    config = tmp_path / "config.yaml"
+    config.write_text("camera:\n  source: opencv\n  device: \"rtsp://admin:it's Zq7@127.0.0.1:9/cam\"\n")
+    res = run_cli("camera", "check", config=config)
+    assert res.returncode == 1 and "Zq7" not in res.stdout + res.stderr
+    res = run_cli("--config", str(config), "detect", "rtsp://admin:it's Zq7@127.0.0.1:9/cam")
+    assert res.returncode != 0 and "Zq7" not in res.stdout + res.stderr, res.stderr

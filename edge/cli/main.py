@@ -19,6 +19,7 @@ from edge import __version__
 from edge.cli.common import Context
 from edge.errors import ConsentcamError
 from edge.logs import setup_logging
+from edge.redact import without_credentials
 from edge.state import StateDir
 
 # Each module adds its subcommands through register(subparsers). One module per area. Every
@@ -74,7 +75,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.handler(ctx) or 0)
     except ConsentcamError as exc:
-        print(f"consentcam: {exc}", file=sys.stderr)
+        print(f"consentcam: {without_credentials(str(exc))}", file=sys.stderr)  # camera URLs carry passwords
         return exc.exit_code
     except KeyboardInterrupt:
         print("consentcam: interrupted", file=sys.stderr)

@@ -18,6 +18,7 @@ from edge.audit import AuditLog
 from edge.config import Config
 from edge.errors import ConsentcamError
 from edge.keys import load_device_info, load_device_key, load_owner_recipient
+from edge.redact import without_credentials
 from edge.state import StateDir
 
 log = logging.getLogger("consentcam.daemon")
@@ -68,7 +69,8 @@ def open_camera(config: Config, *, speed: float = 1.0) -> tuple[Any, CameraChoic
     except ConsentcamError:
         raise
     except Exception as exc:
-        raise CameraUnavailableError(f"cannot open the {source} camera: {type(exc).__name__}: {exc}") from exc
+        raise CameraUnavailableError(without_credentials(f"cannot open the {source} camera: {type(exc).__name__}: "
+                                                         f"{exc}")) from exc
     choice.name = getattr(camera, "name", source)
     # What the source really delivers: a file's own frame rate, a copied stream's own size.
     choice.fps = float(getattr(camera, "fps", 0.0) or cam.fps)
