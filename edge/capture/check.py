@@ -17,11 +17,11 @@ from typing import Any
 
 from edge.capture.frames import PTS_HZ, CapturedFrame
 from edge.errors import ConsentcamError
+from edge.motion.detector import TUNED_FPS
 from edge.redact import without_credentials
 
 log = logging.getLogger("consentcam.capture")
 
-TUNED_DETECT_FPS = 15.0  # the detector's constants were tuned at this rate (docs/MOTION.md, "Frame rate")
 LOW_DETECT_FPS = 12.0  # below this, the owner is told to raise the (sub)stream's rate
 LONG_KEYFRAME_INTERVAL = 4.0  # seconds; cameras default to 1-2 s, some to 10 s or more
 BUSY_CORE_SHARE = 0.5  # reading the camera alone takes more than this share of one core: say so
@@ -165,7 +165,7 @@ def advice(m: Measurement, *, fps: float, detect_fps: float, live: bool, keyfram
         notes.append(f"fewer than two keyframes in {m.stream_seconds:.1f} s: the camera's keyframe interval is longer "
                      f"than that; {fix_gop}")
     if 0 < detect_fps < LOW_DETECT_FPS:
-        notes.append(f"the detector gets {detect_fps:g} frames per second; it was tuned at {TUNED_DETECT_FPS:g} and "
+        notes.append(f"the detector gets {detect_fps:g} frames per second; it was tuned at {TUNED_FPS:g} and "
                      "confirms subjects later, or misses more, below that (docs/MOTION.md, \"Frame rate\"): set the "
                      "stream (or substream) to 15 fps or more")
     if live and fps > 0 and m.seconds >= 2 and m.arrival_fps < 0.8 * fps:

@@ -26,7 +26,6 @@ if TYPE_CHECKING:
 # parsing stays light (see main.py).
 
 log = logging.getLogger("consentcam.detect")
-LOW_FPS = 10.0  # edge.motion.detector.LOW_FPS
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -65,6 +64,7 @@ def _config(ctx: Context) -> Config:
 
 def cmd_detect(ctx: Context) -> int:
     from edge.capture.opencv_source import OpenCVCamera
+    from edge.motion.detector import low_rate_note
     from edge.motion.heatmap import MotionHeatmap
     from edge.recording.analysis import analyse, single_threaded_opencv
 
@@ -83,9 +83,9 @@ def cmd_detect(ctx: Context) -> int:
     source = OpenCVCamera(str(video), main_size=(cam.width, cam.height),
                           detect_size=(cam.detect_width, cam.detect_height), fps=cam.fps, encode=False,
                           time_origin=0.0)
-    if 0 < source.fps < LOW_FPS:
-        log.warning("%s: %.3g fps: below %g the detector confirms subjects about a second after they appear and "
-                    "misses more (docs/MOTION.md, \"Low frame rates\")", video, source.fps, LOW_FPS)
+    note = low_rate_note(source.fps)
+    if note is not None:
+        log.warning("%s: %.3g fps: %s", video, source.fps, note)
     started = time.perf_counter()
     last = [0.0]  # time of the last frame: the file's length follows its timestamps, not frames / fps
 

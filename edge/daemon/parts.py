@@ -23,9 +23,6 @@ from edge.state import StateDir
 
 log = logging.getLogger("consentcam.daemon")
 
-LOW_DETECT_FPS = 10.0  # edge.motion.detector.LOW_FPS: below it subjects are confirmed about a second late
-
-
 class CameraUnavailableError(ConsentcamError):
     exit_code = 1
 
@@ -75,10 +72,12 @@ def open_camera(config: Config, *, speed: float = 1.0) -> tuple[Any, CameraChoic
     # What the source really delivers: a file's own frame rate, a copied stream's own size.
     choice.fps = float(getattr(camera, "fps", 0.0) or cam.fps)
     choice.detect_fps = float(getattr(camera, "detect_fps", 0.0) or choice.fps)
-    if 0 < choice.detect_fps < LOW_DETECT_FPS:
-        log.warning("the motion detector gets %.3g frames per second: below %g it confirms subjects about a second "
-                    "after they appear and misses more (docs/MOTION.md, \"Low frame rates\"); give it 15 fps if the "
-                    "camera allows", choice.detect_fps, LOW_DETECT_FPS)
+    from edge.motion.detector import low_rate_note
+
+    note = low_rate_note(choice.detect_fps)
+    if note is not None:
+        log.warning("the motion detector gets %.3g frames per second: %s; give it 15 fps if the camera allows",
+                    choice.detect_fps, note)
     choice.codec = str(getattr(camera, "codec", "h264"))
     if getattr(camera, "width", 0) and getattr(camera, "height", 0):
         choice.width, choice.height = camera.width, camera.height

@@ -418,3 +418,12 @@ class MotionDetector:
         cw, ch = self._cells
         boxes = [(x / cw, y / ch, w / cw, h / ch) for x, y, w, h, _cells in groups]
         return MotionResult(sum(g[4] for g in groups) / self._watched_cells, True, boxes)
+
+
+def low_rate_note(fps: float) -> str | None:
+    """What an owner should know about a detector fed fewer than LOW_FPS pictures a second (None from
+    LOW_FPS up): the daemon and `consentcam detect` say it."""
+    if 0 < fps < LOW_FPS:
+        return (f"below {LOW_FPS:g} the detector confirms subjects about a second after they appear and misses "
+                "more (docs/MOTION.md, \"Low frame rates\")")
+    return None
