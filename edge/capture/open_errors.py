@@ -13,9 +13,10 @@ import re
 import socket
 import threading
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlsplit
 
-from edge.capture.opencv_source import ffmpeg_options, is_stream_url
+from edge.capture.opencv_source import CameraOpenError, ffmpeg_options, is_stream_url
 from edge.redact import without_credentials
 
 DEFAULT_PORTS = {"rtsp": 554, "rtsps": 322, "http": 80, "https": 443}
@@ -71,32 +72,31 @@ def _resolves(host: str) -> bool:
     return answer[0] if answer else True
 
 
-def why_url_does_not_open(url: str, timeout: float = 4.0) -> str | None:
-    """Open `url` with FFmpeg only to learn why it fails (None: it opens)."""
+def open_container(device: str, timeouts: tuple[float, float]) -> Any:
+    """PyAV's container for a file or stream URL, opened with our input options (ffmpeg_options);
+    CameraOpenError saying why when it does not open."""
     import av
 
     try:
-        av.open(url, options=ffmpeg_options(url), timeout=(timeout, timeout)).close()
+        return av.open(device, options=ffmpeg_options(device), timeout=timeouts)
     except (av.FFmpegError, UnicodeDecodeError, OSError) as exc:
-        return open_failure(url, exc, timeout)
-    return None
+        raise CameraOpenError(f"{without_credentials(device)}: cannot open as a video source: "
+                              f"{open_failure(device, exc, timeouts[0])}") from None
 
 
 def open_failure(device: str, exc: BaseException, timeout: float) -> str:
     """Why PyAV could not open `device` (a file or a URL; `exc` its exception, `timeout` the open
-    timeout in seconds), without the URL's password (url_failure names only the host)."""
-    return url_failure(device, exc, timeout) if is_stream_url(device) else _plain(exc)
+    timeout in seconds), without the URL's password (_url_failure names only the host)."""
+    if not is_stream_url(device):
+        return _plain(exc)
+    try:
+        return _url_failure(device, exc, timeout)
+    except Exception:  # a reason must never turn into another error
+        return _plain(exc)
 
 
 def _plain(exc: BaseException) -> str:
     return without_credentials(_FFMPEG_ERRNO.sub("", str(getattr(exc, "strerror", None) or exc)))
-
-
-def url_failure(url: str, exc: BaseException, timeout: float) -> str:
-    try:
-        return _url_failure(url, exc, timeout)
-    except Exception:  # a reason must never turn into another error
-        return _plain(exc)
 
 
 def _url_failure(url: str, exc: BaseException, timeout: float) -> str:

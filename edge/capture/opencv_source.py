@@ -30,7 +30,10 @@ from edge.redact import without_credentials
 log = logging.getLogger("consentcam.capture")
 
 
-STREAM_OPEN_TIMEOUT_MS, STREAM_READ_TIMEOUT_MS = 15_000, 4_000  # as stream_copy's OPEN_TIMEOUT, READ_TIMEOUT
+# Network sources (here and in stream_copy): give up opening after STREAM_OPEN_TIMEOUT seconds; a read
+# that gets nothing for STREAM_READ_TIMEOUT ends (OpenCV's own default is 30 s).
+STREAM_OPEN_TIMEOUT, STREAM_READ_TIMEOUT = 15.0, 4.0
+DIAGNOSIS_TIMEOUT = 4.0  # seconds PyAV is given to say why a URL OpenCV could not open fails
 
 
 class CameraOpenError(ConsentcamError):
@@ -57,22 +60,21 @@ def open_capture(device: str) -> cv2.VideoCapture:
             raise CameraOpenError(f"{device}: no such camera device")
         cap = cv2.VideoCapture(device, cv2.CAP_V4L2)
     elif is_stream_url(device):
-        # the PyAV sources' bounds (edge.capture.stream_copy): a stalled read ends instead of OpenCV's 30 s
-        cap = cv2.VideoCapture(device, cv2.CAP_FFMPEG, [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, STREAM_OPEN_TIMEOUT_MS,
-                                                        cv2.CAP_PROP_READ_TIMEOUT_MSEC, STREAM_READ_TIMEOUT_MS])
+        cap = cv2.VideoCapture(device, cv2.CAP_FFMPEG,
+                               [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, round(STREAM_OPEN_TIMEOUT * 1000),
+                                cv2.CAP_PROP_READ_TIMEOUT_MSEC, round(STREAM_READ_TIMEOUT * 1000)])
     else:
         path = check_file_path(device)
         check_video_file(path)
         cap = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG)
     if not cap.isOpened():
         cap.release()
-        why = None
-        if is_stream_url(device):  # OpenCV does not say why; FFmpeg through PyAV does
-            from edge.capture.open_errors import why_url_does_not_open
+        if is_stream_url(device):  # OpenCV does not say why; FFmpeg through PyAV does (CameraOpenError)
+            from edge.capture.open_errors import open_container
 
-            why = why_url_does_not_open(device)
+            open_container(device, (DIAGNOSIS_TIMEOUT, DIAGNOSIS_TIMEOUT)).close()
         raise CameraOpenError(f"{without_credentials(device)}: cannot open as a video source: "
-                              f"{why or 'not a camera, stream or video file?'}")
+                              "not a camera, stream or video file?")
     return cap
 
 
@@ -290,7 +292,7 @@ class OpenCVCamera:
     def close(self) -> None:
         """Safe from any thread. While frames() runs in another thread, it releases the file or the
         capture itself after its current read (freeing them under a read crashes OpenCV): a file at
-        once, a stalled stream when its read times out (STREAM_READ_TIMEOUT_MS)."""
+        once, a stalled stream when its read times out (STREAM_READ_TIMEOUT)."""
         with self._lock:
             self._closed = True
             if not self._busy:

@@ -33,14 +33,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from edge.capture.frames import PTS_HZ, CapturedFrame, EncodedPacket
-from edge.capture.open_errors import open_failure
+from edge.capture.open_errors import open_container
 from edge.capture.opencv_source import (
+    STREAM_OPEN_TIMEOUT,
+    STREAM_READ_TIMEOUT,
     CameraOpenError,
     FileClock,
     check_file_path,
     check_video_file,
     decode_single_threaded,
-    ffmpeg_options,
     frame_luma,
     is_stream_url,
 )
@@ -50,9 +51,8 @@ log = logging.getLogger("consentcam.capture")
 
 # Network sources: give up opening after OPEN_TIMEOUT; a stream that sends nothing for READ_TIMEOUT
 # is lost (and reconnected, below). A read cannot be interrupted, so READ_TIMEOUT must stay inside
-# the daemon's first 5 s of shutdown.
-OPEN_TIMEOUT = 15.0
-READ_TIMEOUT = 4.0
+# the daemon's first 5 s of shutdown. (The OpenCV sources use the same bounds.)
+OPEN_TIMEOUT, READ_TIMEOUT = STREAM_OPEN_TIMEOUT, STREAM_READ_TIMEOUT
 # A lost live stream is opened again after these pauses (seconds), for at most RECONNECT_FOR seconds:
 # within the systemd watchdog's 30 s, which needs frames; after that the daemon exits and is restarted.
 RECONNECT_DELAYS = (0.5, 1.0, 2.0, 4.0, 4.0, 4.0, 4.0)
@@ -137,14 +137,8 @@ def stream_rate(stream: Any, default: float) -> float:
 def open_input(device: str, timeouts: tuple[float, float], *, copy: bool) -> tuple[Any, Any]:
     """(container, first video stream) of a file or stream URL; `copy`: video that cannot be recorded
     as it is (ANNEX_B_FILTERS) is NotCopyable."""
-    import av
-
     shown = without_credentials(device)
-    try:
-        container = av.open(device, options=ffmpeg_options(device), timeout=timeouts)
-    except (av.FFmpegError, UnicodeDecodeError, OSError) as exc:
-        raise CameraOpenError(f"{shown}: cannot open as a video source: {open_failure(device, exc, timeouts[0])}") \
-            from None
+    container = open_container(device, timeouts)
     if not container.streams.video:
         container.close()
         raise CameraOpenError(f"{shown}: has no video stream")
