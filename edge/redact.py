@@ -21,6 +21,7 @@ _SCHEME = re.compile(r"[a-zA-Z][a-zA-Z0-9+.-]*://")
 _CREDENTIALS = re.compile(r"([a-zA-Z][a-zA-Z0-9+.-]*://)[^\s'\"]+@")
 _QUERY_SECRET = re.compile(r"([?&](?:password|passwd|pwd|pass)=)[^&\s'\"]*", re.IGNORECASE)
 _known: set[str] = set()  # "user:password" parts of camera URLs, raw and percent-decoded
+_longest_first: tuple[str, ...] = ()  # _known, sorted once per addition, not on every log line
 _lock = threading.Lock()
 
 
@@ -34,16 +35,18 @@ def remember_credentials(url: str) -> None:
     secret = url[scheme.end():at]
     if ":" not in secret or secret.endswith(":"):
         return  # a user name alone is not secret, and hiding it everywhere would garble messages
+    global _longest_first
     with _lock:
+        if {secret, unquote(secret)} <= _known:
+            return
         _known.update({secret, unquote(secret)})
+        _longest_first = tuple(sorted(_known, key=len, reverse=True))
 
 
 def without_credentials(text: str) -> str:
     """`text` with the user:password of any URL in it, and password= query values, replaced by ***."""
     remember_credentials(text)
-    with _lock:
-        known = sorted(_known, key=len, reverse=True)
-    for secret in known:
+    for secret in _longest_first:  # a tuple, replaced whole: safe to read without the lock
         text = text.replace(secret + "@", "***@")
     text = _CREDENTIALS.sub(r"\1***@", text)
     return _QUERY_SECRET.sub(r"\1***", text)

@@ -175,11 +175,12 @@ class PiCamera:
         # Video configurations default to a limited-range colour space (Rec.709 / SMPTE 170M): stretch
         # the lores luma like the file path does, so the detector sees the same scale on every source.
         self._stretch = _is_limited_range(actual.get("colour_space"))
+        stride = int(main.get("stride") or self.width)
         mask = None
         if privacy_mask is not None and privacy_mask.any():
             if privacy_mask.shape != (self.height, self.width):
                 privacy_mask = cv2.resize(privacy_mask, (self.width, self.height), interpolation=cv2.INTER_NEAREST)
-            mask = yuv420_mask_indices(privacy_mask > 0, int(main.get("stride") or self.width))
+            mask = yuv420_mask_indices(privacy_mask > 0, stride)
         self.hardware_encoder = has_hardware_h264()
         if self.hardware_encoder:
             self._software = None
@@ -197,8 +198,7 @@ class PiCamera:
         log.info("no hardware H.264 encoder (Pi 5): encoding with libx264 in the camera thread")
         self._software = H264Encoder(self.width, self.height, self.fps, bitrate=bitrate,
                                      keyframe_interval=gop / self.fps)
-        cam.pre_callback = self._callbacks.wrap(
-            _software_encoding(self._software, self._packets, int(main.get("stride") or self.width), mask))
+        cam.pre_callback = self._callbacks.wrap(_software_encoding(self._software, self._packets, stride, mask))
         try:
             cam.start()
         except Exception as exc:
@@ -389,7 +389,7 @@ def _software_encoding(encoder: Any, packets: PacketQueue, stride: int,
         sensor_ns = int(request.get_metadata().get("SensorTimestamp") or time.monotonic_ns())
         if not first:
             first.append(sensor_ns)
-        pts = ((sensor_ns - first[0]) * PTS_HZ + 500_000_000) // 1_000_000_000
+        pts = _pts(sensor_ns - first[0], 1_000_000_000)
         with MappedArray(request, "main") as m:
             if mask is not None:
                 apply_yuv420_mask(m.array, *mask)
@@ -397,6 +397,11 @@ def _software_encoding(encoder: Any, packets: PacketQueue, stride: int,
                 packets.offer(pkt)
 
     return encode
+
+
+def _pts(elapsed: int, units_per_second: int) -> int:
+    """90 kHz time of `elapsed` sensor time units, rounded (1/15 s is 6000, not 5999)."""
+    return (elapsed * PTS_HZ + units_per_second // 2) // units_per_second
 
 
 def _hardware_encoder(bitrate: int, gop: int, fps: float) -> Any:
@@ -427,7 +432,7 @@ def _make_output(packets: PacketQueue) -> Any:
             ts = int(timestamp or 0)
             if self._t0 is None:
                 self._t0 = ts
-            pts = ((ts - self._t0) * PTS_HZ + 500_000) // 1_000_000  # rounded: 1/15 s is 6000, not 5999
+            pts = _pts(ts - self._t0, 1_000_000)
             packets.offer(EncodedPacket(pts=pts, keyframe=bool(keyframe), data=bytes(frame), time=time.time()))
 
     return _PacketOutput()

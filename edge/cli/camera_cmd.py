@@ -19,7 +19,6 @@ HOW_RECORDED = {
     "opencv": "re-encoded to H.264 by this machine (libx264)",
     "synthetic": "the SYNTHETIC test scene, encoded by this machine",
 }
-CODEC_NAMES = {"h264": "H.264", "hevc": "H.265"}
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -32,14 +31,16 @@ def register(sub: argparse._SubParsersAction) -> None:
                                     "reads it for --seconds without recording anything, and reports how it would be "
                                     "recorded, its size, frame rate, bit rate and keyframe interval, what the "
                                     "detector gets and what reading it costs this machine, with advice. Exit 0: "
-                                    "frames arrived; 1: the camera did not open, sent nothing, or only the "
-                                    "synthetic scene was found; 78: the config is invalid.")
+                                    "frames arrived for the whole check; 1: the camera did not open, sent nothing, "
+                                    "stopped or failed during the check, or only the synthetic scene was found; 2: "
+                                    "a bad argument; 78: the config is invalid.")
     k.add_argument("--device", metavar="DEVICE",
                    help="check this device, file or URL instead of camera.device (implies camera.source opencv)")
     k.add_argument("--detect-device", metavar="URL",
                    help="with it, a substream for the detector (as camera.detect_device)")
     k.add_argument("--seconds", type=_seconds, default=5.0,
-                   help="how long to read the camera (default 5; one that sends nothing for 5 s is given up on)")
+                   help="how long to read the camera (default 5; one silent for 6 s after its first frame is "
+                        "given up on)")
     add_json_option(k)
     k.set_defaults(handler=cmd_check)
 
@@ -73,7 +74,7 @@ def cmd_check(ctx: Context) -> int:
     choice.reason = reason
     live = _live(config, choice)
     measured = measure(camera, args.seconds, choice.fps, live=live)
-    report = _report(config, camera, choice, measured)
+    report = _report(config, camera, choice, measured, live)
     description = report["camera"]["description"]
     if measured.error is not None:
         return _failed(ctx, f"{description}: failed after {measured.frames} frames: {measured.error}", report)
@@ -108,13 +109,13 @@ def _live(config: Any, choice: Any) -> bool:
                                             (device.startswith("/dev/") or is_stream_url(device)))
 
 
-def _report(config: Any, camera: Any, choice: Any, m: Any) -> dict[str, Any]:
+def _report(config: Any, camera: Any, choice: Any, m: Any, live: bool) -> dict[str, Any]:
+    from edge.capture import CODEC_NAMES
     from edge.capture.check import advice
     from edge.cli.daemon_cmd import _camera_line
 
     cam = config.camera
     name = getattr(camera, "name", choice.source)
-    live = _live(config, choice)
     copied = name in ("opencv-copy", "opencv-dual")
     detector: dict[str, Any] = {"size": [cam.detect_width, cam.detect_height], "fps": choice.detect_fps}
     if name == "opencv-dual":
