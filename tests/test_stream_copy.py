@@ -892,7 +892,8 @@ def test_a_camera_that_offers_rtp_over_udp_only_is_recorded(camera_stream: Path)
     # OpenCV (re-encoding sources, the auto probe) falls back the same way with its own defaults
     camera = RtspCamera(camera_stream, speed=2.0, udp_only=True)
     try:
-        cam = OpenCVCamera(camera.url, main_size=(320, 240), detect_size=(160, 120), fps=15, encode=False)
+        cam = OpenCVCamera(camera.url, main_size=(320, 240), detect_size=(160, 120), fps=15, encode=False,
+                           reconnect_for=0)
         try:
             seen = list(itertools.islice(cam.frames(), 1000))
         finally:
@@ -923,3 +924,48 @@ def test_an_opencv_camera_closed_from_another_thread_during_a_stalled_read_ends_
         camera.close()
     assert not reader.is_alive() and 30 <= len(frames) <= 45
     assert time.monotonic() - started < 4 + 3  # the read timeout, not OpenCV's default 30 s
+
+
+def test_a_re_encoded_stream_that_drops_is_opened_again_and_the_recording_carries_on(
+        camera_stream: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Re-encoding sources (privacy masks, webcams, MJPEG cameras) reconnect like copied ones: the camera
+    plays the stream twice, one connection each, then is gone (connections closed at once)."""
+    caplog.set_level(logging.INFO, logger="consentcam.capture")
+    camera = RtspCamera(camera_stream, speed=8.0, sessions=2)
+    try:
+        cam = OpenCVCamera(camera.url, main_size=(320, 240), detect_size=(160, 120), fps=15, reconnect_for=3.0)
+        frames, waited = drain(cam, 2000)  # type: ignore[arg-type]
+    finally:
+        camera.close()
+    assert camera.connections >= 3  # played, played again, then refused until the budget ran out
+    assert 2 * 8 * 15 - 4 <= len(frames) <= 2 * 8 * 15
+    assert caplog.text.count("reconnected") == 1 and "no stream for 3 s; giving up (last attempt:" in caplog.text
+    assert waited < 2 * 8 / 8 + 3.0 + 2.0 + 3.0  # both plays, the budget, an attempt, slack
+    packets = [p for f in frames for p in f.packets]
+    assert all(b.pts > a.pts for a, b in itertools.pairwise(packets))  # one timeline across the gap
+    assert len(pictures(mux(packets), format="mpegts")) == len(frames)  # every picture recorded and decodable
+
+
+def test_closing_a_re_encoded_stream_while_it_reconnects_ends_it_at_once(camera_stream: Path,
+                                                                       caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="consentcam.capture")
+    camera = RtspCamera(camera_stream, speed=8.0, sessions=1)
+    frames: list = []
+    try:
+        cam = OpenCVCamera(camera.url, main_size=(320, 240), detect_size=(160, 120), fps=15, encode=False)
+        reader = threading.Thread(target=lambda: frames.extend(cam.frames()), daemon=True)
+        reader.start()
+        deadline = time.monotonic() + 20
+        while "lost the stream" not in caplog.text and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(1.0)  # between attempts, or inside one
+        started = time.monotonic()
+        cam.close()
+        reader.join(10)
+        took = time.monotonic() - started
+    finally:
+        camera.close()
+    assert "lost the stream; reconnecting for up to" in caplog.text
+    assert not reader.is_alive() and len(frames) >= 8 * 15 - 2
+    assert took < 3.0, took  # not the 15 s budget: a pause ends at once, an attempt to a gone camera fails fast
+    assert "giving up" not in caplog.text

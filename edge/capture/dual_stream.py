@@ -10,9 +10,9 @@ A reader thread takes the main stream's packets as they arrive and stamps them w
 the frame loop decodes the substream and hands each picture over with the main packets read since
 the last one. Both are timed by the wall clock at arrival, so an event and its pre-roll line up to
 within the two streams' difference in latency (usually well under a second; the pre-roll covers it).
-When either stream ends or stops sending, both are opened again, as a single stream is (stream_copy:
-RECONNECT_DELAYS, for up to RECONNECT_FOR seconds); if they do not come back, the source ends and
-the daemon exits with status 1 for systemd to restart it.
+When either stream ends or stops sending, both are opened again, as a single stream is
+(edge.capture.reconnect); if they do not come back, the source ends and the daemon exits with
+status 1 for systemd to restart it.
 """
 
 from __future__ import annotations
@@ -28,17 +28,15 @@ from typing import Any
 
 from edge.capture.frames import PTS_HZ, CapturedFrame, EncodedPacket
 from edge.capture.opencv_source import CameraOpenError, frame_luma, is_stream_url
+from edge.capture.reconnect import RECONNECT_FOR, CameraChanged, reconnect
 from edge.capture.stream_copy import (
     OPEN_TIMEOUT,
     READ_TIMEOUT,
-    RECONNECT_FOR,
     CatchUp,
-    CodecChanged,
     PacketDecoder,
     Timeline,
     annex_b_filters,
     open_input,
-    reconnect,
     recordable,
     stamped,
     stream_rate,
@@ -238,7 +236,7 @@ class DualStreamCamera:
             log.warning("%s: stopped reading the substream: %s", self.detect_shown, without_credentials(str(exc)))
 
     def _reconnect(self) -> bool:
-        """Either stream was lost: open both again (stream_copy.reconnect). False: give up."""
+        """Either stream was lost: open both again (edge.capture.reconnect). False: give up."""
         return reconnect(self.shown, self.reconnect_for, self._closed, self._reopen,
                          last_packet=lambda: min(self._last_packet, self._last_sub_packet), opens=2)
 
@@ -250,7 +248,7 @@ class DualStreamCamera:
             # The recorder muxes and labels one codec; a restarted daemon picks up the new one.
             conn.main.close()
             conn.sub.close()
-            raise CodecChanged(f"{self.shown}: now sends {codec}, not {self.codec}")
+            raise CameraChanged(f"{self.shown}: now sends {codec}, not {self.codec}")
         self._catch_up.restart()
         self._use(conn)
 

@@ -14,7 +14,13 @@ from typing import Protocol
 import cv2
 import numpy as np
 
+from edge.errors import ConsentcamError
+
 PTS_HZ = 90_000  # MPEG-TS clock: every packet pts is in 1/90000 s
+
+
+class CameraOpenError(ConsentcamError):
+    """A camera, stream or file that cannot be opened (or opened again), with the reason."""
 
 
 def _whole_factor(src: int, dst: int) -> int:

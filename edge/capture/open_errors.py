@@ -121,10 +121,10 @@ def _url_failure(url: str, exc: BaseException, timeout: float) -> str:
     if isinstance(exc, ConnectionRefusedError):
         return f"nothing accepts connections at {host} port {port} (connection refused); check the address and port"
     if isinstance(exc, (TimeoutError, av.ExitError)):  # ExitError: PyAV's open timeout interrupted FFmpeg
-        return f"no answer from {host} within {timeout:g} s; is the camera on and reachable from here?"
+        return f"no answer from {host} within {timeout:.2g} s; is the camera on and reachable from here?"
     if isinstance(exc, OSError) and exc.errno == errno.EIO and host and not _resolves(host):
         return f"cannot find the host {host!r} (the name does not resolve); check the address"
     if isinstance(exc, av.InvalidDataError):
-        return (f"{host} took the connection but sent nothing that opens as video within {timeout:g} s (the "
+        return (f"{host} took the connection but sent nothing that opens as video within {timeout:.2g} s (the "
                 "wrong port or path, or a camera still starting?)")
     return _plain(exc)

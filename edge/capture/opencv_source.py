@@ -23,8 +23,8 @@ from typing import Any
 import cv2
 import numpy as np
 
-from edge.capture.frames import PTS_HZ, CapturedFrame, limited_to_full_range, shrink
-from edge.errors import ConsentcamError
+from edge.capture.frames import PTS_HZ, CameraOpenError, CapturedFrame, limited_to_full_range, shrink
+from edge.capture.reconnect import RECONNECT_FOR, reconnect
 from edge.redact import without_credentials
 
 log = logging.getLogger("consentcam.capture")
@@ -34,10 +34,6 @@ log = logging.getLogger("consentcam.capture")
 # that gets nothing for STREAM_READ_TIMEOUT ends (OpenCV's own default is 30 s).
 STREAM_OPEN_TIMEOUT, STREAM_READ_TIMEOUT = 15.0, 4.0
 DIAGNOSIS_TIMEOUT = 4.0  # seconds PyAV is given to say why a URL OpenCV could not open fails
-
-
-class CameraOpenError(ConsentcamError):
-    pass
 
 
 def is_stream_url(device: str) -> bool:
@@ -52,8 +48,10 @@ def ffmpeg_options(device: str) -> dict[str, str]:
     return {"rtsp_flags": "prefer_tcp"} if device.startswith(("rtsp://", "rtsps://")) else {}
 
 
-def open_capture(device: str) -> cv2.VideoCapture:
-    """Open a device path, URL or file; a clear error when it cannot be opened."""
+def open_capture(device: str, open_timeout: float = STREAM_OPEN_TIMEOUT,
+                 diagnosis_timeout: float = DIAGNOSIS_TIMEOUT) -> cv2.VideoCapture:
+    """Open a device path, URL or file; a clear error when it cannot be opened. Streams: opening
+    gives up after `open_timeout` s, then PyAV is given `diagnosis_timeout` s to say why."""
     _quiet_opencv()
     if device.startswith("/dev/"):
         if not Path(device).exists():
@@ -61,7 +59,7 @@ def open_capture(device: str) -> cv2.VideoCapture:
         cap = cv2.VideoCapture(device, cv2.CAP_V4L2)
     elif is_stream_url(device):
         cap = cv2.VideoCapture(device, cv2.CAP_FFMPEG,
-                               [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, round(STREAM_OPEN_TIMEOUT * 1000),
+                               [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, round(open_timeout * 1000),
                                 cv2.CAP_PROP_READ_TIMEOUT_MSEC, round(STREAM_READ_TIMEOUT * 1000)])
     else:
         path = check_file_path(device)
@@ -72,7 +70,7 @@ def open_capture(device: str) -> cv2.VideoCapture:
         if is_stream_url(device):  # OpenCV does not say why; FFmpeg through PyAV does (CameraOpenError)
             from edge.capture.open_errors import open_container
 
-            open_container(device, (DIAGNOSIS_TIMEOUT, DIAGNOSIS_TIMEOUT)).close()
+            open_container(device, (diagnosis_timeout, diagnosis_timeout)).close()
         raise CameraOpenError(f"{without_credentials(device)}: cannot open as a video source: "
                               "not a camera, stream or video file?")
     return cap
@@ -202,10 +200,14 @@ class OpenCVCamera:
 
     def __init__(self, device: str, *, main_size: tuple[int, int], detect_size: tuple[int, int], fps: float,
                  bitrate: int = 2_000_000, keyframe_interval: float = 1.0, privacy_mask: np.ndarray | None = None,
-                 loop: bool = False, encode: bool = True, time_origin: float | None = None) -> None:
+                 loop: bool = False, encode: bool = True, time_origin: float | None = None,
+                 reconnect_for: float = RECONNECT_FOR) -> None:
         # Files: a frame is at time_origin + its presentation time in the file (FileClock; time_origin
-        # None: the wall clock at start).
+        # None: the wall clock at start). Webcams and streams that stop are opened again for up to
+        # reconnect_for s (edge.capture.reconnect; 0: the source ends).
         self.device = device
+        self.shown = without_credentials(device)  # for messages: no camera password in the journal
+        self.reconnect_for = reconnect_for
         self.is_file = not device.startswith("/dev/") and not is_stream_url(device)
         self._file: VideoFileReader | None = None
         self._cap: cv2.VideoCapture | None = None
@@ -226,7 +228,7 @@ class OpenCVCamera:
 
             self._encoder = H264Encoder(main_size[0], main_size[1], self.fps, bitrate=bitrate,
                                         keyframe_interval=keyframe_interval, privacy_mask=privacy_mask)
-        self._closed = False
+        self._closed = threading.Event()
         # close() from another thread must not free the decoder or the capture under a read in progress
         # (OpenCV crashes): the frame loop releases them itself when it sees the flag.
         self._lock = threading.Lock()
@@ -235,7 +237,7 @@ class OpenCVCamera:
 
     def frames(self) -> Iterator[CapturedFrame]:
         with self._lock:
-            if self._closed:
+            if self._closed.is_set():
                 return
             self._busy = True
         try:
@@ -246,20 +248,22 @@ class OpenCVCamera:
         finally:
             with self._lock:
                 self._busy = False
-                if self._closed:
+                if self._closed.is_set():
                     self._release()
 
     def _device_frames(self) -> Iterator[CapturedFrame]:
         """Webcams and streams (files go through _file_frames): wall-clock times, until the source
-        stops delivering."""
-        assert self._cap is not None
+        stops delivering and does not come back (_reconnect). The recording's timestamps run on
+        across a reconnection, without the gap, like a copied stream's."""
         n = 0
-        while not self._closed:
-            ok, bgr = self._cap.read()
+        last_frame = time.monotonic()
+        while not self._closed.is_set():
+            ok, bgr = (False, None) if self._cap is None else self._cap.read()
             if not ok:
-                log.warning("%s: no frame from the camera; stopping this source", without_credentials(self.device))
-                break
-            mono = time.monotonic()
+                if self._closed.is_set() or not self._reconnect(last_frame):
+                    break
+                continue
+            mono = last_frame = time.monotonic()
             t = time.time()
             luma = to_luma(bgr, self.detect_size)
             packets = []
@@ -272,10 +276,10 @@ class OpenCVCamera:
         start = time.time() if self.time_origin is None else self.time_origin
         clock = FileClock(self.fps)
         n = 0
-        while not self._closed:
+        while not self._closed.is_set():
             first = n
             for frame in reader.frames():
-                if self._closed:
+                if self._closed.is_set():
                     return
                 t = start + clock.time_of(frame.time)
                 packets = []
@@ -284,7 +288,7 @@ class OpenCVCamera:
                                                    pts=round(n * PTS_HZ / self.fps))
                 yield CapturedFrame(time=t, luma=frame_luma(frame, self.detect_size), packets=packets, index=n)
                 n += 1
-            if not self.loop or n == first or self._closed:
+            if not self.loop or n == first or self._closed.is_set():
                 break
             reader.rewind()
             clock.rewind()
@@ -294,15 +298,30 @@ class OpenCVCamera:
         capture itself after its current read (freeing them under a read crashes OpenCV): a file at
         once, a stalled stream when its read times out (STREAM_READ_TIMEOUT)."""
         with self._lock:
-            self._closed = True
+            self._closed.set()
             if not self._busy:
                 self._release()
+
+    def _reconnect(self, last_frame: float) -> bool:
+        """The webcam or stream stopped delivering: open it again (edge.capture.reconnect) until a
+        new capture is in self._cap. False: it did not come back, or close() was called; the source ends."""
+        if self.reconnect_for <= 0:
+            log.warning("%s: no frame from the camera; stopping this source", self.shown)
+            return False
+        self._release()
+        # opens=2: an attempt that fails opens the URL a second time, with PyAV, to say why
+        return reconnect(self.shown, self.reconnect_for, self._closed, self._reopen,
+                         last_packet=lambda: last_frame, opens=2)
+
+    def _reopen(self, open_timeout: float) -> None:
+        self._cap = open_capture(self.device, open_timeout, diagnosis_timeout=open_timeout)
 
     def _release(self) -> None:
         if self._file is not None:
             self._file.close()
         if self._cap is not None:
             self._cap.release()
+            self._cap = None
 
 
 def check_video_file(path: Path) -> None:

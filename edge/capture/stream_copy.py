@@ -28,7 +28,7 @@ import fractions
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -45,21 +45,15 @@ from edge.capture.opencv_source import (
     frame_luma,
     is_stream_url,
 )
+from edge.capture.reconnect import RECONNECT_FOR, CameraChanged, reconnect
 from edge.redact import without_credentials
 
 log = logging.getLogger("consentcam.capture")
 
 # Network sources: give up opening after OPEN_TIMEOUT; a stream that sends nothing for READ_TIMEOUT
-# is lost (and reconnected, below). A read cannot be interrupted, so READ_TIMEOUT must stay inside
+# is lost (and reconnected: edge.capture.reconnect). A read cannot be interrupted, so READ_TIMEOUT must stay inside
 # the daemon's first 5 s of shutdown. (The OpenCV sources use the same bounds.)
 OPEN_TIMEOUT, READ_TIMEOUT = STREAM_OPEN_TIMEOUT, STREAM_READ_TIMEOUT
-# A lost live stream is opened again after these pauses (seconds), for at most RECONNECT_FOR seconds:
-# within the systemd watchdog's 30 s, which needs frames; after that the daemon exits and is restarted.
-RECONNECT_DELAYS = (0.5, 1.0, 2.0, 4.0, 4.0, 4.0, 4.0)
-RECONNECT_FOR = 15.0
-# An open cannot be interrupted and may take twice its timeout (opening, then probing): while
-# reconnecting, keep every attempt short enough that a stop still fits the daemon's 10 s budget.
-RECONNECT_OPEN_TIMEOUT = 4.0
 # A timestamp more than this far ahead of the last one is a camera restart, not a gap to keep.
 MAX_JUMP_SECONDS = 10.0
 # Live sources: behind the camera by more than FALL_BEHIND seconds, stop decoding (packets are still
@@ -72,11 +66,6 @@ ANNEX_B_FILTERS = {
     "h264": "h264_mp4toannexb,dump_extra=freq=keyframe",
     "hevc": "hevc_mp4toannexb,dump_extra=freq=keyframe",
 }
-
-
-class CodecChanged(CameraOpenError):
-    """A live camera came back sending another codec: not retried. The recorder muxes and labels one
-    codec, so the source ends and the restarted daemon records the new one."""
 
 
 class NotCopyable(CameraOpenError):
@@ -197,42 +186,6 @@ class PacketDecoder:
                 log.warning("%s: %d packet(s) did not decode (%s)", self.shown, self.errors,
                             without_credentials(str(exc)))
             return []
-
-
-def reconnect(shown: str, reconnect_for: float, closed: threading.Event, attempt: Callable[[float], None], *,
-              last_packet: Callable[[], float], opens: int = 1) -> bool:
-    """Call attempt(open_timeout) RECONNECT_DELAYS apart until it returns (True: back). False once
-    `closed` is set, or `reconnect_for` seconds after the last packet that arrived (last_packet(), a
-    time.monotonic()): a camera that accepts connections but sends nothing does not get a fresh
-    budget with every connection. `opens`: how many streams one attempt opens; each open may wait
-    twice its timeout (PyAV applies it to opening and to probing), so all of them end by the deadline.
-    attempt raises CameraOpenError while the camera is not back."""
-    if reconnect_for <= 0:
-        return False
-    deadline = last_packet() + reconnect_for
-    log.warning("%s: lost the stream; reconnecting for up to %.0f s", shown, max(0.0, deadline - time.monotonic()))
-    last_error = "no attempt fitted in the time left"
-    for delay in RECONNECT_DELAYS:
-        if closed.wait(max(0.0, min(delay, deadline - time.monotonic()))):
-            return False
-        remaining = deadline - time.monotonic()
-        if remaining < 0.5:
-            break
-        try:
-            attempt(min(RECONNECT_OPEN_TIMEOUT / opens, remaining / (2 * opens)))
-        except CodecChanged as exc:
-            log.error("%s; ending the source", exc)
-            return False
-        except CameraOpenError as exc:
-            log.info("%s: not back yet: %s", shown, exc)
-            last_error = str(exc)
-            continue
-        if closed.is_set():
-            return False
-        log.info("%s: reconnected", shown)
-        return True
-    log.error("%s: no stream for %.0f s; giving up (last attempt: %s)", shown, reconnect_for, last_error)
-    return False
 
 
 class LagMeter:
@@ -391,7 +344,7 @@ class StreamCopyCamera:
             codec = self._stream.codec_context.name
             self._release()
             # The recorder muxes and labels one codec; a restarted daemon picks up the new one.
-            raise CodecChanged(f"{self.shown}: now sends {codec}, not {self.codec}")
+            raise CameraChanged(f"{self.shown}: now sends {codec}, not {self.codec}")
         self._timeline = Timeline(self._stream.time_base or fractions.Fraction(1, PTS_HZ), self.fps,
                                   after=self._timeline.last_dts)
         self._catch_up.restart()

@@ -51,7 +51,7 @@ class Notifier:
 
     def watchdog(self, now: float | None = None) -> None:
         """Ping at most every sixth of the watchdog period (5 s of WatchdogSec=30s). systemd asks for
-        at least every half; more often leaves a live IP camera's reconnect (stream_copy) most of the
+        at least every half; more often leaves a lost camera's reconnect (edge.capture.reconnect) most of the
         period instead of what is left of it after the last ping."""
         if self.watchdog_interval is None:
             return
