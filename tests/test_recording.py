@@ -266,3 +266,24 @@ def test_motion_back_within_merge_gap_continues_one_clip_without_holes(state_dir
     assert clip.extra["event_end"] - T0 > 9.0  # the second crossing is in the same event
     frames = decode(vault, clip.id, identity, tmp_path / "clip.ts")
     assert len(frames) == round((clip.end - clip.start) * FPS)  # the held seconds were written too
+
+
+def test_a_new_clip_does_not_record_again_what_the_last_one_holds(state_dir: Path, tmp_path: Path,
+                                                                  identity) -> None:
+    """Two crossings 3 s apart, each its own event (merge_gap 0): the second one's 3 s pre-roll would
+    reach back into the first clip. It starts at the keyframe at or before the first clip's end
+    instead: at most a keyframe interval (1 s) recorded twice, and no gap between the clips."""
+    from edge.capture.synthetic import Subject
+
+    scene = SyntheticScene(2, "quiet", 20)
+    scene.subjects = [Subject("person", 3.0, -0.05, 1.05, 0.62, 0.5), Subject("person", 8.5, 1.05, -0.05, 0.62, -0.5)]
+    _rec, vault = record(state_dir, scene, small_config(post_roll=1, merge_gap=0))
+    first, second = sorted(vault.list_clips(), key=lambda c: c.start)
+    assert second.extra["event_start"] - 3.0 < first.end  # the full pre-roll would overlap the first clip
+    last_frame = round((first.end - T0) * FPS) - 1  # the first clip's last picture (its end is one frame later)
+    keyframe = T0 + last_frame // FPS  # keyframes every second, on whole seconds since T0
+    assert second.start == pytest.approx(keyframe, abs=1e-3)
+    assert first.end - 1.0 <= second.start <= first.end
+    for clip in (first, second):  # both decode from their first packet
+        frames = decode(vault, clip.id, identity, tmp_path / f"{clip.id}.ts")
+        assert len(frames) == clip.extra["packets"] == round((clip.end - clip.start) * FPS)

@@ -969,3 +969,48 @@ def test_closing_a_re_encoded_stream_while_it_reconnects_ends_it_at_once(camera_
     assert not reader.is_alive() and len(frames) >= 8 * 15 - 2
     assert took < 3.0, took  # not the 15 s budget: a pause ends at once, an attempt to a gone camera fails fast
     assert "giving up" not in caplog.text
+
+
+def test_the_daemon_keeps_recording_a_re_encoded_camera_across_a_drop(camera_stream: Path, state_dir: Path,
+                                                                       tmp_path: Path, passphrase_file: Path) -> None:
+    """Property 8 for a re-encoded IP camera: the camera plays, drops, comes back and plays again; the
+    daemon records both plays in one run, and only the camera staying away ends it (status 1)."""
+    camera = RtspCamera(camera_stream, speed=2.0, sessions=2)
+    config = tmp_path / "config.yaml"
+    config.write_text(f"""camera:
+  source: opencv
+  device: {camera.url}
+  record: encode
+  width: 320
+  height: 240
+  fps: 15
+recording:
+  pre_roll: 1s
+  post_roll: 1s
+  merge_gap: 0s
+storage:
+  retention:
+    min_free: 1MB
+log:
+  format: json
+""")
+    daemon = DaemonProc(state_dir, config, tmp_path / "daemon.log")
+    try:
+        code = daemon.proc.wait(90)
+    finally:
+        daemon.stop()
+        camera.close()
+    assert code == 1, daemon.log_tail()
+    messages = [str(line.get("msg", "")) for line in daemon.log_lines()]
+    assert sum("reconnected" in m for m in messages) == 1, daemon.log_tail()
+    assert any("giving up" in m for m in messages) and any("stopped sending frames" in m for m in messages)
+    clips = clips_json(state_dir, config)
+    assert all(c["status"] == "complete" for c in clips), clips
+    recorded = 0
+    for clip in clips:
+        out = tmp_path / f"{clip['id']}.ts"
+        res = run_cli("clips", "export", clip["id"], "--out", str(out), "--passphrase-file", str(passphrase_file),
+                      state=state_dir, config=config)
+        assert res.returncode == 0, res.stderr
+        recorded += len(pictures(str(out)))
+    assert recorded > 8 * 15 + 15, (clips, recorded)  # one play has 120 pictures: both plays were recorded

@@ -61,6 +61,7 @@ class Recorder:
         self.preroll = PreRoll(self._keep)
         self._held: list[EncodedPacket] = []  # packets while holding (post-roll over, merge_gap open)
         self._clip: _Clip | None = None
+        self._recorded_until: float | None = None  # time of the last packet in the last clip closed
         self._split_pending = False
         self._event_start: float | None = None
         self._parts = 0
@@ -115,7 +116,7 @@ class Recorder:
             if isinstance(tr, Started):
                 self._event_start = tr.start
                 self._parts = 0
-                self._open(tr.start, self.preroll.since(tr.start - self.config.recording.pre_roll))
+                self._open(tr.start, self.preroll.since(self._preroll_from(tr.start)))
                 self._held = []
             elif isinstance(tr, Resumed):
                 self._write_all(self._held)
@@ -140,6 +141,14 @@ class Recorder:
     close = flush
 
     # -- internals -----------------------------------------------------------------------------------
+
+    def _preroll_from(self, event_start: float) -> float:
+        """Where a new clip's pre-roll begins: pre_roll before the event, but not before the end of
+        the clip just closed. Footage already in that clip is not recorded twice; the clip still starts
+        at a keyframe at or before this point, so at most one keyframe interval overlaps and nothing
+        between the two clips is lost."""
+        start = event_start - self.config.recording.pre_roll
+        return start if self._recorded_until is None else max(start, self._recorded_until)
 
     def _behind(self, frame: CapturedFrame) -> bool:
         return frame.monotonic is not None and time.monotonic() - frame.monotonic > MAX_LAG
@@ -277,6 +286,7 @@ class Recorder:
                 log.exception("aborting the clip failed")
             return
         self.clips_closed += 1
+        self._recorded_until = last
         self.last_clip_id = getattr(record, "id", None) or getattr(clip.writer, "clip_id", None)
         log.info("clip %s closed: %.1f s, %d packets, peak %.3f", self.last_clip_id,
                  (last - clip.start), clip.muxer.packets, clip.peak)
