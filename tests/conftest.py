@@ -28,9 +28,11 @@ class Result:
 
 
 def run_cli(*args: str, state: Path | None = None, config: Path | None = None, timeout: float = 120,
-            input: str | None = None, env: dict[str, str] | None = None, prog: str = "consentcam") -> Result:
-    """Run the real `consentcam` (or `consentcam-investigator`) entry point as a subprocess."""
-    cmd = [sys.executable, "-c", f"import sys; from {_entry(prog)} import main; sys.exit(main())"]
+            input: str | None = None, env: dict[str, str] | None = None, prog: str = "consentcam",
+            wrapper: tuple[str, ...] = ()) -> Result:
+    """Run the real `consentcam` (or `consentcam-investigator`) entry point as a subprocess
+    (`wrapper`: a command it runs under, e.g. ("unshare", "-n") for a network namespace of its own)."""
+    cmd = [*wrapper, sys.executable, "-c", f"import sys; from {_entry(prog)} import main; sys.exit(main())"]
     if state is not None:
         cmd += ["--state-dir", str(state)]
     if config is not None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -123,3 +124,26 @@ def test_the_table_for_people_and_bad_arguments(videos: dict[str, Path]) -> None
     res = run_cli("camera", "check", "--seconds", "abc")
     assert res.returncode == 2 and "argument --seconds: 'abc' is not a number of seconds" in res.stderr
     assert run_cli("camera", "--help").returncode == 0 and run_cli("camera", "check", "--help").returncode == 0
+
+
+def _network_namespaces() -> bool:
+    try:
+        return subprocess.run(["unshare", "-n", "true"], capture_output=True, timeout=10).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+@pytest.mark.parametrize("record", ["auto", "encode"])
+def test_a_camera_host_name_that_does_not_resolve_is_named(tmp_path: Path, record: str) -> None:
+    """In a network namespace of its own (no interface but a down loopback, so no DNS server can be
+    reached and nothing leaves the machine) the name cannot resolve. Both ways of opening a stream
+    say so in the same words, and the FFmpeg inside OpenCV prints nothing of its own to stderr."""
+    if not _network_namespaces():
+        pytest.skip("cannot create a network namespace here (unshare -n needs root or user namespaces)")
+    config = tmp_path / "config.yaml"
+    config.write_text(f"camera:\n  source: opencv\n  record: {record}\n")
+    res = run_cli("camera", "check", "--device", "rtsp://admin:s3cret-pw@camera.invalid:554/stream1", "--seconds",
+                  "1", config=config, state=tmp_path / "state", timeout=60, wrapper=("unshare", "-n"))
+    assert res.returncode == 1, (res.stdout, res.stderr)
+    assert "cannot find the host 'camera.invalid' (the name does not resolve)" in res.stdout, res
+    assert "s3cret" not in res.stdout + res.stderr and "Failed to resolve" not in res.stderr, res

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import threading
 import time
 from collections.abc import Iterator
@@ -342,6 +343,10 @@ def _quiet_opencv() -> None:
     # OpenCV prints its own warnings to stderr for every failed open; our error says it once.
     with contextlib.suppress(AttributeError):  # builds without the logging module
         cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+    # So does the FFmpeg inside OpenCV ("[tcp @ 0x...] Failed to resolve hostname ..."), straight to
+    # stderr, past the log scrubbing that keeps camera passwords out of the journal. It reads this
+    # when its backend first starts (the first stream or file opened); set it to 24 to see them again.
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
 
 
 def to_luma(bgr: np.ndarray, size: tuple[int, int]) -> np.ndarray:
