@@ -1,9 +1,12 @@
-"""Steady-state CPU and peak RSS of `consentcam run` on the synthetic camera.
+"""Steady-state CPU and peak RSS of `consentcam run` on the synthetic camera, and whether its memory grows.
 
 Starts a throwaway device (init with a generated passphrase) and runs the real daemon as a
 subprocess at 640x480 detection and 10 fps (real-time pacing) for --seconds (default 60), MQTT
 off. Samples the process with psutil once a second; the first --warmup seconds are excluded from
-the CPU figure (imports, encoder start-up). Prints one JSON object to stdout.
+the CPU figure (imports, encoder start-up). The synthetic scene has an event every half minute or
+so, so a long run (a soak: --seconds 1200 or more) opens and closes many clips; the RSS trend after
+the warm-up (a least-squares slope, over the whole window and over its second half, in MB per hour)
+shows whether memory creeps up. Prints one JSON object to stdout.
 
     .venv/bin/python bench/daemon.py [--seconds 60] [--warmup 10]
 """
@@ -75,8 +78,8 @@ def run(args: argparse.Namespace, work: Path) -> int:
                 raise SystemExit(f"daemon exited early ({proc.returncode}): {(work / 'daemon.log').read_text()[-800:]}")
             mem = ps.memory_info().rss
             peak_rss = max(peak_rss, mem)
-            rss_samples.append(mem)
             elapsed = time.monotonic() - started
+            rss_samples.append((elapsed, mem))
             if cpu_at_warm is None and elapsed >= min(args.warmup, args.seconds / 3):
                 t = ps.cpu_times()
                 cpu_at_warm, t_warm = t.user + t.system, time.monotonic()
@@ -92,6 +95,7 @@ def run(args: argparse.Namespace, work: Path) -> int:
             proc.kill()
             proc.wait(5)
     steady = (cpu_end - (cpu_at_warm or 0.0)) / max(t_end - t_warm, 1e-6)
+    warm = [(t, m) for t, m in rss_samples if t >= min(args.warmup, args.seconds / 3)]
     result = {
         "benchmark": "daemon",
         "camera": "synthetic",
@@ -104,7 +108,10 @@ def run(args: argparse.Namespace, work: Path) -> int:
         "cpu_percent_of_machine": round(100 * steady / (psutil.cpu_count() or 1), 1),
         "cores": psutil.cpu_count(),
         "peak_rss_mb": round(peak_rss / 2**20, 1),
-        "final_rss_mb": round(rss_samples[-1] / 2**20, 1) if rss_samples else None,
+        "final_rss_mb": round(rss_samples[-1][1] / 2**20, 1) if rss_samples else None,
+        "rss_after_warmup_mb": round(warm[0][1] / 2**20, 1) if warm else None,
+        "rss_slope_mb_per_hour": _slope_mb_per_hour(warm),
+        "rss_slope_second_half_mb_per_hour": _slope_mb_per_hour(warm[len(warm) // 2:]),
         "rss_target_mb": 150,
         "rss_ok": peak_rss < 150 * 2**20,
         "frames_processed": status.get("frames_processed"),
@@ -115,6 +122,18 @@ def run(args: argparse.Namespace, work: Path) -> int:
     json.dump(result, sys.stdout, indent=2)
     sys.stdout.write("\n")
     return 0
+
+
+def _slope_mb_per_hour(samples: list[tuple[float, int]]) -> float | None:
+    """Least-squares slope of RSS over time (None with too few samples to say)."""
+    if len(samples) < 10:
+        return None
+    n = len(samples)
+    mt = sum(t for t, _ in samples) / n
+    mm = sum(m for _, m in samples) / n
+    var = sum((t - mt) ** 2 for t, _ in samples)
+    cov = sum((t - mt) * (m - mm) for t, m in samples)
+    return round(cov / var * 3600 / 2**20, 2) if var > 0 else None
 
 
 def _status(state: Path) -> dict:

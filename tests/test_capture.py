@@ -14,7 +14,7 @@ from edge.capture import CapturedFrame, choose_source, open_camera
 from edge.capture.encoder import H264Encoder
 from edge.capture.frames import shrink
 from edge.capture.masks import rasterise
-from edge.capture.opencv_source import CameraOpenError, FileClock, OpenCVCamera, open_capture
+from edge.capture.opencv_source import CameraOpenError, FileClock, OpenCVCamera, StreamClock, open_capture
 from edge.capture.picamera2_source import (
     _is_limited_range,
     apply_yuv420_mask,
@@ -281,6 +281,16 @@ def test_file_clock_follows_timestamps_and_never_goes_back() -> None:
     assert [clock.time_of(s) for s in (3.0, 3.1)] == pytest.approx([4.6, 4.7])
     untimed = FileClock(4.0)
     assert [untimed.time_of(None) for _ in range(3)] == pytest.approx([0.0, 0.25, 0.5])
+
+
+def test_a_live_cameras_clock_carries_on_across_a_restart_of_its_timestamps() -> None:
+    clock = StreamClock(10.0)
+    # the first pictures of a stream often share a timestamp: the later ones keep their spacing
+    assert [clock.time_of(s) for s in (5.0, 5.0, 5.1, 5.2)] == pytest.approx([0.0, 0.1, 0.2, 0.3])
+    assert clock.time_of(1.0) == pytest.approx(0.4)  # went back (a camera restart): one frame on,
+    assert clock.time_of(1.1) == pytest.approx(0.5)  # and its new timestamps from there
+    assert clock.time_of(5000.0) == pytest.approx(0.6)  # a leap of hours: the same
+    assert [clock.time_of(s) for s in (5000.1, 5008.1)] == pytest.approx([0.7, 8.7])  # a gap under 10 s stays
 
 
 @pytest.mark.parametrize(("source", "channels"), [((640, 480), 1), ((1280, 720), 3), ((960, 720), 1), ((560, 320), 1),

@@ -1014,3 +1014,22 @@ log:
         assert res.returncode == 0, res.stderr
         recorded += len(pictures(str(out)))
     assert recorded > 8 * 15 + 15, (clips, recorded)  # one play has 120 pictures: both plays were recorded
+
+
+def test_a_re_encoded_stream_is_timed_by_the_camera_not_by_camera_fps(tmp_path: Path) -> None:
+    """A 25 fps camera with camera.fps at 15: recorded and detected at 25, each picture at its own
+    timestamp (1/25 s apart, although the first second arrives in one burst). Before, the recording
+    was stamped 1/15 s per picture and played at 60 % speed."""
+    video = write_video(SyntheticScene(2, "walk", 4, fps=25), tmp_path / "cam25.ts", size=(320, 240),
+                        options={"preset": "veryfast", "crf": "26", "x264-params": "bframes=0:keyint=25"})
+    camera = RtspCamera(video, speed=1.0)
+    try:
+        cam = OpenCVCamera(camera.url, main_size=(320, 240), detect_size=(160, 120), fps=15, reconnect_for=0)
+        assert cam.fps == 25
+        frames = list(itertools.islice(cam.frames(), 500))
+        cam.close()
+    finally:
+        camera.close()
+    packets = [p for f in frames for p in f.packets]
+    assert len(frames) >= 4 * 25 - 2 and len(packets) == len(frames)
+    assert {b.pts - a.pts for a, b in itertools.pairwise(packets)} == {90_000 // 25}

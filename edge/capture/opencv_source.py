@@ -181,6 +181,23 @@ class FileClock:
         self._base = None
 
 
+class StreamClock(FileClock):
+    """Times of a live camera's pictures from its own timestamps (OpenCV's CAP_PROP_POS_MSEC: the
+    stream's presentation time, or a webcam's buffer time), in seconds from its first picture. Not
+    the arrival time: an RTSP stream delivers its first second or two at once. Unlike a file, a
+    timestamp that goes back or leaps more than MAX_JUMP ahead (a camera that restarted) continues
+    one frame after the last picture, and later ones keep their spacing from there."""
+
+    MAX_JUMP = 10.0
+
+    def time_of(self, stamp: float | None) -> float:
+        if stamp is not None and self._base is not None and self.last is not None:
+            t = self._offset + stamp - self._base
+            if t <= self.last or t > self.last + self.MAX_JUMP:
+                self._offset, self._base = self.last + self.step, stamp
+        return super().time_of(stamp)
+
+
 def frame_luma(frame, size: tuple[int, int]) -> np.ndarray:  # type: ignore[no-untyped-def]
     """Detection plane of a decoded PyAV frame: its Y plane resized, in full range (0-255)."""
     name = frame.format.name
@@ -218,9 +235,11 @@ class OpenCVCamera:
             self.frame_count = self._file.frame_count
         else:
             self._cap = open_capture(device)
-            file_fps = 0.0
+            if device.startswith("/dev/"):
+                request_webcam_mode(self._cap, main_size, fps, self.shown)
+            file_fps = live_rate(self._cap, fps, self.shown)
             self.frame_count = 0
-        self.fps = file_fps if self.is_file and 0 < file_fps <= 240 else fps
+        self.fps = file_fps if 0 < file_fps <= 240 else fps
         self.detect_size, self.main_size = detect_size, main_size
         self.loop = loop and self.is_file
         self._encoder = None
@@ -253,23 +272,28 @@ class OpenCVCamera:
                     self._release()
 
     def _device_frames(self) -> Iterator[CapturedFrame]:
-        """Webcams and streams (files go through _file_frames): wall-clock times, until the source
-        stops delivering and does not come back (_reconnect). The recording's timestamps run on
-        across a reconnection, without the gap, like a copied stream's."""
+        """Webcams and streams (files go through _file_frames): wall-clock times for the detector and
+        the events, the camera's own timing for the recording (StreamClock), until the source stops
+        delivering and does not come back (_reconnect). The recording's timestamps run on across a
+        reconnection, without the gap, like a copied stream's."""
         n = 0
         last_frame = time.monotonic()
+        clock = StreamClock(self.fps)
         while not self._closed.is_set():
             ok, bgr = (False, None) if self._cap is None else self._cap.read()
             if not ok:
                 if self._closed.is_set() or not self._reconnect(last_frame):
                     break
+                clock.rewind()  # the new connection's timestamps start afresh
                 continue
             mono = last_frame = time.monotonic()
             t = time.time()
+            stamp = self._cap.get(cv2.CAP_PROP_POS_MSEC)
+            at = clock.time_of(stamp / 1000 if stamp > 0 else None)
             luma = to_luma(bgr, self.detect_size)
             packets = []
             if self._encoder is not None:
-                packets = self._encoder.encode(bgr, t, pts=round(n * PTS_HZ / self.fps))
+                packets = self._encoder.encode(bgr, t, pts=round(at * PTS_HZ))
             yield CapturedFrame(time=t, luma=luma, packets=packets, index=n, monotonic=mono)
             n += 1
 
@@ -323,6 +347,47 @@ class OpenCVCamera:
         if self._cap is not None:
             self._cap.release()
             self._cap = None
+
+
+# Live frame rates outside this range are a stream's bogus guess (FFmpeg reports 90000 for some
+# cameras), not a camera's rate: camera.fps is used instead.
+LIVE_FPS_RANGE = (1.0, 120.0)
+
+
+def live_rate(cap: cv2.VideoCapture, configured: float, shown: str) -> float:
+    """The rate a webcam or stream delivers (what OpenCV reports), which the recording's timing and the
+    detector need: camera.fps only asks a webcam for a rate and cannot change an IP camera's."""
+    reported = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
+    if not LIVE_FPS_RANGE[0] <= reported <= LIVE_FPS_RANGE[1]:
+        log.info("%s: does not say its frame rate (%g); taking camera.fps, %g", shown, reported, configured)
+        return configured
+    if abs(reported - configured) > 0.01 * configured:
+        log.info("%s: sends %.3g frames per second (camera.fps is %.3g): recording and detecting at %.3g",
+                 shown, reported, configured, reported)
+    return reported
+
+
+# Above this many pixels a USB 2 webcam needs MJPEG: raw YUYV at 1280x720 is 1.8 MB a picture, more
+# than the bus carries at 15 fps beside anything else.
+MJPEG_ABOVE_PIXELS = 640 * 480
+
+
+def request_webcam_mode(cap: cv2.VideoCapture, size: tuple[int, int], fps: float, shown: str) -> None:
+    """Ask a V4L2 webcam for camera.width x height at camera.fps (MJPEG above 640x480); it answers with
+    the nearest mode it has, which is logged. Without asking, a webcam starts at its default,
+    often 640x480, and the recording would be that picture scaled up."""
+    if size[0] * size[1] > MJPEG_ABOVE_PIXELS:
+        cap.set(cv2.CAP_PROP_FOURCC, cv2.VideoWriter_fourcc(*"MJPG"))  # refused quietly without MJPEG
+    cap.set(cv2.CAP_PROP_FRAME_WIDTH, size[0])
+    cap.set(cv2.CAP_PROP_FRAME_HEIGHT, size[1])
+    cap.set(cv2.CAP_PROP_FPS, fps)
+    got = (round(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), round(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)))
+    code = int(cap.get(cv2.CAP_PROP_FOURCC)) & 0xFFFFFFFF
+    fourcc = code.to_bytes(4, "little").decode("ascii", "replace").strip("\x00 ")
+    log.info("%s: the webcam delivers %dx%d %s at %.3g fps (asked for %dx%d at %.3g)", shown, *got, fourcc or "?",
+             cap.get(cv2.CAP_PROP_FPS), *size, fps)
+    if got != tuple(size):
+        log.warning("%s: the webcam has no %dx%d mode; it is recorded scaled from %dx%d", shown, *size, *got)
 
 
 def check_video_file(path: Path) -> None:
