@@ -15,7 +15,7 @@ import logging
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import ClassVar
 
@@ -825,15 +825,21 @@ def test_the_daemon_with_a_wrong_camera_password_stops_and_says_so(camera_stream
     config = tmp_path / "config.yaml"
     config.write_text(f"camera:\n  source: opencv\n  device: {camera.url.replace('rtsp://', 'rtsp://admin:wrong-pw@')}\n"
                       "log:\n  format: json\n")
-    daemon = DaemonProc(state_dir, config, tmp_path / "daemon.log")
-    try:
-        code = daemon.proc.wait(60)
-    finally:
-        daemon.stop()
-        camera.close()
+    daemon, code = daemon_until_exit(state_dir, config, tmp_path / "daemon.log", camera, 60)
     assert code == 1, daemon.log_tail()
     text = (tmp_path / "daemon.log").read_text()
     assert "refused the user name or password" in text and "wrong-pw" not in text, daemon.log_tail()
+
+
+def daemon_until_exit(state_dir: Path, config: Path, log: Path, camera: RtspCamera,
+                      timeout: float) -> tuple[DaemonProc, int]:
+    """Run the daemon until it exits by itself (at most `timeout` s); the test camera is closed after."""
+    daemon = DaemonProc(state_dir, config, log)
+    try:
+        return daemon, daemon.proc.wait(timeout)
+    finally:
+        daemon.stop()
+        camera.close()
 
 
 def test_a_camera_that_ends_sessions_without_keep_alives_is_kept_playing(camera_stream: Path) -> None:
@@ -908,22 +914,31 @@ def test_an_opencv_camera_closed_from_another_thread_during_a_stalled_read_ends_
     """Re-encoding sources read through OpenCV; releasing its capture under a read in progress crashed
     the process. The reader now releases it itself, once the read times out (4 s, not OpenCV's 30)."""
     camera = RtspCamera(camera_stream, speed=4.0, hang_after=45)
-    frames: list = []
     try:
         cam = OpenCVCamera(camera.url, main_size=(320, 240), detect_size=(160, 120), fps=15, encode=False)
-        reader = threading.Thread(target=lambda: frames.extend(cam.frames()), daemon=True)
-        reader.start()
-        deadline = time.monotonic() + 20
-        while len(frames) < 30 and time.monotonic() < deadline:
-            time.sleep(0.05)
-        time.sleep(1.5)  # the camera has stalled: the reader waits inside OpenCV's read
-        started = time.monotonic()
-        cam.close()
-        reader.join(15)
+        # once the camera has stalled, the reader waits inside OpenCV's read
+        frames, ended, took = closed_from_another_thread(cam, lambda seen: len(seen) >= 30, settle=1.5)
     finally:
         camera.close()
-    assert not reader.is_alive() and 30 <= len(frames) <= 45
-    assert time.monotonic() - started < 4 + 3  # the read timeout, not OpenCV's default 30 s
+    assert ended and 30 <= len(frames) <= 45
+    assert took < 4 + 3  # the read timeout, not OpenCV's default 30 s
+
+
+def closed_from_another_thread(cam: OpenCVCamera, until: Callable[[list], bool], settle: float,
+                               ) -> tuple[list, bool, float]:
+    """Read `cam` in a thread until `until(frames so far)` (20 s at most), wait `settle` s, close it
+    from here: (the frames, whether the reader ended within 15 s, how long close took to end it)."""
+    frames: list = []
+    reader = threading.Thread(target=lambda: frames.extend(cam.frames()), daemon=True)
+    reader.start()
+    deadline = time.monotonic() + 20
+    while not until(frames) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(settle)
+    started = time.monotonic()
+    cam.close()
+    reader.join(15)
+    return frames, not reader.is_alive(), time.monotonic() - started
 
 
 def test_a_re_encoded_stream_that_drops_is_opened_again_and_the_recording_carries_on(
@@ -950,23 +965,14 @@ def test_closing_a_re_encoded_stream_while_it_reconnects_ends_it_at_once(camera_
                                                                        caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO, logger="consentcam.capture")
     camera = RtspCamera(camera_stream, speed=8.0, sessions=1)
-    frames: list = []
     try:
         cam = OpenCVCamera(camera.url, main_size=(320, 240), detect_size=(160, 120), fps=15, encode=False)
-        reader = threading.Thread(target=lambda: frames.extend(cam.frames()), daemon=True)
-        reader.start()
-        deadline = time.monotonic() + 20
-        while "lost the stream" not in caplog.text and time.monotonic() < deadline:
-            time.sleep(0.05)
-        time.sleep(1.0)  # between attempts, or inside one
-        started = time.monotonic()
-        cam.close()
-        reader.join(10)
-        took = time.monotonic() - started
+        # closed 1 s after the camera went away: between attempts, or inside one
+        frames, ended, took = closed_from_another_thread(cam, lambda _: "lost the stream" in caplog.text, settle=1.0)
     finally:
         camera.close()
     assert "lost the stream; reconnecting for up to" in caplog.text
-    assert not reader.is_alive() and len(frames) >= 8 * 15 - 2
+    assert ended and len(frames) >= 8 * 15 - 2
     assert took < 3.0, took  # not the 15 s budget: a pause ends at once, an attempt to a gone camera fails fast
     assert "giving up" not in caplog.text
 
@@ -994,12 +1000,7 @@ storage:
 log:
   format: json
 """)
-    daemon = DaemonProc(state_dir, config, tmp_path / "daemon.log")
-    try:
-        code = daemon.proc.wait(90)
-    finally:
-        daemon.stop()
-        camera.close()
+    daemon, code = daemon_until_exit(state_dir, config, tmp_path / "daemon.log", camera, 90)
     assert code == 1, daemon.log_tail()
     messages = [str(line.get("msg", "")) for line in daemon.log_lines()]
     assert sum("reconnected" in m for m in messages) == 1, daemon.log_tail()
