@@ -3,6 +3,7 @@ PyAV decodes. Plus the pre-roll ring and the MPEG-TS muxer on their own."""
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import itertools
 import time
@@ -136,7 +137,10 @@ def small_config(**recording):
 
 
 def record(state: Path, scene: SyntheticScene, config, *, seconds: float | None = None, mask=None,
-           vault: Vault | None = None, lag: tuple[float, float] | None = None) -> tuple[Recorder, Vault]:
+           vault: Vault | None = None, lag: tuple[float, float] | None = None,
+           clock_step: tuple[float, float] | None = None) -> tuple[Recorder, Vault]:
+    """The scene through the recorder into the vault. lag (from, to): frames in that stretch arrive
+    2 s late; clock_step (at, step): from `at` s on the wall clock reads `step` s less (NTP stepping it back)."""
     vault = vault or open_vault(state)
     cam = SyntheticCamera(scene, main_size=(320, 240), detect_size=(320, 240), bitrate=config.camera.bitrate,
                           keyframe_interval=config.camera.keyframe_interval, privacy_mask=mask, start_time=T0,
@@ -145,6 +149,9 @@ def record(state: Path, scene: SyntheticScene, config, *, seconds: float | None 
     for frame in cam.frames():
         if lag and lag[0] <= frame.time - T0 < lag[1]:
             frame.monotonic = time.monotonic() - 2.0  # pretend this frame arrived 2 s ago: we are behind
+        if clock_step and frame.time - T0 >= clock_step[0]:
+            frame.time -= clock_step[1]
+            frame.packets = [dataclasses.replace(p, time=p.time - clock_step[1]) for p in frame.packets]
         rec.process(frame)
     rec.flush(T0 + (seconds or scene.duration))
     return rec, vault
@@ -268,22 +275,32 @@ def test_motion_back_within_merge_gap_continues_one_clip_without_holes(state_dir
     assert len(frames) == round((clip.end - clip.start) * FPS)  # the held seconds were written too
 
 
+@pytest.mark.parametrize("step", [0.0, 30.0], ids=["steady-clock", "clock-stepped-back-between"])
 def test_a_new_clip_does_not_record_again_what_the_last_one_holds(state_dir: Path, tmp_path: Path,
-                                                                  identity) -> None:
+                                                                  identity, step: float) -> None:
     """Two crossings 3 s apart, each its own event (merge_gap 0): the second one's 3 s pre-roll would
     reach back into the first clip. It starts at the keyframe at or before the first clip's end
-    instead: at most a keyframe interval (1 s) recorded twice, and no gap between the clips."""
+    instead: at most a keyframe interval (1 s) recorded twice, and no gap between the clips. The
+    same when the wall clock steps back 30 s between the two (the second clip's times are then
+    30 s earlier, and it must still get its pre-roll)."""
     from edge.capture.synthetic import Subject
 
     scene = SyntheticScene(2, "quiet", 20)
     scene.subjects = [Subject("person", 3.0, -0.05, 1.05, 0.62, 0.5), Subject("person", 8.5, 1.05, -0.05, 0.62, -0.5)]
-    _rec, vault = record(state_dir, scene, small_config(post_roll=1, merge_gap=0))
-    first, second = sorted(vault.list_clips(), key=lambda c: c.start)
-    assert second.extra["event_start"] - 3.0 < first.end  # the full pre-roll would overlap the first clip
+    _rec, vault = record(state_dir, scene, small_config(post_roll=1, merge_gap=0), clock_step=(7.0, step))
+    clips = vault.list_clips()
+    (first,) = [c for c in clips if 2.0 < c.extra["event_start"] - T0 < 5.0]  # the first crossing, at 3 s
+    (second,) = [c for c in clips if c is not first]
+    assert first.end - T0 < 7.0 < second.extra["event_start"] - T0 + step  # the step falls between the clips
+    assert second.extra["event_start"] + step - 3.0 < first.end  # the full pre-roll would overlap the first clip
     last_frame = round((first.end - T0) * FPS) - 1  # the first clip's last picture (its end is one frame later)
     keyframe = T0 + last_frame // FPS  # keyframes every second, on whole seconds since T0
-    assert second.start == pytest.approx(keyframe, abs=1e-3)
-    assert first.end - 1.0 <= second.start <= first.end
+    # held packets move by the step as the recorder sees it: the first picture after it comes right
+    # after the last one before it, one frame interval less than the 30 s the clock went back
+    seen = step - 1 / FPS if step else 0.0
+    assert second.start + seen == pytest.approx(keyframe, abs=1e-3)
+    assert first.end - 1.0 <= second.start + seen <= first.end
     for clip in (first, second):  # both decode from their first packet
         frames = decode(vault, clip.id, identity, tmp_path / f"{clip.id}.ts")
-        assert len(frames) == clip.extra["packets"] == round((clip.end - clip.start) * FPS)
+        squeezed = int(clip is second and step > 0)  # the picture after the step follows at no interval
+        assert len(frames) == clip.extra["packets"] == round((clip.end - clip.start) * FPS) + squeezed

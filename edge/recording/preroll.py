@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections import deque
 
 from edge.capture.frames import EncodedPacket
@@ -35,11 +36,20 @@ class PreRoll:
         """Add a packet; forget whole GOPs older than `keep` seconds before this packet."""
         if not self._packets and not pkt.keyframe:
             return  # nothing decodes before the first keyframe
+        if self._packets and pkt.time < self._packets[-1].time:
+            self._follow_clock(pkt.time - self._packets[-1].time)
         if pkt.keyframe:
             self._keyframes.append(self._first + len(self._packets))
         self._packets.append(pkt)
         self._bytes += len(pkt.data)
         self._trim(pkt.time - keep)
+
+    def _follow_clock(self, step: float) -> None:
+        """The wall clock stepped backwards (NTP on a Pi without an RTC): move the held packets' times
+        by the same step, as the event machine moves its own. Otherwise a pre-roll counted back from
+        an event after the step would start anywhere in what was held before it, and nothing held
+        would be forgotten until the clock caught up again."""
+        self._packets = deque(dataclasses.replace(p, time=p.time + step) for p in self._packets)
 
     def _over_cap(self) -> bool:
         return self._bytes > self.max_bytes or len(self._packets) > self.max_packets

@@ -62,6 +62,7 @@ class Recorder:
         self._held: list[EncodedPacket] = []  # packets while holding (post-roll over, merge_gap open)
         self._clip: _Clip | None = None
         self._recorded_until: float | None = None  # time of the last packet in the last clip closed
+        self._last_frame_time: float | None = None
         self._split_pending = False
         self._event_start: float | None = None
         self._parts = 0
@@ -100,6 +101,7 @@ class Recorder:
 
     def process(self, frame: CapturedFrame) -> None:
         self.frames += 1
+        self._follow_clock(frame.time)
         transitions = []
         if frame.luma is None or self._behind(frame):
             self._note_dropped()
@@ -141,6 +143,14 @@ class Recorder:
     close = flush
 
     # -- internals -----------------------------------------------------------------------------------
+
+    def _follow_clock(self, now: float) -> None:
+        """The wall clock stepped backwards (NTP on a Pi without an RTC): move the end of the last
+        clip by the same step, as the event machine moves its times, or a new clip would get no
+        pre-roll until the clock caught up with it again."""
+        last, self._last_frame_time = self._last_frame_time, now
+        if last is not None and now < last and self._recorded_until is not None:
+            self._recorded_until += now - last
 
     def _preroll_from(self, event_start: float) -> float:
         """Where a new clip's pre-roll begins: pre_roll before the event, but not before the end of
