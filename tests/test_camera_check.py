@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -126,24 +127,36 @@ def test_the_table_for_people_and_bad_arguments(videos: dict[str, Path]) -> None
     assert run_cli("camera", "--help").returncode == 0 and run_cli("camera", "check", "--help").returncode == 0
 
 
-def _network_namespaces() -> bool:
+def _namespaces(*kinds: str) -> bool:
     try:
-        return subprocess.run(["unshare", "-n", "true"], capture_output=True, timeout=10).returncode == 0
+        return subprocess.run(["unshare", *kinds, "true"], capture_output=True, timeout=10).returncode == 0
     except (OSError, subprocess.TimeoutExpired):
         return False
 
 
+# Where the check runs: in a network namespace of its own, no interface but a down loopback (no DNS
+# server can be reached, nothing leaves the machine); or also with a DNS server of the test's own on
+# that namespace's loopback that says no name exists (tests/netns_dns.py).
+DNS_SETUPS = {
+    "no-dns-server": (("-n",), (), "cannot look up the host 'camera.invalid': no DNS server answered"),
+    "dns-says-no-such-name": (("-m", "-n"), (sys.executable, str(Path(__file__).with_name("netns_dns.py")), "--"),
+                              "cannot find the host 'camera.invalid' (the name does not resolve)"),
+}
+
+
 @pytest.mark.parametrize("record", ["auto", "encode"])
-def test_a_camera_host_name_that_does_not_resolve_is_named(tmp_path: Path, record: str) -> None:
-    """In a network namespace of its own (no interface but a down loopback, so no DNS server can be
-    reached and nothing leaves the machine) the name cannot resolve. Both ways of opening a stream
-    say so in the same words, and the FFmpeg inside OpenCV prints nothing of its own to stderr."""
-    if not _network_namespaces():
-        pytest.skip("cannot create a network namespace here (unshare -n needs root or user namespaces)")
+@pytest.mark.parametrize("dns", list(DNS_SETUPS))
+def test_a_camera_host_name_that_does_not_resolve_is_named(tmp_path: Path, record: str, dns: str) -> None:
+    """Both ways of opening a stream (PyAV to copy it, OpenCV to re-encode it) say in the same words
+    whether the name does not exist or could not be looked up, and the FFmpeg inside OpenCV prints
+    nothing of its own to stderr."""
+    kinds, runner, expected = DNS_SETUPS[dns]
+    if not _namespaces(*kinds):
+        pytest.skip(f"cannot create namespaces here (unshare {' '.join(kinds)} needs root or user namespaces)")
     config = tmp_path / "config.yaml"
     config.write_text(f"camera:\n  source: opencv\n  record: {record}\n")
     res = run_cli("camera", "check", "--device", "rtsp://admin:s3cret-pw@camera.invalid:554/stream1", "--seconds",
-                  "1", config=config, state=tmp_path / "state", timeout=60, wrapper=("unshare", "-n"))
+                  "1", config=config, state=tmp_path / "state", timeout=60, wrapper=("unshare", *kinds, *runner))
     assert res.returncode == 1, (res.stdout, res.stderr)
-    assert "cannot find the host 'camera.invalid' (the name does not resolve)" in res.stdout, res
+    assert expected in res.stdout, res
     assert "s3cret" not in res.stdout + res.stderr and "Failed to resolve" not in res.stderr, res

@@ -11,6 +11,7 @@ import hashlib
 import http.server
 import io
 import itertools
+import json
 import logging
 import socket
 import threading
@@ -20,6 +21,7 @@ from pathlib import Path
 from typing import ClassVar
 
 import av
+import cv2
 import pytest
 from conftest import PASSPHRASE, run_cli
 from daemon_helpers import DaemonProc, clips_json
@@ -364,10 +366,15 @@ def test_copy_when_possible_re_encode_when_needed_and_refuse_an_impossible_copy(
         config_from_dict({"camera": {"record": "cpoy"}})
 
 
+MJPEG_FPS = 8
+
+
 class _Handler(http.server.BaseHTTPRequestHandler):
     """/cam.ts: the whole stream at once; /stall: half, then nothing; /live: about 4x real time, once;
     /flaky: half, then the connection drops; the whole stream on the second try; then nothing.
-    /switch: the whole stream, then on the second try the camera sends H.265 instead."""
+    /switch: the whole stream, then on the second try the camera sends H.265 instead.
+    /video.mjpg: MJPEG over HTTP as cheap cameras send it (multipart/x-mixed-replace, no timestamps),
+    MJPEG_FPS pictures a second for 4 s."""
 
     payload = b""
     other_codec = b""  # /switch: the camera comes back sending this instead
@@ -376,6 +383,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         count = self.served[self.path] = self.served.get(self.path, 0) + 1
+        if self.path == "/video.mjpg":
+            self._mjpeg()
+            return
         if (self.path == "/live" and count > 1) or (self.path in ("/flaky", "/switch") and count > 2):
             self.send_error(404)
             return
@@ -403,6 +413,20 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                     return
             return
         self.wfile.write(self.payload)
+
+    def _mjpeg(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=frame")
+        self.end_headers()
+        scene = SyntheticScene(2, "walk", 4, fps=MJPEG_FPS)
+        start = time.monotonic()
+        for i in range(scene.frame_count):
+            jpeg = cv2.imencode(".jpg", scene.bgr(i, 320, 240))[1].tobytes()
+            self.wfile.write(b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n%b\r\n"
+                             % (len(jpeg), jpeg))
+            self.wfile.flush()
+            if self.stalled.wait(max(0.0, start + (i + 1) / MJPEG_FPS - time.monotonic())):
+                return
 
     def log_message(self, *args: object) -> None:
         pass
@@ -1034,3 +1058,33 @@ def test_a_re_encoded_stream_is_timed_by_the_camera_not_by_camera_fps(tmp_path: 
     packets = [p for f in frames for p in f.packets]
     assert len(frames) >= 4 * 25 - 2 and len(packets) == len(frames)
     assert {b.pts - a.pts for a, b in itertools.pairwise(packets)} == {90_000 // 25}
+
+
+def test_mjpeg_over_http_is_timed_as_it_arrives_at_camera_fps(http_camera: str) -> None:
+    """MJPEG over HTTP carries no timestamps; FFmpeg makes up 25 fps and stamps 1/25 s apart. An
+    8 fps camera stamped that way was recorded three times too fast: its pictures are now timed
+    as they arrive, and its rate is camera.fps."""
+    cam = OpenCVCamera(f"{http_camera}/video.mjpg", main_size=(320, 240), detect_size=(160, 120), fps=MJPEG_FPS,
+                       reconnect_for=0)
+    assert not cam.timed_by_camera and cam.fps == MJPEG_FPS
+    started = time.monotonic()
+    frames = list(itertools.islice(cam.frames(), 200))
+    took = time.monotonic() - started
+    cam.close()
+    packets = [p for f in frames for p in f.packets]
+    assert len(frames) >= 4 * MJPEG_FPS - 2 and len(packets) == len(frames)
+    span = (packets[-1].pts - packets[0].pts) / 90_000
+    assert 0.8 * took - 1.0 < span <= took, (span, took)  # the recording lasts as long as it took to arrive
+
+
+def test_camera_check_says_when_camera_fps_is_not_what_an_http_stream_sends(http_camera: str, tmp_path: Path) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text("camera:\n  fps: 15\n")
+    res = run_cli("camera", "check", "--device", f"{http_camera}/video.mjpg", "--seconds", "3", "--json",
+                  config=config, state=tmp_path / "state", timeout=60)
+    assert res.returncode == 0, res.stderr
+    report = json.loads(res.stdout)
+    assert report["recorded_as"].startswith("re-encoded") or "libx264" in report["recorded_as"], report
+    assert 6 <= report["measured"]["arrival_fps"] <= 10, report["measured"]
+    assert any("but camera.fps is 15: this stream does not say its own rate" in note for note in report["advice"]), \
+        report["advice"]

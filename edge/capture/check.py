@@ -154,8 +154,10 @@ def measure(camera: Any, seconds: float, fps: float, *, live: bool) -> Measureme
     return out
 
 
-def advice(m: Measurement, *, fps: float, detect_fps: float, live: bool, keyframes_from_camera: bool) -> list[str]:
-    """What the owner should change, in words (empty: nothing)."""
+def advice(m: Measurement, *, fps: float, detect_fps: float, live: bool, keyframes_from_camera: bool,
+           rate_from_camera: bool = True) -> list[str]:
+    """What the owner should change, in words (empty: nothing). rate_from_camera False: `fps` is
+    camera.fps, the source does not say its own (an HTTP stream)."""
     notes = []
     fix_gop = ("set its I-frame interval (GOP) to 1-2 s; a clip starts at the keyframe before its pre-roll, so "
                "clips start that much earlier and the pre-roll held in RAM grows")
@@ -168,7 +170,11 @@ def advice(m: Measurement, *, fps: float, detect_fps: float, live: bool, keyfram
         notes.append(f"the detector gets {detect_fps:g} frames per second; it was tuned at {TUNED_FPS:g} and "
                      "confirms subjects later, or misses more, below that (docs/MOTION.md, \"Frame rate\"): set the "
                      "stream (or substream) to 15 fps or more")
-    if live and fps > 0 and m.seconds >= 2 and m.arrival_fps < 0.8 * fps:
+    if live and not rate_from_camera and fps > 0 and m.seconds >= 2 and not 0.8 * fps <= m.arrival_fps <= 1.25 * fps:
+        notes.append(f"the camera sends about {m.arrival_fps:.1f} pictures a second, but camera.fps is {fps:g}: this "
+                     "stream does not say its own rate, so set camera.fps to what it sends (the detector is tuned by "
+                     "it; the recording is timed as pictures arrive either way)")
+    elif live and fps > 0 and m.seconds >= 2 and m.arrival_fps < 0.8 * fps:
         notes.append(f"frames arrive at {m.arrival_fps:.1f} per second, but the stream says {fps:g}: a weak "
                      "network link (Wi-Fi), or a camera that lowers its rate in the dark")
     if m.pictures < m.frames:

@@ -54,22 +54,32 @@ def _parts(url: str) -> UrlParts:
     return UrlParts(host, port or DEFAULT_PORTS.get(scheme), "@" in netloc, after)
 
 
-def _resolves(host: str) -> bool:
-    """False only when the resolver says the name does not exist; a resolver that does not answer
-    within RESOLVE_WAIT (DNS down) proves nothing."""
-    answer: list[bool] = []
+# What the resolver said of a host name FFmpeg could not use (_lookup_problem).
+NO_SUCH_HOST = "no such host"
+NO_DNS_ANSWER = "no DNS answer"
+# The resolver's "try again later": no DNS server could be reached, or none answered in time.
+_TEMPORARY = {socket.EAI_AGAIN}
+
+
+def _lookup_problem(host: str) -> str | None:
+    """NO_SUCH_HOST when the resolver says the name does not exist, NO_DNS_ANSWER when it could not
+    ask (no DNS server reachable: the router rebooting, this machine off the network); None when the
+    name resolves, or when the resolver has not answered within RESOLVE_WAIT (that proves nothing)."""
+    answer: list[str | None] = []
 
     def ask() -> None:
         try:
             socket.getaddrinfo(host, None)
-            answer.append(True)
-        except (OSError, UnicodeError):
-            answer.append(False)
+            answer.append(None)
+        except socket.gaierror as exc:
+            answer.append(NO_DNS_ANSWER if exc.errno in _TEMPORARY else NO_SUCH_HOST)
+        except (OSError, UnicodeError):  # UnicodeError: not a valid host name at all
+            answer.append(NO_SUCH_HOST)
 
     worker = threading.Thread(target=ask, name="resolve", daemon=True)
     worker.start()
     worker.join(RESOLVE_WAIT)
-    return answer[0] if answer else True
+    return answer[0] if answer else None
 
 
 def open_container(device: str, timeouts: tuple[float, float]) -> Any:
@@ -122,8 +132,12 @@ def _url_failure(url: str, exc: BaseException, timeout: float) -> str:
         return f"nothing accepts connections at {host} port {port} (connection refused); check the address and port"
     if isinstance(exc, (TimeoutError, av.ExitError)):  # ExitError: PyAV's open timeout interrupted FFmpeg
         return f"no answer from {host} within {timeout:.2g} s; is the camera on and reachable from here?"
-    if isinstance(exc, OSError) and exc.errno == errno.EIO and host and not _resolves(host):
+    problem = _lookup_problem(host) if isinstance(exc, OSError) and exc.errno == errno.EIO and host else None
+    if problem == NO_SUCH_HOST:
         return f"cannot find the host {host!r} (the name does not resolve); check the address"
+    if problem == NO_DNS_ANSWER:
+        return (f"cannot look up the host {host!r}: no DNS server answered; check this machine's network, or "
+                "put the camera's IP address in the URL")
     if isinstance(exc, av.InvalidDataError):
         return (f"{host} took the connection but sent nothing that opens as video within {timeout:.2g} s (the "
                 "wrong port or path, or a camera still starting?)")

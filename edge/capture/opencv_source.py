@@ -226,6 +226,7 @@ class OpenCVCamera:
         self.device = device
         self.shown = without_credentials(device)  # for messages: no camera password in the journal
         self.reconnect_for = reconnect_for
+        self.timed_by_camera = timed_by_camera(device)
         self.is_file = not device.startswith("/dev/") and not is_stream_url(device)
         self._file: VideoFileReader | None = None
         self._cap: cv2.VideoCapture | None = None
@@ -237,7 +238,7 @@ class OpenCVCamera:
             self._cap = open_capture(device)
             if device.startswith("/dev/"):
                 request_webcam_mode(self._cap, main_size, fps, self.shown)
-            file_fps = live_rate(self._cap, fps, self.shown)
+            file_fps = live_rate(self._cap, fps, self.shown) if self.timed_by_camera else fps
             self.frame_count = 0
         self.fps = file_fps if 0 < file_fps <= 240 else fps
         self.detect_size, self.main_size = detect_size, main_size
@@ -288,8 +289,11 @@ class OpenCVCamera:
                 continue
             mono = last_frame = time.monotonic()
             t = time.time()
-            stamp = self._cap.get(cv2.CAP_PROP_POS_MSEC)
-            at = clock.time_of(stamp / 1000 if stamp > 0 else None)
+            if self.timed_by_camera:
+                stamp = self._cap.get(cv2.CAP_PROP_POS_MSEC) / 1000
+                at = clock.time_of(stamp if stamp > 0 else None)
+            else:
+                at = clock.time_of(mono)
             luma = to_luma(bgr, self.detect_size)
             packets = []
             if self._encoder is not None:
@@ -321,7 +325,8 @@ class OpenCVCamera:
     def close(self) -> None:
         """Safe from any thread. While frames() runs in another thread, it releases the file or the
         capture itself after its current read (freeing them under a read crashes OpenCV): a file at
-        once, a stalled stream when its read times out (STREAM_READ_TIMEOUT)."""
+        once, a stalled stream when its read times out (STREAM_READ_TIMEOUT), a stalled webcam after
+        OpenCV's own wait (10 s), a source waiting to reconnect at once."""
         with self._lock:
             self._closed.set()
             if not self._busy:
@@ -339,7 +344,10 @@ class OpenCVCamera:
                          last_packet=lambda: last_frame, opens=2)
 
     def _reopen(self, open_timeout: float) -> None:
-        self._cap = open_capture(self.device, open_timeout, diagnosis_timeout=open_timeout)
+        cap = open_capture(self.device, open_timeout, diagnosis_timeout=open_timeout)
+        if self.device.startswith("/dev/"):  # a webcam plugged back starts in its default mode again
+            request_webcam_mode(cap, self.main_size, self.fps, self.shown)
+        self._cap = cap
 
     def _release(self) -> None:
         if self._file is not None:
@@ -352,6 +360,14 @@ class OpenCVCamera:
 # Live frame rates outside this range are a stream's bogus guess (FFmpeg reports 90000 for some
 # cameras), not a camera's rate: camera.fps is used instead.
 LIVE_FPS_RANGE = (1.0, 120.0)
+
+
+def timed_by_camera(device: str) -> bool:
+    """Whether a live source's own frame rate and timestamps can be believed: RTSP (RTP timestamps)
+    and V4L2 webcams (the kernel's buffer times, the mode they agreed to) yes. An HTTP stream may
+    carry none: for MJPEG over HTTP FFmpeg makes up 25 fps and stamps pictures 1/25 s apart, however
+    fast they come. Those are timed as they arrive, at camera.fps."""
+    return device.startswith(("rtsp://", "rtsps://", "/dev/"))
 
 
 def live_rate(cap: cv2.VideoCapture, configured: float, shown: str) -> float:
@@ -377,7 +393,7 @@ def request_webcam_mode(cap: cv2.VideoCapture, size: tuple[int, int], fps: float
     the nearest mode it has, which is logged. Without asking, a webcam starts at its default,
     often 640x480, and the recording would be that picture scaled up."""
     if size[0] * size[1] > MJPEG_ABOVE_PIXELS:
-        cap.set(cv2.CAP_PROP_FOURCC, cv2.VideoWriter_fourcc(*"MJPG"))  # refused quietly without MJPEG
+        cap.set(cv2.CAP_PROP_FOURCC, cv2.VideoWriter_fourcc(*"MJPG"))  # without MJPEG: a format it has
     cap.set(cv2.CAP_PROP_FRAME_WIDTH, size[0])
     cap.set(cv2.CAP_PROP_FRAME_HEIGHT, size[1])
     cap.set(cv2.CAP_PROP_FPS, fps)

@@ -51,8 +51,9 @@ from edge.redact import without_credentials
 log = logging.getLogger("consentcam.capture")
 
 # Network sources: give up opening after OPEN_TIMEOUT; a stream that sends nothing for READ_TIMEOUT
-# is lost (and reconnected: edge.capture.reconnect). A read cannot be interrupted, so READ_TIMEOUT must stay inside
-# the daemon's first 5 s of shutdown. (The OpenCV sources use the same bounds.)
+# is lost (and reconnected: edge.capture.reconnect). A read cannot be interrupted, so READ_TIMEOUT must
+# stay well inside the daemon's 10 s shutdown, which closes the camera after 1 s. (The OpenCV sources
+# use the same bounds.)
 OPEN_TIMEOUT, READ_TIMEOUT = STREAM_OPEN_TIMEOUT, STREAM_READ_TIMEOUT
 # A timestamp more than this far ahead of the last one is a camera restart, not a gap to keep.
 MAX_JUMP_SECONDS = 10.0

@@ -136,7 +136,8 @@ def _report(config: Any, camera: Any, choice: Any, m: Any, live: bool) -> dict[s
             "keyframe_interval_s": None if m.keyframe_interval_s is None else round(m.keyframe_interval_s, 2),
             "cpu_ms_per_frame": round(m.cpu_ms_per_frame, 2),
         },
-        "advice": advice(m, fps=choice.fps, detect_fps=choice.detect_fps, live=live, keyframes_from_camera=copied),
+        "advice": advice(m, fps=choice.fps, detect_fps=choice.detect_fps, live=live, keyframes_from_camera=copied,
+                         rate_from_camera=getattr(camera, "timed_by_camera", True)),
     }
 
 

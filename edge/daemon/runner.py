@@ -40,6 +40,7 @@ from edge.state import StateDir
 log = logging.getLogger("consentcam.daemon")
 
 STOP_TIMEOUT = 10.0  # seconds the frame loop gets to close the current clip after SIGTERM
+STOP_NOTICE = 1.0  # of those, seconds it gets to see the stop flag by itself before the camera is closed under it
 CLOCK_CHECK_INTERVAL = 30.0
 RETENTION_INTERVAL = 300.0
 FREE_SPACE_CHECK_INTERVAL = 10.0
@@ -161,12 +162,13 @@ class Daemon:
         assert self.parts is not None
         ft = self._frame_thread
         if ft is not None:
-            ft.join(STOP_TIMEOUT / 2)
+            ft.join(STOP_NOTICE)
             if ft.is_alive():
-                # The camera is stuck inside a read: closing it unblocks the iterator.
+                # No frame came to see the stop flag: the camera is stuck inside a read, or waiting to
+                # reconnect. Closing it unblocks the iterator (a wait at once, a read within its timeout).
                 log.warning("frame loop did not stop; closing the camera to unblock it")
                 self.parts.close_camera()
-                ft.join(STOP_TIMEOUT / 2)
+                ft.join(STOP_TIMEOUT - STOP_NOTICE)
             if ft.is_alive():
                 self._set_error("frame loop did not stop in time; the current clip will be recovered on next start")
                 self._exit_code = EXIT_FAILED
