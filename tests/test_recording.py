@@ -275,32 +275,46 @@ def test_motion_back_within_merge_gap_continues_one_clip_without_holes(state_dir
     assert len(frames) == round((clip.end - clip.start) * FPS)  # the held seconds were written too
 
 
-@pytest.mark.parametrize("step", [0.0, 30.0], ids=["steady-clock", "clock-stepped-back-between"])
+# (seconds the wall clock steps back, when (s of real time), merge_gap): a steady clock; a step between
+# the two clips; one while the first event is held open (merge_gap longer than post_roll, packets
+# held, none written); one in the middle of the first clip.
+CLOCK_STEPS = {"steady-clock": (0.0, 7.0, 0.0), "stepped-back-between": (30.0, 7.0, 0.0),
+               "stepped-back-while-holding": (30.0, 7.0, 3.0), "stepped-back-during-the-first": (30.0, 4.0, 0.0)}
+
+
+@pytest.mark.parametrize("case", list(CLOCK_STEPS))
 def test_a_new_clip_does_not_record_again_what_the_last_one_holds(state_dir: Path, tmp_path: Path,
-                                                                  identity, step: float) -> None:
-    """Two crossings 3 s apart, each its own event (merge_gap 0): the second one's 3 s pre-roll would
-    reach back into the first clip. It starts at the keyframe at or before the first clip's end
-    instead: at most a keyframe interval (1 s) recorded twice, and no gap between the clips. The
-    same when the wall clock steps back 30 s between the two (the second clip's times are then
-    30 s earlier, and it must still get its pre-roll)."""
+                                                                  identity, case: str) -> None:
+    """Two crossings 3 s apart, each its own event: the second one's 3 s pre-roll would reach back
+    into the first clip. It starts at the keyframe at or before the first clip's end instead: at
+    most a keyframe interval (1 s) recorded twice, and no gap between the clips. The same when the
+    wall clock steps back 30 s (the second clip's times are then 30 s earlier; it must still get its
+    pre-roll, and a clip open across the step keeps its true length)."""
     from edge.capture.synthetic import Subject
 
+    step, at, merge_gap = CLOCK_STEPS[case]
     scene = SyntheticScene(2, "quiet", 20)
     scene.subjects = [Subject("person", 3.0, -0.05, 1.05, 0.62, 0.5), Subject("person", 8.5, 1.05, -0.05, 0.62, -0.5)]
-    _rec, vault = record(state_dir, scene, small_config(post_roll=1, merge_gap=0), clock_step=(7.0, step))
+    _rec, vault = record(state_dir, scene, small_config(post_roll=1, merge_gap=merge_gap), clock_step=(at, step))
     clips = vault.list_clips()
     (first,) = [c for c in clips if 2.0 < c.extra["event_start"] - T0 < 5.0]  # the first crossing, at 3 s
     (second,) = [c for c in clips if c is not first]
-    assert first.end - T0 < 7.0 < second.extra["event_start"] - T0 + step  # the step falls between the clips
-    assert second.extra["event_start"] + step - 3.0 < first.end  # the full pre-roll would overlap the first clip
-    last_frame = round((first.end - T0) * FPS) - 1  # the first clip's last picture (its end is one frame later)
-    keyframe = T0 + last_frame // FPS  # keyframes every second, on whole seconds since T0
-    # held packets move by the step as the recorder sees it: the first picture after it comes right
-    # after the last one before it, one frame interval less than the 30 s the clock went back
-    seen = step - 1 / FPS if step else 0.0
-    assert second.start + seen == pytest.approx(keyframe, abs=1e-3)
-    assert first.end - 1.0 <= second.start + seen <= first.end
-    for clip in (first, second):  # both decode from their first packet
-        frames = decode(vault, clip.id, identity, tmp_path / f"{clip.id}.ts")
-        squeezed = int(clip is second and step > 0)  # the picture after the step follows at no interval
-        assert len(frames) == clip.extra["packets"] == round((clip.end - clip.start) * FPS) + squeezed
+    # Which of the camera's pictures each clip holds, by their timestamps (picture n at n / FPS s, on
+    # no wall clock): the first crossing's clip, then the second's, from a keyframe (every FPS-th)
+    # at or before the first one's last picture, after it on none.
+    held = {}
+    for clip in (first, second):
+        out = tmp_path / f"{clip.id}.ts"
+        vault.export(clip.id, identity, out)
+        with av.open(str(out)) as media:
+            held[clip.id] = [round(p.pts * FPS / 90_000) for p in media.demux(video=0) if p.size]
+        assert len(held[clip.id]) == clip.extra["packets"]
+        assert held[clip.id] == list(range(held[clip.id][0], held[clip.id][-1] + 1))  # none missing
+        # its length on its own clock: true, also across a step (the picture after one follows the
+        # last before it at no interval, hence one short)
+        squeezed = int(step > 0 and (clip is first) == (at < held[first.id][-1] / FPS))
+        assert round((clip.end - clip.start) * FPS) == len(held[clip.id]) - squeezed
+    a, b = held[first.id], held[second.id]
+    event = round((second.extra["event_start"] - T0 + step) * FPS)  # the second crossing's first picture
+    assert event - 3 * FPS < a[-1]  # its full pre-roll would overlap the first clip
+    assert b[0] % FPS == 0 and a[-1] - FPS < b[0] <= a[-1], (a[-1], b[0])  # under a keyframe interval again, no gap

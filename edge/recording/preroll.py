@@ -36,19 +36,17 @@ class PreRoll:
         """Add a packet; forget whole GOPs older than `keep` seconds before this packet."""
         if not self._packets and not pkt.keyframe:
             return  # nothing decodes before the first keyframe
-        if self._packets and pkt.time < self._packets[-1].time:
-            self._follow_clock(pkt.time - self._packets[-1].time)
         if pkt.keyframe:
             self._keyframes.append(self._first + len(self._packets))
         self._packets.append(pkt)
         self._bytes += len(pkt.data)
         self._trim(pkt.time - keep)
 
-    def _follow_clock(self, step: float) -> None:
-        """The wall clock stepped backwards (NTP on a Pi without an RTC): move the held packets' times
-        by the same step, as the event machine moves its own. Otherwise a pre-roll counted back from
-        an event after the step would start anywhere in what was held before it, and nothing held
-        would be forgotten until the clock caught up again."""
+    def shift(self, step: float) -> None:
+        """The wall clock was stepped (the recorder sees it in its frames' times): move the held
+        packets' times by the same step. Otherwise a pre-roll counted back from an event after a
+        step back would start anywhere in what was held before it, and nothing held would be
+        forgotten until the clock caught up again."""
         self._packets = deque(dataclasses.replace(p, time=p.time + step) for p in self._packets)
 
     def _over_cap(self) -> bool:

@@ -38,6 +38,10 @@ class _Clip:
     boxes_frames: int = 0
     max_boxes: int = 0
     union: list[float] = field(default_factory=lambda: [1.0, 1.0, 0.0, 0.0])  # x0, y0, x1, y1
+    # The clip keeps the wall clock it started on: `shift` is how far that clock has been stepped since
+    # (negative: back), and `last_time` is the last packet written, on the clip's own clock.
+    shift: float = 0.0
+    last_time: float | None = None
 
 
 class Recorder:
@@ -145,12 +149,19 @@ class Recorder:
     # -- internals -----------------------------------------------------------------------------------
 
     def _follow_clock(self, now: float) -> None:
-        """The wall clock stepped backwards (NTP on a Pi without an RTC): move the end of the last
-        clip by the same step, as the event machine moves its times, or a new clip would get no
-        pre-roll until the clock caught up with it again."""
+        """The wall clock stepped backwards (NTP on a Pi without an RTC): move the packets held for
+        pre-roll and the end of the last clip by the same step, as the event machine moves its times,
+        or a new clip would get no pre-roll until the clock caught up with it again. A clip open
+        across the step keeps the clock it started on (its end and length stay true)."""
         last, self._last_frame_time = self._last_frame_time, now
-        if last is not None and now < last and self._recorded_until is not None:
-            self._recorded_until += now - last
+        if last is None or now >= last:
+            return
+        step = now - last
+        self.preroll.shift(step)
+        if self._recorded_until is not None:
+            self._recorded_until += step
+        if self._clip is not None:
+            self._clip.shift += step
 
     def _preroll_from(self, event_start: float) -> float:
         """Where a new clip's pre-roll begins: pre_roll before the event, but not before the end of
@@ -188,7 +199,8 @@ class Recorder:
                 return
         if self._split_pending and pkt.keyframe:
             self._split(pkt)
-        elif self._clip.muxer.packets and pkt.time - self._clip.start >= self.config.recording.max_clip:
+        elif self._clip.muxer.packets and pkt.time - self._clip.shift - self._clip.start >= \
+                self.config.recording.max_clip:
             self._split_pending = True
             if pkt.keyframe:
                 self._split(pkt)
@@ -228,6 +240,7 @@ class Recorder:
         if clip.muxer.packets == 0 and not pkt.keyframe:
             return  # a clip must start with a keyframe to decode
         clip.muxer.write(pkt)
+        clip.last_time = pkt.time - clip.shift
         if clip.muxer.failed is not None:
             self._fail(clip)
 
@@ -266,7 +279,8 @@ class Recorder:
             self._clip = clip
             self._fail(clip)
             return
-        last = clip.muxer.last_time if clip.muxer.last_time is not None else end
+        end, motion_end = end - clip.shift, motion_end - clip.shift  # on the clip's own clock
+        last = clip.last_time if clip.last_time is not None else end
         union = clip.union if clip.boxes_frames else None
         extra = {
             "event_start": round(self._event_start if self._event_start is not None else clip.start, 3),
@@ -296,7 +310,7 @@ class Recorder:
                 log.exception("aborting the clip failed")
             return
         self.clips_closed += 1
-        self._recorded_until = last
+        self._recorded_until = last + clip.shift
         self.last_clip_id = getattr(record, "id", None) or getattr(clip.writer, "clip_id", None)
         log.info("clip %s closed: %.1f s, %d packets, peak %.3f", self.last_clip_id,
                  (last - clip.start), clip.muxer.packets, clip.peak)
