@@ -188,6 +188,7 @@ def test_daemon_lifecycle_against_real_broker(state_dir: Path, tmp_path: Path, b
         started = time.monotonic()
         assert d.stop(signal.SIGTERM, timeout=15) == 0, d.log_tail()
         assert time.monotonic() - started < 15
+        assert "frame loop did not stop" not in d.log.read_text()  # it saw the stop: the camera was left alone
         assert "STOPPING=1" in notify.collect(lambda m: "STOPPING=1" in m, timeout=3)
     finally:
         if d.proc.poll() is None:

@@ -13,6 +13,7 @@ import io
 import itertools
 import json
 import logging
+import signal
 import socket
 import threading
 import time
@@ -1088,3 +1089,45 @@ def test_camera_check_says_when_camera_fps_is_not_what_an_http_stream_sends(http
     assert 6 <= report["measured"]["arrival_fps"] <= 10, report["measured"]
     assert any("but camera.fps is 15: this stream does not say its own rate" in note for note in report["advice"]), \
         report["advice"]
+
+
+def test_a_stop_while_the_camera_is_being_reconnected_ends_the_daemon_at_once(
+        camera_stream: Path, state_dir: Path, tmp_path: Path) -> None:
+    """SIGTERM while the camera is away: no frame comes to show the frame loop the stop, so after
+    1 s the daemon closes the camera, which ends the wait between attempts at once."""
+    camera = RtspCamera(camera_stream, speed=4.0, sessions=1)
+    config = tmp_path / "config.yaml"
+    config.write_text(f"camera:\n  source: opencv\n  device: {camera.url}\n  record: encode\n"
+                      "storage:\n  retention:\n    min_free: 1MB\nlog:\n  format: json\n")
+    daemon = DaemonProc(state_dir, config, tmp_path / "daemon.log")
+    try:
+        deadline = time.monotonic() + 60
+        while daemon.proc.poll() is None and time.monotonic() < deadline and not any(
+                "reconnecting for up to" in str(line.get("msg", "")) for line in daemon.log_lines()):
+            time.sleep(0.2)
+        time.sleep(1.0)
+        started = time.monotonic()
+        code = daemon.stop(timeout=20)
+        took = time.monotonic() - started
+    finally:
+        if daemon.proc.poll() is None:
+            daemon.stop(signal.SIGKILL)
+        camera.close()
+    messages = [str(line.get("msg", "")) for line in daemon.log_lines()]
+    assert code == 0, daemon.log_tail()
+    assert any("closing the camera to unblock it" in m for m in messages), daemon.log_tail()
+    assert took < 1.0 + 3.0, took  # the notice, then an attempt to a camera that is gone fails fast
+    assert not any("giving up" in m for m in messages)
+
+
+def test_an_h264_stream_over_http_keeps_the_cameras_own_timing_when_re_encoded(http_camera: str) -> None:
+    """Unlike MJPEG, MPEG-TS over HTTP carries timestamps and its rate: the whole stream arrives at
+    once here, and is still recorded 1/15 s a picture (camera.fps says 10)."""
+    cam = OpenCVCamera(f"{http_camera}/cam.ts", main_size=(320, 240), detect_size=(160, 120), fps=10,
+                       reconnect_for=0)
+    assert cam.timed_by_camera and cam.fps == 15
+    frames = list(itertools.islice(cam.frames(), 500))
+    cam.close()
+    packets = [p for f in frames for p in f.packets]
+    assert len(packets) == len(frames) >= 14 * 15 - 2
+    assert {b.pts - a.pts for a, b in itertools.pairwise(packets)} == {90_000 // 15}

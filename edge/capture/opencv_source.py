@@ -226,7 +226,7 @@ class OpenCVCamera:
         self.device = device
         self.shown = without_credentials(device)  # for messages: no camera password in the journal
         self.reconnect_for = reconnect_for
-        self.timed_by_camera = timed_by_camera(device)
+        self.timed_by_camera = True  # live sources: whether their own timestamps and rate are believed
         self.is_file = not device.startswith("/dev/") and not is_stream_url(device)
         self._file: VideoFileReader | None = None
         self._cap: cv2.VideoCapture | None = None
@@ -238,6 +238,7 @@ class OpenCVCamera:
             self._cap = open_capture(device)
             if device.startswith("/dev/"):
                 request_webcam_mode(self._cap, main_size, fps, self.shown)
+            self.timed_by_camera = timed_by_camera(device, self._cap)
             file_fps = live_rate(self._cap, fps, self.shown) if self.timed_by_camera else fps
             self.frame_count = 0
         self.fps = file_fps if 0 < file_fps <= 240 else fps
@@ -362,12 +363,26 @@ class OpenCVCamera:
 LIVE_FPS_RANGE = (1.0, 120.0)
 
 
-def timed_by_camera(device: str) -> bool:
-    """Whether a live source's own frame rate and timestamps can be believed: RTSP (RTP timestamps)
-    and V4L2 webcams (the kernel's buffer times, the mode they agreed to) yes. An HTTP stream may
-    carry none: for MJPEG over HTTP FFmpeg makes up 25 fps and stamps pictures 1/25 s apart, however
-    fast they come. Those are timed as they arrive, at camera.fps."""
-    return device.startswith(("rtsp://", "rtsps://", "/dev/"))
+# Codecs (OpenCV's FOURCC) whose HTTP streams carry no timing: MJPEG as multipart/x-mixed-replace.
+UNTIMED_OVER_HTTP = frozenset({"MJPG", "JPEG"})
+
+
+def fourcc_of(cap: cv2.VideoCapture) -> str:
+    """The capture's codec as four characters ("" when OpenCV does not say)."""
+    code = int(cap.get(cv2.CAP_PROP_FOURCC)) & 0xFFFFFFFF
+    return code.to_bytes(4, "little").decode("ascii", "replace").strip("\x00 ")
+
+
+def timed_by_camera(device: str, cap: cv2.VideoCapture) -> bool:
+    """Whether a live source's own frame rate and timestamps can be believed. RTSP (RTP timestamps),
+    V4L2 webcams (the kernel's buffer times, the mode they agreed to) and HTTP streams of a real
+    container (MPEG-TS, FLV, HLS: H.264 and the like) carry them. MJPEG over HTTP carries none: FFmpeg
+    makes up 25 fps and stamps its pictures 1/25 s apart however fast they come. Those, and any HTTP
+    stream whose codec OpenCV does not name, are timed as they arrive, at camera.fps."""
+    if device.startswith(("rtsp://", "rtsps://", "/dev/")):
+        return True
+    codec = fourcc_of(cap).upper()
+    return bool(codec) and codec not in UNTIMED_OVER_HTTP
 
 
 def live_rate(cap: cv2.VideoCapture, configured: float, shown: str) -> float:
@@ -398,8 +413,7 @@ def request_webcam_mode(cap: cv2.VideoCapture, size: tuple[int, int], fps: float
     cap.set(cv2.CAP_PROP_FRAME_HEIGHT, size[1])
     cap.set(cv2.CAP_PROP_FPS, fps)
     got = (round(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), round(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)))
-    code = int(cap.get(cv2.CAP_PROP_FOURCC)) & 0xFFFFFFFF
-    fourcc = code.to_bytes(4, "little").decode("ascii", "replace").strip("\x00 ")
+    fourcc = fourcc_of(cap)
     log.info("%s: the webcam delivers %dx%d %s at %.3g fps (asked for %dx%d at %.3g)", shown, *got, fourcc or "?",
              cap.get(cv2.CAP_PROP_FPS), *size, fps)
     if got != tuple(size):

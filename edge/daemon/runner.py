@@ -86,6 +86,7 @@ class Daemon:
         self.stats = FrameStats()
         self.started = clock.now()
         self._stop = threading.Event()
+        self._left_camera = threading.Event()  # the frame loop saw the stop and left the camera's frames
         self._reload = threading.Event()
         self._lock = threading.Lock()  # guards last_error and the clock flag
         self.last_error: str = ""
@@ -164,10 +165,11 @@ class Daemon:
         if ft is not None:
             ft.join(STOP_NOTICE)
             if ft.is_alive():
-                # No frame came to see the stop flag: the camera is stuck inside a read, or waiting to
-                # reconnect. Closing it unblocks the iterator (a wait at once, a read within its timeout).
-                log.warning("frame loop did not stop; closing the camera to unblock it")
-                self.parts.close_camera()
+                if not self._left_camera.is_set():
+                    # No frame came to see the stop flag: the camera is stuck inside a read, or waiting to
+                    # reconnect. Closing it unblocks the iterator (a wait at once, a read within its timeout).
+                    log.warning("frame loop did not stop; closing the camera to unblock it")
+                    self.parts.close_camera()
                 ft.join(STOP_TIMEOUT - STOP_NOTICE)
             if ft.is_alive():
                 self._set_error("frame loop did not stop in time; the current clip will be recovered on next start")
@@ -190,6 +192,7 @@ class Daemon:
         try:
             for frame in self.parts.frames():
                 if self._stop.is_set():
+                    self._left_camera.set()  # what is left: stopping the camera, closing the clip
                     break
                 try:
                     recorder.process(frame)
