@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -160,3 +161,37 @@ def test_a_camera_host_name_that_does_not_resolve_is_named(tmp_path: Path, recor
     assert res.returncode == 1, (res.stdout, res.stderr)
     assert expected in res.stdout, res
     assert "s3cret" not in res.stdout + res.stderr and "Failed to resolve" not in res.stderr, res
+
+
+BOUNDED_OPENS = """
+import json, time
+from edge.capture.open_errors import open_container
+from edge.capture.opencv_source import open_capture
+out = []
+for name, attempt in (("pyav", lambda: open_container("rtsp://camera.invalid:554/stream1", (2.0, 2.0))),
+                      ("opencv", lambda: open_capture("rtsp://admin:pw@camera.invalid/stream1", 2.0, 2.0))):
+    started = time.monotonic()
+    try:
+        attempt()
+        out.append([name, time.monotonic() - started, "opened"])
+    except Exception as exc:
+        out.append([name, time.monotonic() - started, str(exc)])
+print(json.dumps(out))
+"""
+
+
+def test_a_dns_server_that_never_answers_holds_an_open_no_longer_than_its_timeout() -> None:
+    """FFmpeg's own lookup ignores its timeouts: with a DNS server that takes queries and never
+    answers, the resolver tries twice for 5 s each, and an open took 12 s (an OpenCV one with its
+    diagnosis 22 s), past a reconnect's attempt and a stop's budget. The name is now looked up first,
+    for at most the open's timeout (2 s here)."""
+    if not _namespaces("-m", "-n"):
+        pytest.skip("cannot create namespaces here (unshare -m -n needs root or user namespaces)")
+    runner = Path(__file__).with_name("netns_dns.py")
+    res = subprocess.run(["unshare", "-m", "-n", sys.executable, str(runner), "--silent", "--", sys.executable, "-c",
+                          BOUNDED_OPENS], capture_output=True, text=True, timeout=90,
+                         env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
+    assert res.returncode == 0, res.stderr
+    for name, took, message in json.loads(res.stdout):
+        assert took < 3.0, (name, took)
+        assert "cannot look up the host 'camera.invalid': no DNS server answered" in message, (name, message)

@@ -8,7 +8,7 @@ contain the URL's password (edge.redact.without_credentials).
 
 from __future__ import annotations
 
-import errno
+import ipaddress
 import re
 import socket
 import threading
@@ -22,9 +22,6 @@ from edge.redact import without_credentials
 DEFAULT_PORTS = {"rtsp": 554, "rtsps": 322, "http": 80, "https": 443}
 _FFMPEG_ERRNO = re.compile(r"^\[Errno -?\d+\] ")
 _ROUGH_URL = re.compile(r"^([^:/]*)://([^/?#]*)(.*)$", re.DOTALL)
-
-
-RESOLVE_WAIT = 2.0  # seconds to ask the resolver whether a host name exists (only after FFmpeg failed on it)
 
 
 @dataclass(frozen=True)
@@ -54,17 +51,47 @@ def _parts(url: str) -> UrlParts:
     return UrlParts(host, port or DEFAULT_PORTS.get(scheme), "@" in netloc, after)
 
 
-# What the resolver said of a host name FFmpeg could not use (_lookup_problem).
+# What the resolver said of a stream URL's host name (check_host, _lookup_problem).
 NO_SUCH_HOST = "no such host"
 NO_DNS_ANSWER = "no DNS answer"
 # The resolver's "try again later": no DNS server could be reached, or none answered in time.
 _TEMPORARY = {socket.EAI_AGAIN}
 
 
-def _lookup_problem(host: str) -> str | None:
+def check_host(device: str, wait: float) -> None:
+    """Before FFmpeg is given a stream URL: CameraOpenError when its host name does not resolve within
+    `wait` s. FFmpeg's own lookup cannot be interrupted by its timeouts: with a DNS server that never
+    answers it takes 10 s or more (the resolver tries twice, 5 s each), past a reconnect's attempts
+    and a stop's budget. An address in the URL is not looked up."""
+    parts = _parts(device)
+    host = parts.host
+    if not host or _is_address(host) or "@" in parts.after_host:  # "@" after the host: not its real name
+        return
+    problem = _lookup_problem(host, wait)
+    if problem is not None:
+        raise CameraOpenError(f"{without_credentials(device)}: cannot open as a video source: "
+                              f"{_LOOKUP_FAILURES[problem].format(host=host)}")
+
+
+def _is_address(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+_LOOKUP_FAILURES = {
+    NO_SUCH_HOST: "cannot find the host {host!r} (the name does not resolve); check the address",
+    NO_DNS_ANSWER: ("cannot look up the host {host!r}: no DNS server answered; check this machine's network, or "
+                    "put the camera's IP address in the URL"),
+}
+
+
+def _lookup_problem(host: str, wait: float) -> str | None:
     """NO_SUCH_HOST when the resolver says the name does not exist, NO_DNS_ANSWER when it could not
-    ask (no DNS server reachable: the router rebooting, this machine off the network); None when the
-    name resolves, or when the resolver has not answered within RESOLVE_WAIT (that proves nothing)."""
+    ask (no DNS server reachable: the router rebooting, this machine off the network) or had no
+    answer within `wait` s; None when the name resolves."""
     answer: list[str | None] = []
 
     def ask() -> None:
@@ -78,8 +105,8 @@ def _lookup_problem(host: str) -> str | None:
 
     worker = threading.Thread(target=ask, name="resolve", daemon=True)
     worker.start()
-    worker.join(RESOLVE_WAIT)
-    return answer[0] if answer else None
+    worker.join(wait)  # a lookup still going on then is left to end by itself
+    return answer[0] if answer else NO_DNS_ANSWER
 
 
 def open_container(device: str, timeouts: tuple[float, float]) -> Any:
@@ -87,6 +114,8 @@ def open_container(device: str, timeouts: tuple[float, float]) -> Any:
     CameraOpenError saying why when it does not open."""
     import av
 
+    if is_stream_url(device):
+        check_host(device, timeouts[0])
     try:
         return av.open(device, options=ffmpeg_options(device), timeout=timeouts)
     except (av.FFmpegError, UnicodeDecodeError, OSError) as exc:
@@ -132,12 +161,6 @@ def _url_failure(url: str, exc: BaseException, timeout: float) -> str:
         return f"nothing accepts connections at {host} port {port} (connection refused); check the address and port"
     if isinstance(exc, (TimeoutError, av.ExitError)):  # ExitError: PyAV's open timeout interrupted FFmpeg
         return f"no answer from {host} within {timeout:.2g} s; is the camera on and reachable from here?"
-    problem = _lookup_problem(host) if isinstance(exc, OSError) and exc.errno == errno.EIO and host else None
-    if problem == NO_SUCH_HOST:
-        return f"cannot find the host {host!r} (the name does not resolve); check the address"
-    if problem == NO_DNS_ANSWER:
-        return (f"cannot look up the host {host!r}: no DNS server answered; check this machine's network, or "
-                "put the camera's IP address in the URL")
     if isinstance(exc, av.InvalidDataError):
         return (f"{host} took the connection but sent nothing that opens as video within {timeout:.2g} s (the "
                 "wrong port or path, or a camera still starting?)")

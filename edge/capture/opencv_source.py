@@ -59,6 +59,9 @@ def open_capture(device: str, open_timeout: float = STREAM_OPEN_TIMEOUT,
             raise CameraOpenError(f"{device}: no such camera device")
         cap = cv2.VideoCapture(device, cv2.CAP_V4L2)
     elif is_stream_url(device):
+        from edge.capture.open_errors import check_host
+
+        check_host(device, open_timeout)  # FFmpeg's own lookup ignores the open timeout
         cap = cv2.VideoCapture(device, cv2.CAP_FFMPEG,
                                [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, round(open_timeout * 1000),
                                 cv2.CAP_PROP_READ_TIMEOUT_MSEC, round(STREAM_READ_TIMEOUT * 1000)])
