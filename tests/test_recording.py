@@ -57,6 +57,24 @@ def test_preroll_keeps_whole_gops_from_a_keyframe_at_or_before_the_horizon() -> 
     assert len(ring) <= (3 + 2) * FPS  # bounded: about pre-roll plus one GOP
 
 
+def test_preroll_shifted_by_a_clock_step_counts_back_and_forgets_on_the_new_clock() -> None:
+    """A step of an hour back after 6 s: what was held moves with it, so a pre-roll counted back on the
+    new clock starts at the right keyframe, and what is older than `keep` is still forgotten."""
+    ring = PreRoll(3.0)
+    pkts = packets(150)  # 10 s, keyframe every second
+    for p in pkts[:90]:
+        ring.push(p, keep=3.0)
+    step = -3600.0
+    ring.shift(step)
+    after = [dataclasses.replace(p, time=p.time + step) for p in pkts[90:]]
+    for p in after[:16]:
+        ring.push(p, keep=3.0)
+    got = ring.since(after[15].time - 3.0)  # 3 s back from picture 105 (7 s of camera time): the keyframe at 4 s
+    assert got[0].keyframe and got[0].pts == pkts[60].pts
+    assert [p.pts for p in got] == [p.pts for p in pkts[60:106]]
+    assert len(ring) <= (3 + 2) * FPS
+
+
 def test_preroll_drops_packets_before_the_first_keyframe() -> None:
     pkts = packets(40)
     ring = PreRoll(3.0)
