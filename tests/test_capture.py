@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import av
@@ -14,7 +17,14 @@ from edge.capture import CapturedFrame, choose_source, open_camera
 from edge.capture.encoder import H264Encoder
 from edge.capture.frames import shrink
 from edge.capture.masks import rasterise
-from edge.capture.opencv_source import CameraOpenError, FileClock, OpenCVCamera, StreamClock, open_capture
+from edge.capture.opencv_source import (
+    STREAM_READ_TIMEOUT,
+    CameraOpenError,
+    FileClock,
+    OpenCVCamera,
+    StreamClock,
+    open_capture,
+)
 from edge.capture.picamera2_source import (
     _is_limited_range,
     apply_yuv420_mask,
@@ -119,6 +129,30 @@ def test_opening_bad_sources_gives_one_clear_error(tmp_path: Path) -> None:
         open_capture(str(junk))
     with pytest.raises(CameraOpenError, match="no such camera device"):
         open_capture("/dev/video97")
+
+
+_OPENCV_SETTINGS = """
+import os, sys
+from edge.capture.opencv_source import open_capture
+open_capture(sys.argv[1]).release()
+print(os.environ.get("OPENCV_VIDEOIO_V4L_SELECT_TIMEOUT"), os.environ.get("OPENCV_FFMPEG_LOGLEVEL"))
+"""
+
+
+@pytest.mark.parametrize(("preset", "expected"), [(None, f"{STREAM_READ_TIMEOUT:.0f} -8"), ("7", "7 -8")])
+def test_a_stalled_webcam_read_is_bounded_like_a_streams_unless_the_owner_says_otherwise(
+        tmp_path: Path, preset: str | None, expected: str) -> None:
+    # OpenCV's V4L2 backend reads OPENCV_VIDEOIO_V4L_SELECT_TIMEOUT (whole seconds, default 10) once,
+    # at the first read that has to wait; it has to be in the environment before any camera opens.
+    # There is no webcam here: this checks what the process hands OpenCV, in a process of its own.
+    video = write_video(SyntheticScene(3, "quiet", 1, fps=10), tmp_path / "clip.mp4", size=(64, 48))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OPENCV_")}
+    if preset is not None:
+        env["OPENCV_VIDEOIO_V4L_SELECT_TIMEOUT"] = preset
+    env["PYTHONPATH"] = str(Path(__file__).resolve().parent.parent)
+    out = subprocess.run([sys.executable, "-c", _OPENCV_SETTINGS, str(video)], env=env, capture_output=True,
+                         text=True, timeout=60, check=True).stdout.split()
+    assert " ".join(out) == expected
 
 
 def test_auto_falls_back_to_synthetic_and_says_why() -> None:

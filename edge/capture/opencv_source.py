@@ -329,8 +329,8 @@ class OpenCVCamera:
     def close(self) -> None:
         """Safe from any thread. While frames() runs in another thread, it releases the file or the
         capture itself after its current read (freeing them under a read crashes OpenCV): a file at
-        once, a stalled stream when its read times out (STREAM_READ_TIMEOUT), a stalled webcam after
-        OpenCV's own wait (10 s), a source waiting to reconnect at once."""
+        once, a stalled stream or webcam when its read times out (STREAM_READ_TIMEOUT), a source
+        waiting to reconnect at once."""
         with self._lock:
             self._closed.set()
             if not self._busy:
@@ -445,6 +445,10 @@ def _quiet_opencv() -> None:
     # stderr, past the log scrubbing that keeps camera passwords out of the journal. It reads this
     # when its backend first starts (the first stream or file opened); set it to 24 to see them again.
     os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
+    # A webcam that stops sending holds OpenCV's V4L2 read for this many whole seconds (its default is
+    # 10, read once, at the first read that has to wait): the stream reads' timeout, so a stalled webcam
+    # is noticed as soon as a stalled stream and a stop that closes it fits the shutdown budget.
+    os.environ.setdefault("OPENCV_VIDEOIO_V4L_SELECT_TIMEOUT", str(round(STREAM_READ_TIMEOUT)))
 
 
 def to_luma(bgr: np.ndarray, size: tuple[int, int]) -> np.ndarray:
