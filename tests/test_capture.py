@@ -93,6 +93,30 @@ def test_encoder_keyframes_at_the_configured_interval_and_decodes() -> None:
     assert decoded == 45
 
 
+@pytest.mark.parametrize(("rate", "jitter"), [(5.0, 0.0), (7.5, 0.3), (15.0, 0.45), (30.0, 0.0)])
+def test_keyframes_follow_the_frames_timestamps_when_the_camera_slows_down(rate: float, jitter: float) -> None:
+    # Opened at 15 fps with a keyframe a second; the camera really sends `rate` (a webcam or a Pi
+    # sensor at night sends fewer frames), with up to `jitter` of a frame's spacing of timing noise.
+    # Keyframes stay at most a second and a frame apart; at or above the nominal rate they are x264's
+    # own, every 15 frames, and timing noise (under half a frame) adds none.
+    scene = SyntheticScene(1, "mixed", 10)
+    enc = H264Encoder(160, 120, 15, bitrate=200_000, keyframe_interval=1.0)
+    rng = np.random.default_rng(3)
+    count = round(6 * rate)
+    times = [i / rate + (rng.uniform(-jitter, jitter) / rate if i else 0.0) for i in range(count)]
+    packets = []
+    for i, t in enumerate(times):
+        packets += enc.encode(scene.bgr(i, 160, 120), time=t, pts=round(t * 90_000))
+    keys = [times[i] for i, p in enumerate(packets) if p.keyframe]
+    gaps = np.diff(keys)
+    assert len(packets) == count and keys[0] == 0.0
+    assert gaps.max() <= 1.0 + 0.5 / 15 + (1 + 2 * jitter) / rate  # half a nominal frame, one of its own
+    if rate >= 15:
+        assert [i for i, p in enumerate(packets) if p.keyframe] == list(range(0, count, 15))
+    else:
+        assert gaps.min() >= 1.0 - 1.5 / 15 and len(keys) >= 5
+
+
 def test_synthetic_camera_yields_luma_and_packets() -> None:
     cam = SyntheticCamera(SyntheticScene(1, "mixed", 2), main_size=(320, 240), detect_size=(160, 120),
                           start_time=1000.0)

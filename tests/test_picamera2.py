@@ -144,6 +144,20 @@ def test_a_size_the_camera_adjusts_and_a_slower_sensor_are_taken_as_they_come(
     assert pictures[0].shape == (480, 640) and all(p[inner].max() <= 20 for p in pictures)
 
 
+def test_on_a_pi_5_a_sensor_slowed_by_the_dark_still_gets_a_keyframe_a_second(
+        fake_picamera2: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Asked for 15 fps, the sensor gives 5 (long exposures at night). Our encoder (the Pi 5 path)
+    places keyframes by the sensor's timestamps: a second apart and a frame, not 15 frames (3 s), so
+    pre-roll and clip cuts keep their granularity. (The Pi <= 4 hardware encoder counts frames.)"""
+    monkeypatch.setenv("FAKE_PICAMERA2_PLATFORM", "PISP")
+    monkeypatch.setenv("FAKE_PICAMERA2_SENSOR_FPS", "5")
+    frames = _run(_open((320, 240)), 4.5)
+    keys = [p.pts / 90_000 for f in frames for p in f.packets if p.keyframe]
+    assert len([p for f in frames for p in f.packets]) >= 18
+    assert keys[0] == 0.0 and len(keys) >= 3, keys
+    assert all(0.95 <= gap <= 1.25 for gap in np.diff(keys)), keys
+
+
 @pytest.mark.parametrize("platform", ["VC4", "PISP"])
 def test_a_stalled_camera_fails_the_source_in_time_and_close_never_hangs(
         fake_picamera2: None, platform: str, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -2,7 +2,10 @@
 
 ultrafast + zerolatency: no B-frames and no lookahead, so each frame's packet comes out at once
 (pre-roll and clip boundaries stay exact) and the CPU cost stays low. Keyframes come at a fixed
-interval (scenecut off) so clips and vault segments can always cut within keyframe_interval.
+interval (scenecut off) so clips and vault segments can always cut within keyframe_interval: every
+keyframe_interval x fps frames (x264's GOP), and sooner when the frames' timestamps say that much
+time has passed (a webcam or a Pi sensor that slows down in the dark sends fewer frames per second
+than it was opened at, and a GOP counted in frames would stretch to several seconds).
 """
 
 from __future__ import annotations
@@ -31,6 +34,11 @@ class H264Encoder:
         self.width, self.height = width - width % 2, height - height % 2
         self.fps = fps
         self.gop = max(1, round(keyframe_interval * fps))
+        # A frame at least this far (in pts) after the last keyframe is made a keyframe: half a frame past
+        # the GOP, so at the nominal rate x264 has always made one first, timing noise included, and a
+        # camera sending fewer frames gets one at most a frame of its own late.
+        self._key_after = round((self.gop + 0.5) * PTS_HZ / fps)
+        self._last_key: int | None = None
         # Privacy mask: uint8 HxW, 255 where the picture must be black; applied before encoding.
         if privacy_mask is not None and privacy_mask.shape != (self.height, self.width):
             privacy_mask = cv2.resize(privacy_mask, (self.width, self.height), interpolation=cv2.INTER_NEAREST)
@@ -58,10 +66,7 @@ class H264Encoder:
         if self._keep is not None:
             bgr = cv2.bitwise_and(bgr, bgr, mask=self._keep)
         frame = av.VideoFrame.from_ndarray(bgr, format="bgr24")
-        frame.pts = pts if pts is not None else round(self._count * PTS_HZ / self.fps)
-        frame.time_base = self._ctx.time_base
-        self._count += 1
-        return [self._packet(p, time) for p in self._ctx.encode(frame)]
+        return self._encode(frame, pts if pts is not None else round(self._count * PTS_HZ / self.fps), time)
 
     def encode_i420(self, buffer: np.ndarray, stride: int, time: float, pts: int) -> list[EncodedPacket]:
         """Encode one YUV420 (I420) camera buffer: h * 3/2 rows of `stride` bytes, the U and V planes
@@ -83,13 +88,22 @@ class H264Encoder:
                 padded = np.zeros((data.shape[0], line), np.uint8)
                 padded[:, :data.shape[1]] = data
                 plane.update(padded)
-        frame.pts = pts
-        frame.time_base = self._ctx.time_base
-        self._count += 1
-        return [self._packet(p, time) for p in self._ctx.encode(frame)]
+        return self._encode(frame, pts, time)
 
     def flush(self, time: float) -> list[EncodedPacket]:
         return [self._packet(p, time) for p in self._ctx.encode(None)]
+
+    def _encode(self, frame: av.VideoFrame, pts: int, time: float) -> list[EncodedPacket]:
+        frame.pts = pts
+        frame.time_base = self._ctx.time_base
+        if self._last_key is not None and pts - self._last_key >= self._key_after:
+            frame.pict_type = av.video.frame.PictureType.I  # libx264 makes it an IDR (closed GOP)
+        self._count += 1
+        packets = [self._packet(p, time) for p in self._ctx.encode(frame)]
+        for packet in packets:
+            if packet.keyframe:
+                self._last_key = packet.pts
+        return packets
 
     @staticmethod
     def _packet(p: av.Packet, time: float) -> EncodedPacket:
