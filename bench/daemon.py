@@ -6,7 +6,10 @@ off. Samples the process with psutil once a second; the first --warmup seconds a
 the CPU figure (imports, encoder start-up). The synthetic scene has an event every half minute or
 so, so a long run (a soak: --seconds 1200 or more) opens and closes many clips; the RSS trend after
 the warm-up (a least-squares slope, over the whole window and over its second half, in MB per hour)
-shows whether memory creeps up. Prints one JSON object to stdout.
+shows whether memory creeps up. RSS counts the library code the process has touched (OpenCV,
+FFmpeg, numpy, OpenSSL: about 40 MB, which other processes using the same libraries share); USS,
+what only this process holds (those pages included when nothing else maps them), is reported next
+to it. Prints one JSON object to stdout.
 
     .venv/bin/python bench/daemon.py [--seconds 60] [--warmup 10]
 """
@@ -68,7 +71,8 @@ def run(args: argparse.Namespace, work: Path) -> int:
         proc = subprocess.Popen([*base, "run"], stdout=log, stderr=subprocess.STDOUT, env=env)
     ps = psutil.Process(proc.pid)
     started = time.monotonic()
-    peak_rss = 0
+    peak_rss = peak_uss = 0
+    uss = 0
     cpu_at_warm: float | None = None
     t_warm = 0.0
     rss_samples = []
@@ -76,8 +80,9 @@ def run(args: argparse.Namespace, work: Path) -> int:
         while time.monotonic() - started < args.seconds:
             if proc.poll() is not None:
                 raise SystemExit(f"daemon exited early ({proc.returncode}): {(work / 'daemon.log').read_text()[-800:]}")
-            mem = ps.memory_info().rss
-            peak_rss = max(peak_rss, mem)
+            full = ps.memory_full_info()  # reads smaps: slower than memory_info(), once a second is fine
+            mem, uss = full.rss, full.uss
+            peak_rss, peak_uss = max(peak_rss, mem), max(peak_uss, uss)
             elapsed = time.monotonic() - started
             rss_samples.append((elapsed, mem))
             if cpu_at_warm is None and elapsed >= min(args.warmup, args.seconds / 3):
@@ -109,6 +114,8 @@ def run(args: argparse.Namespace, work: Path) -> int:
         "cores": psutil.cpu_count(),
         "peak_rss_mb": round(peak_rss / 2**20, 1),
         "final_rss_mb": round(rss_samples[-1][1] / 2**20, 1) if rss_samples else None,
+        "peak_uss_mb": round(peak_uss / 2**20, 1),
+        "final_uss_mb": round(uss / 2**20, 1),
         "rss_after_warmup_mb": round(warm[0][1] / 2**20, 1) if warm else None,
         "rss_slope_mb_per_hour": _slope_mb_per_hour(warm),
         "rss_slope_second_half_mb_per_hour": _slope_mb_per_hour(warm[len(warm) // 2:]),
