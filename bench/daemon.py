@@ -115,7 +115,7 @@ def run(args: argparse.Namespace, work: Path) -> int:
         "peak_rss_mb": round(peak_rss / 2**20, 1),
         "final_rss_mb": round(rss_samples[-1][1] / 2**20, 1) if rss_samples else None,
         "peak_uss_mb": round(peak_uss / 2**20, 1),
-        "final_uss_mb": round(uss / 2**20, 1),
+        "final_uss_mb": round(uss / 2**20, 1) if rss_samples else None,
         "rss_after_warmup_mb": round(warm[0][1] / 2**20, 1) if warm else None,
         "rss_slope_mb_per_hour": _slope_mb_per_hour(warm),
         "rss_slope_second_half_mb_per_hour": _slope_mb_per_hour(warm[len(warm) // 2:]),

@@ -115,6 +115,14 @@ def test_keyframes_follow_the_frames_timestamps_when_the_camera_slows_down(rate:
         assert [i for i, p in enumerate(packets) if p.keyframe] == list(range(0, count, 15))
     else:
         assert gaps.min() >= 1.0 - 1.5 / 15 and len(keys) >= 5
+        # A forced keyframe is an IDR: a clip that starts there decodes on its own, every frame of it.
+        first_forced = [i for i, p in enumerate(packets) if p.keyframe][1]
+        codec = av.CodecContext.create("h264", "r")
+        pictures = [f for p in packets[first_forced:] for f in codec.decode(av.Packet(p.data))]
+        pictures += codec.decode(None)
+        assert len(pictures) == count - first_forced and pictures[0].key_frame
+        nal_types = {data[0] & 0x1F for data in packets[first_forced].data.split(b"\x00\x00\x01")[1:] if data}
+        assert 5 in nal_types  # an IDR slice, not a plain I slice (type 1)
 
 
 def test_synthetic_camera_yields_luma_and_packets() -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import os
 import threading
 import time
@@ -448,7 +449,7 @@ def _quiet_opencv() -> None:
     # A webcam that stops sending holds OpenCV's V4L2 read for this many whole seconds (its default is
     # 10, read once, at the first read that has to wait): the stream reads' timeout, so a stalled webcam
     # is noticed as soon as a stalled stream and a stop that closes it fits the shutdown budget.
-    os.environ.setdefault("OPENCV_VIDEOIO_V4L_SELECT_TIMEOUT", str(round(STREAM_READ_TIMEOUT)))
+    os.environ.setdefault("OPENCV_VIDEOIO_V4L_SELECT_TIMEOUT", str(max(1, math.ceil(STREAM_READ_TIMEOUT))))
 
 
 def to_luma(bgr: np.ndarray, size: tuple[int, int]) -> np.ndarray:
