@@ -95,6 +95,8 @@ _Y_PLANE_FORMATS = frozenset({"yuv420p", "yuvj420p", "yuv422p", "yuvj422p", "yuv
                               "yuvj440p", "yuv411p", "yuvj411p", "yuv410p", "nv12", "nv21", "nv16", "gray"})
 _SINGLE_THREAD_MAX_PIXELS = 1280 * 800
 _AVCOL_RANGE_JPEG = 2  # full-range (0-255) luma
+_AVCOL_RANGE_MPEG = 1  # limited range (16-235)
+RATE_SAMPLE = 48  # timestamps read to find a file's usual frame rate
 
 
 def decode_single_threaded(stream: Any) -> None:
@@ -119,6 +121,15 @@ class VideoFileReader:
         stream = self._stream
         rate = stream.average_rate or stream.guessed_rate or stream.base_rate
         self.fps = float(rate) if rate else 0.0
+        usual = self._typical_rate()
+        if usual is not None and abs(usual - self.fps) > 0.01 * usual:  # the container's rate counts a gap
+            self.fps = round(usual, 3)
+        stream = self._stream  # reopened by _typical_rate
+        # where the file starts on its own timeline: before the first decodable frame in a recording
+        # cut mid-GOP (whose first pictures refer to a keyframe that is not in the file)
+        self.start: float | None = None
+        if stream.start_time is not None and stream.time_base:
+            self.start = float(stream.start_time * stream.time_base)
         frames = int(stream.frames or 0)
         if frames <= 0 and self.fps > 0:
             if stream.duration and stream.time_base:
@@ -131,21 +142,65 @@ class VideoFileReader:
         av = self._av
         try:
             container = av.open(str(self.path))
-            stream = container.streams.video[0]
-            decode_single_threaded(stream)
+            # the main picture, not a cover image or a thumbnail track that happens to come first
+            stream = container.streams.best("video") or container.streams.video[0]
         except (av.FFmpegError, IndexError, UnicodeDecodeError) as exc:
-            raise CameraOpenError(f"{self.path}: cannot open as a video source (not a video file?)") from exc
+            raise CameraOpenError(f"{self.path}: cannot open as a video source (not a video file, or a "
+                                  "recording that was cut off before it was finished?)") from exc
         except OSError as exc:
             raise CameraOpenError(f"{self.path}: cannot read: {exc.strerror or exc}") from exc
+        if stream.codec_context is None:
+            container.close()
+            raise CameraOpenError(f"{self.path}: this FFmpeg has no decoder for its video; "
+                                  "convert it to H.264 first")
+        decode_single_threaded(stream)
         self._container, self._stream = container, stream
 
-    def frames(self) -> Iterator[object]:
-        """Decoded PyAV frames until the end of the file (or the first undecodable part)."""
+    def _typical_rate(self) -> float | None:
+        """Frames per second from the usual spacing of the first timestamps (their median step), or
+        None when they do not tell. A container's average rate counts gaps: an MP4 with a 30-minute
+        hole in it says 0.5 fps, and the detector would be set for that rate."""
         assert self._container is not None
+        stamps: list[int] = []
         try:
-            yield from self._container.decode(self._stream)
+            for packet in self._container.demux(self._stream):
+                if packet.pts is not None:
+                    stamps.append(int(packet.pts))
+                if len(stamps) >= RATE_SAMPLE or packet.size == 0:
+                    break
+        except self._av.FFmpegError:
+            pass
+        self.rewind()  # decoding starts from the beginning again
+        steps = np.diff(np.unique(stamps))
+        if steps.size < 2 or not self._stream.time_base:
+            return None
+        # the mean of the usual steps, not their median: a millisecond time base gives 15 fps as
+        # steps of 66 and 67 ms
+        median = float(np.median(steps))
+        usual = steps[(steps >= 0.5 * median) & (steps <= 1.5 * median)]
+        fps = 1.0 / float(usual.mean() * self._stream.time_base)
+        return fps if 1.0 <= fps <= 240.0 else None
+
+    def frames(self) -> Iterator[object]:
+        """Decoded PyAV frames until the end of the file. A damaged packet is skipped, as players do
+        (the pictures that refer to it decode with errors until the next keyframe); a file that cannot
+        be read on ends there."""
+        assert self._container is not None
+        damaged = 0
+        try:
+            for packet in self._container.demux(self._stream):
+                try:
+                    frames = packet.decode()
+                except self._av.InvalidDataError as exc:
+                    damaged += 1
+                    if damaged == 1:
+                        log.warning("%s: skipping damaged data: %s", self.path, exc)
+                    continue
+                yield from frames
         except self._av.FFmpegError as exc:
             log.warning("%s: stopped decoding: %s", self.path, exc)
+        if damaged > 1:
+            log.warning("%s: skipped %d damaged packets", self.path, damaged)
 
     def rewind(self) -> None:
         self.close()
@@ -158,21 +213,23 @@ class VideoFileReader:
 
 
 class FileClock:
-    """Times of a video file's frames, in seconds from its first frame: the presentation timestamps,
-    so dropped frames, gaps and variable frame rates (common in NVR exports and phone video) stay
-    where they are on the file's own timeline, as a player shows them. A frame without a timestamp,
-    or one that does not move forward, gets the previous time plus one nominal frame interval. After
-    a rewind (looping files) the clock carries on from where it was."""
+    """Times of a video file's frames, in seconds from the file's start (its video's own start time,
+    else its first frame; a recording cut mid-GOP starts before its first decodable picture, as a
+    player shows it): the presentation timestamps, so dropped frames, gaps and variable frame rates
+    (common in NVR exports and phone video) stay where they are on the file's own timeline. A frame
+    without a timestamp, or one that does not move forward, gets the previous time plus one nominal
+    frame interval. After a rewind (looping files) the clock carries on from where it was."""
 
-    def __init__(self, fps: float) -> None:
+    def __init__(self, fps: float, start: float | None = None) -> None:
         self.step = 1.0 / fps
         self.last: float | None = None
         self._base: float | None = None  # timestamp of the first frame since the start or the last rewind
         self._offset = 0.0
+        self._start = start  # the file's own start (None: its first frame), at or before the first frame
 
     def time_of(self, stamp: float | None) -> float:
         if stamp is not None and self._base is None:
-            self._base = stamp
+            self._base = stamp if self._start is None or self._start > stamp else self._start
         guess = 0.0 if self.last is None else self.last + self.step
         t = guess if stamp is None or self._base is None else self._offset + stamp - self._base
         if self.last is not None and t <= self.last:
@@ -212,7 +269,9 @@ def frame_luma(frame, size: tuple[int, int]) -> np.ndarray:  # type: ignore[no-u
     y = np.frombuffer(plane, np.uint8).reshape(h, plane.line_size)[:, :w]  # a view: no copy
     if (w, h) != size:
         y = shrink(y, size)
-    if name == "gray" or name.startswith("yuvj") or frame.color_range == _AVCOL_RANGE_JPEG:
+    # grey pictures are full range unless they say otherwise (a monochrome HEVC stream is limited)
+    if name.startswith("yuvj") or frame.color_range == _AVCOL_RANGE_JPEG or (
+            name == "gray" and frame.color_range != _AVCOL_RANGE_MPEG):
         return np.ascontiguousarray(y)
     return limited_to_full_range(y)
 
@@ -308,7 +367,7 @@ class OpenCVCamera:
 
     def _file_frames(self, reader: VideoFileReader) -> Iterator[CapturedFrame]:
         start = time.time() if self.time_origin is None else self.time_origin
-        clock = FileClock(self.fps)
+        clock = FileClock(self.fps, reader.start)
         n = 0
         while not self._closed.is_set():
             first = n

@@ -31,7 +31,7 @@ log = logging.getLogger("consentcam.detect")
 def register(sub: argparse._SubParsersAction) -> None:
     d = sub.add_parser("detect", help="run the motion detector and event logic over a video file",
                        description="Runs exactly the live detector and event state machine over a video file, "
-                                   "faster than real time. Event times are seconds from the file's first frame, "
+                                   "faster than real time. Event times are seconds from the start of the file, "
                                    "by its timestamps, without pre/post-roll. Use it to tune the motion settings "
                                    "on your own footage.")
     d.add_argument("video", metavar="VIDEO", help="a video file (anything FFmpeg reads)")

@@ -1,0 +1,171 @@
+"""Real-world video files through the file source that `consentcam detect` reads: what owners and
+evaluators feed it is rarely a clean MP4 written in one go (ring-buffer exports cut mid-GOP, files
+with holes or a damaged packet, odd codecs, a still picture as the first stream)."""
+
+from __future__ import annotations
+
+import fractions
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+from edge.capture.frames import CameraOpenError
+from edge.capture.opencv_source import OpenCVCamera, VideoFileReader, frame_luma
+from edge.capture.synthetic import SyntheticScene
+from edge.config import MotionConfig, RecordingConfig
+from edge.recording.analysis import analyse
+
+SIZE = (320, 240)
+
+
+def _encode(path: Path, scene: SyntheticScene, *, pts_of=None, options: dict[str, str] | None = None,  # type: ignore[no-untyped-def]
+            before=None) -> Path:  # type: ignore[no-untyped-def]
+    """The scene as H.264 at 15 fps; `pts_of(i)` gives frame i's timestamp in 1/15 s units (a hole is a
+    jump); `before(container)` adds a stream ahead of the video and returns what writes it (every
+    stream must exist before the first packet is written)."""
+    with av.open(str(path), "w") as container:
+        write_before = before(container) if before is not None else None
+        stream = container.add_stream("libx264", rate=15, options={"preset": "ultrafast", **(options or {})})
+        stream.width, stream.height, stream.pix_fmt = *SIZE, "yuv420p"
+        stream.codec_context.time_base = fractions.Fraction(1, 15)
+        if write_before is not None:
+            write_before()
+        for i in range(scene.frame_count):
+            frame = av.VideoFrame.from_ndarray(scene.bgr(i, *SIZE), format="bgr24")
+            frame.pts = i if pts_of is None else pts_of(i)
+            frame.time_base = fractions.Fraction(1, 15)
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode(None):
+            container.mux(packet)
+    return path
+
+
+def _detect(path: Path) -> tuple[float, int, list]:  # type: ignore[type-arg]
+    cam = OpenCVCamera(str(path), main_size=SIZE, detect_size=SIZE, fps=15, encode=False, time_origin=0.0)
+    try:
+        result = analyse(((f.time, f.luma) for f in cam.frames()), cam.fps, MotionConfig(), RecordingConfig())
+    finally:
+        cam.close()
+    return cam.fps, result.frames, result.events
+
+
+def _walk() -> SyntheticScene:
+    scene = SyntheticScene(1, "walk", 20.0, 15)
+    assert len(scene.ground_truth.motion) == 1
+    return scene
+
+
+def test_a_damaged_packet_is_skipped_and_the_rest_of_the_file_still_counts(tmp_path: Path) -> None:
+    # One corrupt NAL length in the middle of an MP4 (a bad sector, a cut download) used to end the
+    # analysis at that packet: a person on screen after it was never seen.
+    scene = _walk()
+    video = _encode(tmp_path / "walk.mp4", scene, options={"g": "30"})
+    with av.open(str(video)) as c:
+        positions = [p.pos for p in c.demux(c.streams.video[0]) if p.pos is not None and p.size]
+    data = bytearray(video.read_bytes())
+    data[positions[100]:positions[100] + 4] = b"\xff\xff\xff\xff"
+    video.write_bytes(bytes(data))
+    _fps, frames, events = _detect(video)
+    truth = scene.ground_truth.motion[0]
+    assert frames >= scene.frame_count - 30, frames  # at most the damaged group of pictures is lost
+    assert len(events) == 1 and events[0].start < truth.end - 2 and events[0].end > truth.end - 1, (events, truth)
+
+
+def test_a_recording_cut_mid_gop_decodes_and_counts_from_its_own_start(tmp_path: Path) -> None:
+    # Ring-buffer and NVR exports start wherever the cut fell: the first pictures refer to a keyframe
+    # that is not in the file. Before, such a file gave "no frames could be decoded".
+    scene = SyntheticScene(1, "walk", 40.0, 15)
+    whole = _encode(tmp_path / "whole.ts", scene, options={"g": "150", "keyint_min": "150", "sc_threshold": "0"})
+    with av.open(str(whole)) as c:
+        stream = c.streams.video[0]
+        cut_at = next(p.pos for p in c.demux(stream) if p.pts is not None and p.pts * stream.time_base >= 12)
+    cut = tmp_path / "cut.ts"
+    cut.write_bytes(whole.read_bytes()[cut_at - cut_at % 188:])
+    fps, frames, events = _detect(cut)
+    assert fps == pytest.approx(15.0)
+    assert 0 < frames < scene.frame_count - 12 * 15
+    later = [s for s in scene.ground_truth.motion if s.start > 20.0]  # after the first keyframe in the cut
+    assert later, scene.ground_truth.motion
+    for subject in later:
+        # the file's own start is 12 s into the scene: times are on its timeline, not from its
+        # first decodable picture (8 s further on)
+        assert any(abs(ev.start - (subject.start - 12.0)) < 0.8 for ev in events), (events, later)
+
+
+def test_a_file_with_a_long_hole_keeps_its_real_frame_rate(tmp_path: Path) -> None:
+    # An MP4's average rate counts the hole: 30 s of footage with 30 minutes missing in the middle
+    # said 0.5 fps, the detector was set for it and the file's foliage became one event from 0.2 s
+    # to the end. The usual spacing of the timestamps is the rate.
+    scene = SyntheticScene(1, "foliage", 30.0, 15)
+    half = scene.frame_count // 2
+    video = _encode(tmp_path / "hole.mp4", scene, pts_of=lambda i: i if i < half else i + 1800 * 15)
+    assert VideoFileReader(str(video)).fps == pytest.approx(15.0)
+    fps, frames, events = _detect(video)
+    assert fps == pytest.approx(15.0) and frames == scene.frame_count
+    assert events == [], events
+
+
+def test_the_main_picture_is_read_when_a_still_image_comes_first(tmp_path: Path) -> None:
+    def cover(container):  # type: ignore[no-untyped-def]
+        still = container.add_stream("mjpeg", rate=1)
+        still.width, still.height, still.pix_fmt = 64, 64, "yuvj420p"
+
+        def write() -> None:
+            picture = av.VideoFrame.from_ndarray(np.zeros((64, 64, 3), np.uint8), format="bgr24")
+            for packet in [*still.encode(picture.reformat(format="yuvj420p")), *still.encode(None)]:
+                container.mux(packet)
+        return write
+
+    scene = _walk()
+    video = _encode(tmp_path / "two.mkv", scene, before=cover)
+    fps, frames, events = _detect(video)
+    assert fps == pytest.approx(15.0) and frames == scene.frame_count
+    assert len(events) == 1, events
+
+
+def test_a_video_codec_this_ffmpeg_cannot_decode_is_one_clear_error(tmp_path: Path) -> None:
+    scene = SyntheticScene(1, "quiet", 2.0, 15)
+    video = _encode(tmp_path / "odd.avi", scene)
+    data = video.read_bytes()
+    assert b"H264" in data
+    video.write_bytes(data.replace(b"H264", b"QQQQ"))
+    with pytest.raises(CameraOpenError, match="no decoder for its video"):
+        VideoFileReader(str(video))
+    cli = subprocess.run([sys.executable, "-m", "edge", "detect", str(video), "--json"],
+                         capture_output=True, text=True, timeout=120)
+    assert cli.returncode != 0 and "no decoder for its video" in cli.stderr, cli
+    assert "Traceback" not in cli.stderr, cli.stderr
+
+
+@pytest.mark.parametrize(("color_range", "expect"), [(1, (0, 255)), (2, (16, 235)), (0, (16, 235))])
+def test_grey_pictures_are_stretched_only_when_they_say_limited_range(color_range: int,
+                                                                      expect: tuple[int, int]) -> None:
+    # Monochrome HEVC decodes to "gray" marked limited range (16-235); the detector wants full range,
+    # as from every colour format. Grey pictures that do not say are taken as full range.
+    grey = np.full(SIZE[::-1], 16, np.uint8)
+    grey[:, SIZE[0] // 2:] = 235
+    frame = av.VideoFrame.from_ndarray(grey, format="gray")
+    frame.color_range = color_range
+    luma = frame_luma(frame, SIZE)
+    assert (int(luma.min()), int(luma.max())) == expect
+
+
+def test_detect_reads_a_file_with_a_hole_on_its_real_timeline(tmp_path: Path) -> None:
+    # the whole command: JSON with the file's rate, and the walker where a player shows them
+    scene = _walk()
+    hole = 600 * 15
+    video = _encode(tmp_path / "hole.mp4", scene, pts_of=lambda i: i if i < 30 else i + hole)
+    cli = subprocess.run([sys.executable, "-m", "edge", "detect", str(video), "--json"],
+                         capture_output=True, text=True, timeout=120)
+    assert cli.returncode == 0, cli.stderr
+    out = json.loads(cli.stdout)
+    assert out["fps"] == pytest.approx(15.0) and out["frames"] == scene.frame_count
+    truth = scene.ground_truth.motion[0]
+    assert len(out["events"]) == 1, out
+    assert abs(out["events"][0]["start"] - (truth.start + 600.0)) < 0.8, (out, truth)
