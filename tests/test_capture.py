@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import subprocess
@@ -45,6 +46,29 @@ def test_any_frame_renders_on_its_own_and_in_any_order() -> None:
         assert np.array_equal(b.luma(i), first[i])
     assert np.array_equal(a.bgr(250, 320, 240), b.bgr(250, 320, 240))
     assert not np.array_equal(SyntheticScene(5, "mixed", 60).luma(250), first[250])
+
+
+@pytest.mark.parametrize(("size", "colour"), [((320, 240), False), ((1280, 720), True)])
+def test_the_on_screen_clock_is_drawn_top_left_and_ticks_each_second(size: tuple[int, int], colour: bool) -> None:
+    def render(scene: SyntheticScene, i: int) -> np.ndarray:
+        return scene.bgr(i, *size) if colour else scene.luma(i, *size)
+
+    plain, clocked = SyntheticScene(3, "quiet", 10), SyntheticScene(3, "quiet", 10, clock=True)
+    w, h = size
+    frames = [render(clocked, i) for i in range(0, 45, 3)]  # 3 s
+    for i, img in zip(range(0, 45, 3), frames, strict=True):
+        differs = np.argwhere((img != render(plain, i)).reshape(h, w, -1).any(axis=2))
+        assert differs.size, "no clock drawn"
+        assert differs[:, 0].max() < 0.08 * h and differs[:, 1].max() < 0.6 * w  # a line of text, top left
+        text = img[: round(0.08 * h), : round(0.6 * w)]
+        assert text.min() <= 10 and text.max() >= 245  # white on a black outline
+    # the seconds turn over two or three times in 3 s, and the text holds still in between
+    white = [np.all(img[: round(0.08 * h)] == 255, axis=-1) if colour else img[: round(0.08 * h)] == 255
+             for img in frames]
+    changes = sum(not np.array_equal(a, b) for a, b in itertools.pairwise(white))
+    assert 2 <= changes <= 3, changes
+    # the picture outside the text is the scene's, untouched
+    assert np.array_equal(render(clocked, 7)[round(0.1 * h):], render(plain, 7)[round(0.1 * h):])
 
 
 def test_ground_truth_is_exposed_and_round_trips(tmp_path: Path) -> None:

@@ -27,6 +27,7 @@ from edge.errors import ConsentcamError
 
 SCENARIOS = ("mixed", "night", "lighting", "ir", "foliage", "rain", "noise", "quiet", "distractors", "walk")
 REAL_KINDS = ("person", "car", "cat")
+CLOCK_START = 1795456680.0  # 2026-11-23 17:58:00 UTC: the on-screen clock's time at frame 0 of seed 0
 MAIN_RENDER_MAX_WIDTH = 640  # the main picture is rendered at most this wide, then scaled up (cheap)
 
 # (B, G, R) colours of the scene parts.
@@ -125,12 +126,16 @@ class GroundTruth:
 class SyntheticScene:
     """The scene for (seed, scenario, duration, fps). Cheap to create; renders on demand."""
 
-    def __init__(self, seed: int = 1, scenario: str = "mixed", duration: float = 120.0, fps: float = 15.0) -> None:
+    def __init__(self, seed: int = 1, scenario: str = "mixed", duration: float = 120.0, fps: float = 15.0, *,
+                 clock: bool = False) -> None:
+        # clock: burn in the date and time at the top left, as most IP cameras and NVRs do (white text
+        # with a black outline, the same brightness whatever the scene's light does)
         if scenario not in SCENARIOS:
             raise SceneError(f"unknown scenario {scenario!r}; choose one of: {', '.join(SCENARIOS)}")
         if duration <= 0 or fps <= 0:
             raise SceneError(f"duration and fps must be positive, got {duration} s at {fps} fps")
         self.seed, self.scenario, self.duration, self.fps = seed, scenario, float(duration), float(fps)
+        self.clock = clock
         rng = np.random.default_rng([seed, SCENARIOS.index(scenario)])
         self.night = scenario in ("night", "noise") or (scenario == "ir")
         self.subjects: list[Subject] = []
@@ -242,7 +247,10 @@ class SyntheticScene:
 
     def luma(self, index: int, width: int = 320, height: int = 240) -> np.ndarray:
         """Detection Y plane (uint8 HxW) of frame `index`."""
-        return self._render(index, width, height, channels=1)[:, :, 0]
+        img = self._render(index, width, height, channels=1)
+        if self.clock:
+            self._draw_clock(img, index)
+        return img[:, :, 0]
 
     def bgr(self, index: int, width: int = 1280, height: int = 720) -> np.ndarray:
         """Main picture (uint8 HxWx3), rendered at most MAIN_RENDER_MAX_WIDTH wide and scaled up."""
@@ -251,7 +259,27 @@ class SyntheticScene:
         img = self._render(index, rw, rh, channels=3)
         if (rw, rh) != (width, height):
             img = cv2.resize(img, (width, height), interpolation=cv2.INTER_LINEAR)
+        if self.clock:
+            self._draw_clock(img, index)
         return img
+
+    def _draw_clock(self, img: np.ndarray, index: int) -> None:
+        """The camera's on-screen clock, drawn at the output size (a camera draws it sharp): text about
+        4 % of the picture high. The seed sets the time of day, so seconds turn over part-way through
+        a scene's frames."""
+        h, w = img.shape[:2]
+        when = CLOCK_START + 37.37 * self.seed + index / self.fps
+        text = _time.strftime("%Y-%m-%d %H:%M:%S", _time.gmtime(when))
+        scale = 0.45 * h / 240
+        # the text as a mask, and a black outline one or two pixels round it (drawn by growing the mask:
+        # OpenCV's text thickness is not the same from one version to the next)
+        mask = np.zeros((h, w), np.uint8)
+        cv2.putText(mask, text, (round(0.02 * w), round(0.03 * h + 22 * scale)), cv2.FONT_HERSHEY_SIMPLEX, scale,
+                    255, 1, cv2.LINE_AA)
+        grow = 2 * max(1, round(scale)) + 1
+        img[cv2.dilate(mask, np.ones((grow, grow), np.uint8)) > 0] = 0
+        alpha = mask.astype(np.float32)[:, :, None] / 255.0
+        np.copyto(img, (img * (1.0 - alpha) + 255.0 * alpha).astype(np.uint8), where=mask[:, :, None] > 0)
 
     def _render(self, index: int, w: int, h: int, channels: int) -> np.ndarray:
         t = index / self.fps

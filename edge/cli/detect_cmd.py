@@ -50,6 +50,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--scenario", default="mixed", help="mixed, night, lighting, ir, foliage, rain, noise, quiet, "
                                                        "distractors (default mixed)")
     s.add_argument("--fps", type=float, default=15.0)
+    s.add_argument("--clock", action="store_true",
+                   help="burn in the date and time at the top left, as most IP cameras do")
     s.add_argument("--size", default="640x480", help="WIDTHxHEIGHT (default 640x480)")
     add_json_option(s)
     s.set_defaults(handler=cmd_synth)
@@ -172,7 +174,7 @@ def cmd_synth(ctx: Context) -> int:
         raise ConsentcamError(f"--size: {w}x{h} is outside 64x48 .. 3840x2160")
     if not (1 <= args.seconds <= 24 * 3600):
         raise ConsentcamError(f"--seconds: must be between 1 and 86400, got {args.seconds}")
-    scene = SyntheticScene(args.seed, args.scenario, args.seconds, args.fps)
+    scene = SyntheticScene(args.seed, args.scenario, args.seconds, args.fps, clock=args.clock)
     out = Path(args.out)
     if not out.parent.is_dir():
         raise NotFoundError(f"{out.parent}: no such directory")
