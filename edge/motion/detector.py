@@ -164,6 +164,9 @@ class MotionDetector:
         self._lag = max(1, round(self.fps / TUNED_FPS))
         self._jump_scale = min(1.0, self.fps / LOW_FPS) ** LOW_FPS_POWER
         self._toggle_rate = min(1.0, TOGGLE_RATE * TUNED_FPS / self.fps)
+        # step and hold only from LOW_FPS up: below it one frame spans several 1/15 s steps and a subject
+        # fills cells in one jump, as a step does (at 5 fps it lost a subject: docs/MOTION.md)
+        self._step_and_hold = self.fps >= LOW_FPS
         self._common_every = max(1, round(COMMON_EVERY * self.fps / TUNED_FPS))
         # travel test: frames back (newest first) sampled about 1/15 s apart over TRAVEL_TIME
         n_ref = max(3, round(TRAVEL_TIME * TUNED_FPS))
@@ -445,7 +448,10 @@ class MotionDetector:
         if self._refused_any:
             self._refused[:] = False
             self._refused_any = False
-        kept = [g for g in self._groups(active) if self._moving(g, active, order)]
+        groups = self._groups(active)
+        if not self._step_and_hold:  # below LOW_FPS a subject arrives in jumps (docs/MOTION.md)
+            return self._result(groups)
+        kept = [g for g in groups if self._moving(g, active, order)]
         for x, y, w, h, _cells in kept:
             self._credit[y:y + h, x:x + w] |= active[y:y + h, x:x + w]
             self._credit_any = True
@@ -492,7 +498,7 @@ class MotionDetector:
             travel = abs(float(cx[-1] - cx[0]))
             if travel < TRAVEL_CELLS or travel < TRAVEL_STRAIGHT * float(steps):
                 continue
-            if float(np.abs(np.diff(cx)).max()) > TRAVEL_SPREAD * travel:
+            if self._step_and_hold and float(np.abs(np.diff(cx)).max()) > TRAVEL_SPREAD * travel:
                 continue  # all in one step: a change that jumped and holds, not a subject walking
             kept.append((x, y, w, h, cells))
         return self._result(kept)
