@@ -25,6 +25,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.motion import NO_MOTION, REAL, latency
+from bench.motion_fps import seed_range
 from edge.capture.synthetic import SyntheticScene
 from edge.config import MotionConfig, RecordingConfig
 from edge.motion.scoring import Score, score_events
@@ -60,11 +61,6 @@ def summary(per: dict[str, Score], false_s: dict[str, float]) -> dict:
             "false_seconds": {s: round(false_s[s], 2) for s in SCENARIOS}}
 
 
-def _seed_range(text: str) -> range:
-    first, _, last = text.partition("-")
-    return range(int(first), int(last or first) + 1)
-
-
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--fps", default="15", help="comma-separated rates (default 15)")
@@ -74,7 +70,7 @@ def main() -> int:
     args = ap.parse_args()
     rates = [float(x) for x in args.fps.split(",")]
     jobs: list[Job] = [(fps, scenario, seed, args.seconds, clock) for fps in rates for clock in (True, False)
-                       for scenario in SCENARIOS for seed in _seed_range(args.seeds)]
+                       for scenario in SCENARIOS for seed in seed_range(args.seeds)]
     scores = {(fps, clock): {s: Score() for s in SCENARIOS} for fps in rates for clock in (True, False)}
     seconds = {(fps, clock): dict.fromkeys(SCENARIOS, 0.0) for fps in rates for clock in (True, False)}
     with Pool(max(1, args.jobs)) as pool:

@@ -57,7 +57,8 @@ def summary(fps: float, stride: int, per: dict[str, Score]) -> dict:
     return out
 
 
-def _seed_range(text: str) -> range:
+def seed_range(text: str) -> range:
+    """'1-8' -> range(1, 9); '5' -> range(5, 6)."""
     first, _, last = text.partition("-")
     return range(int(first), int(last or first) + 1)
 
@@ -72,7 +73,7 @@ def main() -> int:
     args = ap.parse_args()
     rates = [float(x) for x in args.fps.split(",")]
     jobs: list[Job] = [(fps, scenario, seed, args.seconds, max(1, args.stride))
-                       for fps in rates for scenario in REAL + NO_MOTION for seed in _seed_range(args.seeds)]
+                       for fps in rates for scenario in REAL + NO_MOTION for seed in seed_range(args.seeds)]
     scores: dict[float, dict[str, Score]] = {fps: {s: Score() for s in REAL + NO_MOTION} for fps in rates}
     with Pool(max(1, args.jobs)) as pool:
         for fps, scenario, score in pool.imap_unordered(run_scene, jobs):

@@ -1,4 +1,5 @@
-"""The motion benches: bench/motion.py refuses tuning seeds; motion_fps scores every rate; one latency summary."""
+"""The motion benches: bench/motion.py refuses tuning seeds; motion_fps scores every rate; motion_clock compares
+scenes with and without an on-screen clock; one latency summary."""
 
 from __future__ import annotations
 
@@ -32,6 +33,28 @@ def test_motion_fps_scores_every_rate_on_real_scenes(tmp_path: Path) -> None:
         assert set(row["false_events"]) == {"mixed", "night", "lighting", "ir", "foliage", "rain", "noise",
                                             "distractors"}
         assert row["recall"] == 1.0 and 0.0 <= row["onset_mean_s"] < 1.0 and "night_onset_p90_s" in row, row
+
+
+def test_motion_clock_scores_every_scenario_with_and_without_the_clock() -> None:
+    # Tuning seed 1, 60 s: with the clock its lighting scene made 2 false events before step and hold
+    # (and its distractor scene 2, mixed 1); now the lighting scene none, and every subject is found
+    # in both versions.
+    import json
+
+    bench = BENCH.with_name("motion_clock.py")
+    proc = subprocess.run([sys.executable, str(bench), "--seeds", "1", "--seconds", "60", "--jobs", "1"],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    (row,) = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert row["fps"] == 15.0 and row["seeds"] == "1"
+    for version in ("with_clock", "without_clock"):
+        result = row[version]
+        assert result["subjects"] >= 2 and result["found"] == result["subjects"], result
+        assert set(result["false_events"]) == {"mixed", "night", "lighting", "ir", "foliage", "rain", "noise",
+                                               "distractors", "quiet"}
+    assert row["added_by_clock"] == {s: row["with_clock"]["false_events"][s] - row["without_clock"]["false_events"][s]
+                                     for s in row["added_by_clock"]}
+    assert row["with_clock"]["false_events"]["lighting"] == 0, row
 
 
 def test_latency_summary_is_one_definition_for_the_motion_benches() -> None:
