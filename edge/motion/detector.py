@@ -29,12 +29,6 @@ Per frame, all in float32 numpy/cv2 on a small working copy (default 160 px wide
    mostly in one direction (net movement at least 0.75 x the path). A walking subject's region
    translates (leading edge gains cells, trailing edge loses them); a gust in a tree, rain or noise
    changes cells that stay in place and jitter back and forth, whatever part of the picture they fill.
-   No single 1/15 s step may hold most of that travel: a change that jumps once moves a centroid once.
-8. Step and hold. A structure that changes in one frame and then holds (an on-screen clock when the
-   light round it changes, a lamp's new shadow edge, a block a starved encoder updates once) is no
-   subject: an object of test 5 must show movement, structure that changed over 1/15 s in two of the
-   last seven 1/15 s steps (STEP_JUMP); one that never did is learnt into the background at the
-   normal rate.
 
 Frame rate: the constants were tuned at 15 fps. Whatever compares a frame with "the last one" for a
 rate or a jump (toggle memory, flicker memory, noise floor, brightness jump, the travel test's join
@@ -83,22 +77,6 @@ TRAVEL_TIME = 0.47  # seconds of history over which a candidate must travel (7 f
 TRAVEL_CELLS = 1.0  # how far (cells) its centroid must move over that time
 TRAVEL_STRAIGHT = 0.75  # net displacement / path length of the centroid: walking, not jittering
 TRAVEL_MARGIN = 2  # cells around a candidate in which its earlier positions are looked for
-# Step and hold (docs/MOTION.md, "An on-screen clock"): a structure that changes in one frame and then
-# holds still is no subject. A camera's on-screen clock when the light round it changes (its text keeps
-# its brightness), the shadow edge of a lamp switched on, a block a starved encoder updates once. An
-# object of the first test must show movement: cells whose structure changed over 1/15 s (STEP_JUMP of
-# their pixels) in STEP_MOVES of the 1/15 s steps within STEP_WINDOW. Only changed pixels count (rain
-# streaks on a region that already differs from the background do not), except in cells active for at
-# most FRESH s in clear weather, where any structure change counts (a subject just arrived: its first
-# pixels are not "changed" yet). An object that showed movement keeps counting while it stays active and
-# showed some in the last CREDIT_HOLD s (a subject that pauses); one that did not is left to the
-# background at the normal rate, so a held change fades in seconds instead of half a minute.
-STEP_JUMP = 0.125
-STEP_MOVES = 2
-STEP_WINDOW = 0.47
-FRESH = 1.0
-CREDIT_HOLD = 5.0
-TRAVEL_SPREAD = 0.7  # travel test: no single 1/15 s step may hold more than this share of the net travel
 RAINY = 0.02  # median flicker from which the travel test runs (clear: about 0.01-0.015; rain, night noise: 0.05)
 
 
@@ -164,9 +142,6 @@ class MotionDetector:
         self._lag = max(1, round(self.fps / TUNED_FPS))
         self._jump_scale = min(1.0, self.fps / LOW_FPS) ** LOW_FPS_POWER
         self._toggle_rate = min(1.0, TOGGLE_RATE * TUNED_FPS / self.fps)
-        # step and hold only from LOW_FPS up: below it one frame spans several 1/15 s steps and a subject
-        # fills cells in one jump, as a step does (at 5 fps it lost a subject: docs/MOTION.md)
-        self._step_and_hold = self.fps >= LOW_FPS
         self._common_every = max(1, round(COMMON_EVERY * self.fps / TUNED_FPS))
         # travel test: frames back (newest first) sampled about 1/15 s apart over TRAVEL_TIME
         n_ref = max(3, round(TRAVEL_TIME * TUNED_FPS))
@@ -219,20 +194,6 @@ class MotionDetector:
         self._track = np.zeros((self._track_n, ch, cw), np.float32)
         self._prev_loose = [np.zeros((ch, cw), bool) for _ in range(lag)]
         self._tracking = False  # _track or _prev_loose may hold something (else both are all zero)
-        # step and hold: where the structure moved over 1/15 s, per cell, for the last STEP_WINDOW
-        # (changed pixels only, 3x3 spread; and any pixel, for cells that only just became active)
-        back = {round(j * self.fps / TUNED_FPS) for j in range(max(2, round(STEP_WINDOW * TUNED_FPS)))}
-        self._step_back = sorted(back)
-        self._moved_n = self._step_back[-1] + 1
-        self._moved = np.zeros((self._moved_n, ch, cw), np.uint8)
-        self._moved_any = np.zeros((self._moved_n, ch, cw), np.uint8)
-        self._zlag: list[np.ndarray | None] = [None] * lag  # Z of the last lag frames
-        self._since = np.zeros((ch, cw), np.int64)  # frame from which a cell has been active
-        self._credit = np.zeros((ch, cw), bool)  # cells of objects that showed movement, while active
-        self._credit_any = False
-        self._shown = np.full((ch, cw), -(10 ** 9), np.int64)  # frame at which a cell last showed movement
-        self._refused = np.zeros((ch, cw), bool)  # cells of objects refused in the last frame
-        self._refused_any = False
         self._common = 0.0
         # every other pixel of the band-pass image of this frame and the lag frames before (noise floor)
         self._half = np.zeros((lag + 1, (wh + 1) // 2, (ww + 1) // 2), np.float32)
@@ -277,8 +238,6 @@ class MotionDetector:
             self._level = level
             self._levels[:] = [level] * lag
             return MotionResult(0.0, False, settling=True)
-        zlag = self._zlag[slot]
-        self._zlag[slot] = z
         # 3. change against the background structure
         diff = cv2.absdiff(z, self._zbg)
         # a pixel must stay changed in two consecutive frames: rain streaks and noise do not (frames, not
@@ -300,7 +259,6 @@ class MotionDetector:
             clipped = (small >= CLIP_HIGH).view(np.uint8)
             unclipped = cv2.dilate(clipped, self._kernel5) == 0
             changed &= unclipped
-        self._record_movement(z, zlag, changed)
         changed = changed.astype(np.float32)
         frac = cv2.resize(changed, self._cells, interpolation=cv2.INTER_AREA)
         # 6. sudden global change (IR switch, exposure jump, camera bumped): re-seed, rest a moment
@@ -318,11 +276,6 @@ class MotionDetector:
             for past in self._prev_loose:
                 past[:] = False
             self._tracking = False
-            self._moved[:] = 0
-            self._moved_any[:] = 0
-            self._credit[:] = False
-            self._refused[:] = False
-            self._credit_any = self._refused_any = False
             self._settle = max(self._settle, self._settle_frames)
             # a subject caught in the new background leaves a ghost when it walks away: for a few
             # seconds, moving areas learn at the normal rate so such ghosts fade quickly
@@ -345,10 +298,6 @@ class MotionDetector:
         active = frac > self.cell_threshold + self.flicker_gain * self._flicker
         if not self._all_allowed:
             active &= self._allowed
-        self._since[~active] = self.frames
-        if self._credit_any:
-            self._credit &= cv2.dilate(active.view(np.uint8), self._kernel) > 0
-            self._credit_any = bool(self._credit.any())
         # 7. the looser map for the travel test: flicker that is everywhere (rain, night noise) comes off
         if self.frames % self._common_every == 0 and self._watched_any:
             self._common = _median(self._flicker[self._allowed])
@@ -382,8 +331,6 @@ class MotionDetector:
                 # protect the whole object and a one-cell margin, not just its changed edges: a
                 # person who stands still must not be learnt into the background from the inside
                 grown = cv2.dilate(active.astype(np.uint8), self._kernel)
-                if self._refused_any:  # a change that jumped and holds is learnt at the normal rate
-                    grown[self._refused] = 0
                 fg = cv2.resize(grown, (ww, wh), interpolation=cv2.INTER_NEAREST)
                 alpha[fg > 0] = self._a_bg_fg if self._recover <= 0 else a_bg
             if unclipped is not None:
@@ -428,54 +375,8 @@ class MotionDetector:
         """Watched cells set in a cell map."""
         return np.count_nonzero(cells if self._all_allowed else cells & self._allowed)
 
-    def _record_movement(self, z: np.ndarray, zlag: np.ndarray | None, changed: np.ndarray) -> None:
-        """Step and hold: the cells whose structure moved since 1/15 s ago, among changed pixels (spread
-        to their 3x3 neighbours) and among all pixels."""
-        ring = self.frames % self._moved_n
-        if zlag is None:
-            self._moved[ring] = 0
-            self._moved_any[ring] = 0
-            return
-        step = cv2.absdiff(z, zlag) > self.pixel_threshold
-        cells = cv2.resize(step.astype(np.float32), self._cells, interpolation=cv2.INTER_AREA)
-        np.greater(cells, STEP_JUMP, out=self._moved_any[ring], casting="unsafe")
-        step &= changed
-        cells = cv2.resize(step.astype(np.float32), self._cells, interpolation=cv2.INTER_AREA)
-        cv2.dilate((cells > STEP_JUMP).view(np.uint8), self._kernel, dst=self._moved[ring])
-
     def _objects(self, active: np.ndarray) -> MotionResult:
-        order = [(self.frames - k) % self._moved_n for k in self._step_back]
-        if self._refused_any:
-            self._refused[:] = False
-            self._refused_any = False
-        groups = self._groups(active)
-        if not self._step_and_hold:  # below LOW_FPS a subject arrives in jumps (docs/MOTION.md)
-            return self._result(groups)
-        kept = [g for g in groups if self._moving(g, active, order)]
-        for x, y, w, h, _cells in kept:
-            self._credit[y:y + h, x:x + w] |= active[y:y + h, x:x + w]
-            self._credit_any = True
-        return self._result(kept)
-
-    def _moving(self, group: tuple[int, int, int, int, int], active: np.ndarray, order: list[int]) -> bool:
-        """Step and hold: whether an object of the first test showed movement (see STEP_JUMP)."""
-        x, y, w, h, _cells = group
-        box = (slice(max(0, y - 1), y + h + 1), slice(max(0, x - 1), x + w + 1))
-        moves = self._moved[(order, *box)].sum(axis=0, dtype=np.int32)
-        shown = bool((moves >= STEP_MOVES).any())
-        if not shown and self._common < RAINY:
-            fresh = active[box] & (self.frames - self._since[box] <= FRESH * self.fps)
-            if fresh.any():
-                moves = self._moved_any[(order, *box)].sum(axis=0, dtype=np.int32)
-                shown = bool(((moves >= STEP_MOVES) & fresh).any())
-        if shown:
-            self._shown[box] = self.frames
-            return True
-        if self._credit[box].any() and self.frames - int(self._shown[box].max()) <= CREDIT_HOLD * self.fps:
-            return True
-        self._refused[box] = True
-        self._refused_any = True
-        return False
+        return self._result(self._groups(active))
 
     def _travelling(self, joined: np.ndarray) -> MotionResult:
         # 7. objects of the looser map that travel: follow each one's centroid back through the last
@@ -498,8 +399,6 @@ class MotionDetector:
             travel = abs(float(cx[-1] - cx[0]))
             if travel < TRAVEL_CELLS or travel < TRAVEL_STRAIGHT * float(steps):
                 continue
-            if self._step_and_hold and float(np.abs(np.diff(cx)).max()) > TRAVEL_SPREAD * travel:
-                continue  # all in one step: a change that jumped and holds, not a subject walking
             kept.append((x, y, w, h, cells))
         return self._result(kept)
 
