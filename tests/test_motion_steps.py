@@ -6,7 +6,7 @@ guards at the end hold any next attempt to. (Tuning seeds; bench/motion_clock.py
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import numpy as np
 import pytest
@@ -90,31 +90,32 @@ def test_a_subject_crossing_a_lamps_shadow_edge_is_still_found() -> None:
 # Guards for any fix of the above: what the step-and-hold test got wrong (helper-36's review). Both pass
 # on the shipped detector.
 
-def _textured_wall(rng: np.random.Generator, level: int, spread: int) -> np.ndarray:
-    return (rng.integers(0, spread, (60, 80)).astype(np.float32) + level).repeat(4, 0).repeat(4, 1)
+def _on_a_noisy_wall(seconds: float, seed: int, level: int, spread: int,
+                     draw: Callable[[float, np.ndarray], None]) -> Iterator[tuple[float, np.ndarray]]:
+    """320x240 at 15 fps: a wall of 4x4-pixel tiles (level .. level + spread) with a camera's noise;
+    draw(t, picture) adds the subject."""
+    rng = np.random.default_rng(seed)
+    wall = (rng.integers(0, spread, (60, 80)).astype(np.float32) + level).repeat(4, 0).repeat(4, 1)
+    for i in range(round(seconds * 15)):
+        img = wall.copy()
+        draw(i / 15, img)
+        img += rng.normal(0, 2.0, img.shape).astype(np.float32)
+        yield i / 15, np.clip(img, 0, 255).astype(np.uint8)
 
 
 def test_a_subject_that_stands_still_for_20_s_stays_one_event() -> None:
     # A dark block slides in, stands still for 20 s (a person waiting at the door), slides on. The
     # step-and-hold test let its credit lapse after 5 s, refused it and learnt it into the background:
     # two events with 15 s of nothing between them.
-    rng = np.random.default_rng(5)
-    wall = _textured_wall(rng, 100, 40)
+    def block(t: float, img: np.ndarray) -> None:
+        if t >= 4:
+            d = t - 4
+            d = d if d <= 2 else (2 if d < 22 else d - 20)
+            x = round(20 + 45 * d)
+            if x < 300:
+                img[120:200, x:x + 24] = 45
 
-    def frames() -> Iterator[tuple[float, np.ndarray]]:
-        for i in range(32 * 15):
-            t = i / 15
-            img = wall.copy()
-            if t >= 4:
-                d = t - 4
-                d = d if d <= 2 else (2 if d < 22 else d - 20)
-                x = round(20 + 45 * d)
-                if x < 300:
-                    img[120:200, x:x + 24] = 45
-            img += rng.normal(0, 2.0, img.shape).astype(np.float32)
-            yield t, np.clip(img, 0, 255).astype(np.uint8)
-
-    events = analyse(frames(), 15.0, MotionConfig(), RecordingConfig()).events
+    events = analyse(_on_a_noisy_wall(32.0, 5, 100, 40, block), 15.0, MotionConfig(), RecordingConfig()).events
     assert len(events) == 1 and events[0].onset < 4.6 and events[0].end > 27.0, events
 
 
@@ -123,21 +124,13 @@ def test_a_slow_low_contrast_subject_is_found_soon_and_followed(speed: int) -> N
     # A block 20 grey levels darker than a dim wall creeps in at 4-15 px/s (a distant person walking
     # almost towards the camera). Over 1/15 s its edges move less than a pixel: the step-and-hold test
     # saw no movement, refused it and learnt it away (found after 22-26 s, or lost half-way).
-    rng = np.random.default_rng(7)
-    wall = _textured_wall(rng, 60, 12)
+    def block(t: float, img: np.ndarray) -> None:
+        if t >= 5:
+            x = round(-24 + speed * (t - 5))
+            if x < 320:
+                img[140:164, max(0, x):max(0, x + 24)] -= 20
 
-    def frames() -> Iterator[tuple[float, np.ndarray]]:
-        for i in range(40 * 15):
-            t = i / 15
-            img = wall.copy()
-            if t >= 5:
-                x = round(-24 + speed * (t - 5))
-                if x < 320:
-                    img[140:164, max(0, x):max(0, x + 24)] -= 20
-            img += rng.normal(0, 2.0, img.shape).astype(np.float32)
-            yield t, np.clip(img, 0, 255).astype(np.uint8)
-
-    events = analyse(frames(), 15.0, MotionConfig(), RecordingConfig()).events
+    events = analyse(_on_a_noisy_wall(40.0, 7, 60, 12, block), 15.0, MotionConfig(), RecordingConfig()).events
     in_view = 5 + 12 / speed  # half of it in the picture
     assert events and events[0].onset < in_view + 2.0, events
     leaves = min(40.0, 5 + 344 / speed)
