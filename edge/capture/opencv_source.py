@@ -157,9 +157,10 @@ class VideoFileReader:
         self._container, self._stream = container, stream
 
     def _typical_rate(self) -> float | None:
-        """Frames per second from the usual spacing of the first timestamps (their median step), or
-        None when they do not tell. A container's average rate counts gaps: an MP4 with a 30-minute
-        hole in it says 0.5 fps, and the detector would be set for that rate."""
+        """Frames per second from the usual spacing of the first timestamps (the mean of the steps
+        within half and one and a half times their median), or None when they do not tell. A
+        container's average rate counts gaps: an MP4 with a 30-minute hole in it says 0.5 fps, and
+        the detector would be set for that rate."""
         assert self._container is not None
         stamps: list[int] = []
         try:
