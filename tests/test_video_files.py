@@ -169,3 +169,37 @@ def test_detect_reads_a_file_with_a_hole_on_its_real_timeline(tmp_path: Path) ->
     truth = scene.ground_truth.motion[0]
     assert len(out["events"]) == 1, out
     assert abs(out["events"][0]["start"] - (truth.start + 600.0)) < 0.8, (out, truth)
+
+
+def _empty_recording(path: Path, options: dict[str, str] | None = None) -> Path:
+    """An H.264 MP4 whose header was written and no picture after it (the camera or the recorder
+    stopped first)."""
+    with av.open(str(path), "w", options=options) as container:
+        stream = container.add_stream("libx264", rate=15, options={"preset": "ultrafast"})
+        stream.width, stream.height, stream.pix_fmt = *SIZE, "yuv420p"
+        stream.codec_context.time_base = fractions.Fraction(1, 15)
+        container.start_encoding()  # the header, though no packet follows
+    return path
+
+
+@pytest.mark.parametrize(("options", "says"), [
+    # fragmented (as recorders stream to disk): the track is declared up front, then nothing
+    ({"movflags": "frag_keyframe+empty_moov"}, "its video stream holds no frames"),
+    # finished with no sample: FFmpeg writes no track at all
+    ({}, "holds no streams, so no video frames"),
+])
+def test_an_mp4_with_no_frames_says_so_and_fails_like_an_unreadable_file(tmp_path: Path, options: dict[str, str],
+                                                                       says: str) -> None:
+    # Before: "no frames could be decoded (not a video file?)" and "has no video stream".
+    video = _empty_recording(tmp_path / "empty.mp4", options)
+    with av.open(str(video)) as c:  # the file is what it claims: no packet with data in it
+        assert not any(p.size for s in c.streams.video for p in c.demux(s))
+    cli = subprocess.run([sys.executable, "-m", "edge", "detect", str(video), "--json"],
+                         capture_output=True, text=True, timeout=120)
+    junk = tmp_path / "junk.mp4"
+    junk.write_bytes(b"not a video" * 100)
+    unreadable = subprocess.run([sys.executable, "-m", "edge", "detect", str(junk), "--json"],
+                                capture_output=True, text=True, timeout=120)
+    assert cli.returncode == unreadable.returncode != 0 and cli.stdout == "", cli
+    expected = f"consentcam: {video}: {says} (a recording stopped before its first frame was written?)"
+    assert cli.stderr.strip() == expected, cli.stderr

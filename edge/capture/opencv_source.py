@@ -121,10 +121,15 @@ class VideoFileReader:
         stream = self._stream
         rate = stream.average_rate or stream.guessed_rate or stream.base_rate
         self.fps = float(rate) if rate else 0.0
-        usual = self._typical_rate()
+        stamps, holds_frames = self._first_stamps()
+        if not holds_frames:  # an interrupted recording: the header was written, no picture after it
+            self.close()
+            raise CameraOpenError(f"{self.path}: its video stream holds no frames (a recording stopped "
+                                  "before its first frame was written?)")
+        usual = typical_rate(stamps, self._stream.time_base)
         if usual is not None and abs(usual - self.fps) > 0.01 * usual:  # the container's rate counts a gap
             self.fps = round(usual, 3)
-        stream = self._stream  # reopened by _typical_rate
+        stream = self._stream  # reopened by _first_stamps
         # where the file starts on its own timeline: before the first decodable frame in a recording
         # cut mid-GOP (whose first pictures refer to a keyframe that is not in the file)
         self.start: float | None = None
@@ -156,31 +161,23 @@ class VideoFileReader:
         decode_single_threaded(stream)
         self._container, self._stream = container, stream
 
-    def _typical_rate(self) -> float | None:
-        """Frames per second from the usual spacing of the first timestamps (the mean of the steps
-        within half and one and a half times their median), or None when they do not tell. A
-        container's average rate counts gaps: an MP4 with a 30-minute hole in it says 0.5 fps, and
-        the detector would be set for that rate."""
+    def _first_stamps(self) -> tuple[list[int], bool]:
+        """The first RATE_SAMPLE presentation timestamps of the video, and whether it holds any
+        data at all; decoding then starts from the beginning again."""
         assert self._container is not None
         stamps: list[int] = []
+        holds_frames = False
         try:
             for packet in self._container.demux(self._stream):
+                holds_frames = holds_frames or packet.size > 0
                 if packet.pts is not None:
                     stamps.append(int(packet.pts))
                 if len(stamps) >= RATE_SAMPLE or packet.size == 0:
                     break
         except self._av.FFmpegError:
-            pass
-        self.rewind()  # decoding starts from the beginning again
-        steps = np.diff(np.unique(stamps))
-        if steps.size < 2 or not self._stream.time_base:
-            return None
-        # the mean of the usual steps, not their median: a millisecond time base gives 15 fps as
-        # steps of 66 and 67 ms
-        median = float(np.median(steps))
-        usual = steps[(steps >= 0.5 * median) & (steps <= 1.5 * median)]
-        fps = 1.0 / float(usual.mean() * self._stream.time_base)
-        return fps if 1.0 <= fps <= 240.0 else None
+            holds_frames = True  # there was something, if not readable: say so when decoding
+        self.rewind()
+        return stamps, holds_frames
 
     def frames(self) -> Iterator[object]:
         """Decoded PyAV frames until the end of the file. A damaged packet is skipped, as players do
@@ -211,6 +208,22 @@ class VideoFileReader:
         if self._container is not None:
             self._container.close()
             self._container = None
+
+
+def typical_rate(stamps: list[int], time_base: Any) -> float | None:
+    """Frames per second from the usual spacing of a video's first timestamps (the mean of the steps
+    within half and one and a half times their median), or None when they do not tell. A
+    container's average rate counts gaps: an MP4 with a 30-minute hole in it says 0.5 fps, and
+    the detector would be set for that rate."""
+    steps = np.diff(np.unique(stamps))
+    if steps.size < 2 or not time_base:
+        return None
+    # the mean of the usual steps, not their median: a millisecond time base gives 15 fps as
+    # steps of 66 and 67 ms
+    median = float(np.median(steps))
+    usual = steps[(steps >= 0.5 * median) & (steps <= 1.5 * median)]
+    fps = 1.0 / float(usual.mean() * time_base)
+    return fps if 1.0 <= fps <= 240.0 else None
 
 
 class FileClock:
@@ -490,6 +503,9 @@ def check_video_file(path: Path) -> None:
 
     try:
         with av.open(str(path)) as media:
+            if not media.streams:  # an MP4 finished before its first frame: FFmpeg writes no track at all
+                raise CameraOpenError(f"{path}: holds no streams, so no video frames (a recording stopped "
+                                      "before its first frame was written?)")
             if not media.streams.video:
                 raise CameraOpenError(f"{path}: has no video stream")
     except (av.FFmpegError, UnicodeDecodeError) as exc:
