@@ -24,21 +24,21 @@ SIZE = (320, 240)
 
 
 def _encode(path: Path, scene: SyntheticScene, *, pts_of=None, options: dict[str, str] | None = None,  # type: ignore[no-untyped-def]
-            before=None) -> Path:  # type: ignore[no-untyped-def]
-    """The scene as H.264 at 15 fps; `pts_of(i)` gives frame i's timestamp in 1/15 s units (a hole is a
-    jump); `before(container)` adds a stream ahead of the video and returns what writes it (every
+            before=None, rate: int = 15) -> Path:  # type: ignore[no-untyped-def]
+    """The scene as H.264 at `rate` fps; `pts_of(i)` gives frame i's timestamp in 1/rate s units (a hole
+    is a jump); `before(container)` adds a stream ahead of the video and returns what writes it (every
     stream must exist before the first packet is written)."""
     with av.open(str(path), "w") as container:
         write_before = before(container) if before is not None else None
-        stream = container.add_stream("libx264", rate=15, options={"preset": "ultrafast", **(options or {})})
+        stream = container.add_stream("libx264", rate=rate, options={"preset": "ultrafast", **(options or {})})
         stream.width, stream.height, stream.pix_fmt = *SIZE, "yuv420p"
-        stream.codec_context.time_base = fractions.Fraction(1, 15)
+        stream.codec_context.time_base = fractions.Fraction(1, rate)
         if write_before is not None:
             write_before()
         for i in range(scene.frame_count):
             frame = av.VideoFrame.from_ndarray(scene.bgr(i, *SIZE), format="bgr24")
             frame.pts = i if pts_of is None else pts_of(i)
-            frame.time_base = fractions.Fraction(1, 15)
+            frame.time_base = fractions.Fraction(1, rate)
             for packet in stream.encode(frame):
                 container.mux(packet)
         for packet in stream.encode(None):
@@ -203,3 +203,14 @@ def test_an_mp4_with_no_frames_says_so_and_fails_like_an_unreadable_file(tmp_pat
     assert cli.returncode == unreadable.returncode != 0 and cli.stdout == "", cli
     expected = f"consentcam: {video}: {says} (a recording stopped before its first frame was written?)"
     assert cli.stderr.strip() == expected, cli.stderr
+
+
+def test_a_one_frame_mpeg_ts_has_its_codecs_rate(tmp_path: Path) -> None:
+    # Too short for FFmpeg to measure an average rate or for us to measure the spacing: its guess
+    # from the H.264 time base said 24 (twice the rate) and detect reported it.
+    video = _encode(tmp_path / "one.ts", SyntheticScene(1, "quiet", 1 / 12, 12), rate=12)
+    cli = subprocess.run([sys.executable, "-m", "edge", "detect", str(video), "--json"],
+                         capture_output=True, text=True, timeout=120)
+    assert cli.returncode == 0, cli.stderr
+    out = json.loads(cli.stdout)
+    assert (out["fps"], out["frames"], out["seconds"]) == (12.0, 1, pytest.approx(1 / 12, abs=0.001)), out

@@ -119,7 +119,9 @@ class VideoFileReader:
         self._container = None
         self._open()
         stream = self._stream
-        rate = stream.average_rate or stream.guessed_rate or stream.base_rate
+        # a file too short for FFmpeg to measure an average (one frame of MPEG-TS) has its codec's
+        # rate; FFmpeg's guess from the time base is twice that for H.264 (two fields a frame)
+        rate = stream.average_rate or stream.codec_context.framerate or stream.guessed_rate or stream.base_rate
         self.fps = float(rate) if rate else 0.0
         stamps, holds_frames = self._first_stamps()
         if not holds_frames:  # an interrupted recording: the header was written, no picture after it
