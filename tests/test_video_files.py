@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import fractions
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -53,6 +54,11 @@ def _detect(path: Path) -> tuple[float, int, list]:  # type: ignore[type-arg]
     finally:
         cam.close()
     return cam.fps, result.frames, result.events
+
+
+def _detect_cli(video: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "edge", "detect", str(video), "--json", *args],
+                          capture_output=True, text=True, timeout=120)
 
 
 def _walk() -> SyntheticScene:
@@ -194,12 +200,10 @@ def test_an_mp4_with_no_frames_says_so_and_fails_like_an_unreadable_file(tmp_pat
     video = _empty_recording(tmp_path / "empty.mp4", options)
     with av.open(str(video)) as c:  # the file is what it claims: no packet with data in it
         assert not any(p.size for s in c.streams.video for p in c.demux(s))
-    cli = subprocess.run([sys.executable, "-m", "edge", "detect", str(video), "--json"],
-                         capture_output=True, text=True, timeout=120)
+    cli = _detect_cli(video)
     junk = tmp_path / "junk.mp4"
     junk.write_bytes(b"not a video" * 100)
-    unreadable = subprocess.run([sys.executable, "-m", "edge", "detect", str(junk), "--json"],
-                                capture_output=True, text=True, timeout=120)
+    unreadable = _detect_cli(junk)
     assert cli.returncode == unreadable.returncode != 0 and cli.stdout == "", cli
     expected = f"consentcam: {video}: {says} (a recording stopped before its first frame was written?)"
     assert cli.stderr.strip() == expected, cli.stderr
@@ -209,8 +213,103 @@ def test_a_one_frame_mpeg_ts_has_its_codecs_rate(tmp_path: Path) -> None:
     # Too short for FFmpeg to measure an average rate or for us to measure the spacing: its guess
     # from the H.264 time base said 24 (twice the rate) and detect reported it.
     video = _encode(tmp_path / "one.ts", SyntheticScene(1, "quiet", 1 / 12, 12), rate=12)
-    cli = subprocess.run([sys.executable, "-m", "edge", "detect", str(video), "--json"],
-                         capture_output=True, text=True, timeout=120)
+    cli = _detect_cli(video)
     assert cli.returncode == 0, cli.stderr
     out = json.loads(cli.stdout)
     assert (out["fps"], out["frames"], out["seconds"]) == (12.0, 1, pytest.approx(1 / 12, abs=0.001)), out
+
+
+def _without_timing(sps: bytes) -> bytes:
+    """An H.264 SPS NAL unit (header byte first, no start code) with its VUI timing taken out, as many
+    cameras write it (x264 always writes it)."""
+    rbsp = sps[1:].replace(b"\x00\x00\x03", b"\x00\x00")
+    bits = "".join(f"{b:08b}" for b in rbsp)
+    at = 0
+
+    def u(n: int) -> int:
+        nonlocal at
+        at += n
+        return int(bits[at - n:at], 2)
+
+    def ue() -> int:
+        return u(2 * (bits.index("1", at) - at) + 1) - 1
+
+    profile = u(24) >> 16
+    ue()  # seq_parameter_set_id
+    if profile in (100, 110, 122, 244, 44, 83, 86, 118, 128, 138, 139, 134, 135):
+        if ue() == 3:  # chroma_format_idc 4:4:4: separate_colour_plane_flag
+            u(1)
+        ue(), ue(), u(1)  # bit depths, qpprime_y_zero_transform_bypass
+        assert u(1) == 0, "scaling matrices are not parsed here"
+    ue()  # log2_max_frame_num_minus4
+    poc_type = ue()
+    assert poc_type in (0, 2), poc_type
+    if poc_type == 0:
+        ue()
+    ue(), u(1), ue(), ue()  # reference frames, gaps allowed, size in macroblocks
+    if u(1) == 0:  # not frame_mbs_only: mb_adaptive_frame_field
+        u(1)
+    u(1)  # direct_8x8_inference
+    if u(1):  # cropping
+        ue(), ue(), ue(), ue()
+    assert u(1), "no VUI"
+    if u(1) and u(8) == 255:  # aspect ratio: an explicit one
+        u(32)
+    if u(1):  # overscan
+        u(1)
+    if u(1) and u(5) & 1:  # video signal type, then its colour description
+        u(24)
+    if u(1):  # chroma location
+        ue(), ue()
+    assert bits[at] == "1", "no timing to take out"
+    kept = (bits[:at] + "0" + bits[at + 66:]).rstrip("0")  # flag off, its 65 bits out; the stop bit ends it
+    kept += "0" * (-len(kept) % 8)
+    out = int(kept, 2).to_bytes(len(kept) // 8, "big")
+    return sps[:1] + re.sub(b"\x00\x00(?=[\x00-\x03])", b"\x00\x00\x03", out)  # emulation prevention
+
+
+def _strip_timing(video: Path) -> Path:
+    """The raw H.264 stream with every SPS's VUI timing taken out."""
+    parts = re.split(b"(\x00\x00\x00?\x01)", video.read_bytes())  # NAL units between start codes
+    out = video.with_name("untimed" + video.suffix)
+    out.write_bytes(b"".join(_without_timing(p) if i % 2 == 0 and p and p[0] & 0x1F == 7 else p
+                             for i, p in enumerate(parts)))
+    with av.open(str(out)) as c:  # it decodes, and FFmpeg now knows no rate for it
+        assert not c.streams.video[0].codec_context.framerate
+        assert sum(1 for _ in c.decode(video=0)) > 0
+    return out
+
+
+@pytest.mark.parametrize("ext", ["h264", "264"])
+def test_a_raw_h264_stream_has_the_rate_its_sps_states(tmp_path: Path, ext: str) -> None:
+    # No container, no timestamps: FFmpeg says 25 fps for any raw stream, and detect did, so a 12 fps
+    # camera's events came at 12/25 of their time.
+    scene = SyntheticScene(1, "walk", 20.0, 12)
+    truth = scene.ground_truth.motion[0]
+    cli = _detect_cli(_encode(tmp_path / f"walk.{ext}", scene, rate=12))
+    assert cli.returncode == 0 and "WARNING" not in cli.stderr, cli.stderr
+    out = json.loads(cli.stdout)
+    assert (out["fps"], out["frames"], out["seconds"]) == (12.0, scene.frame_count, 20.0), out
+    assert len(out["events"]) == 1 and abs(out["events"][0]["start"] - truth.start) < 0.8, (out, truth)
+
+
+def test_a_raw_h264_stream_without_timing_is_taken_as_25_fps_with_a_warning_or_given_fps(tmp_path: Path) -> None:
+    scene = SyntheticScene(1, "walk", 20.0, 12)
+    truth = scene.ground_truth.motion[0]
+    untimed = _strip_timing(_encode(tmp_path / "walk.h264", scene, rate=12))
+    cli = _detect_cli(untimed)
+    assert cli.returncode == 0, cli.stderr
+    assert "does not state its frame rate" in cli.stderr and "taking 25 fps" in cli.stderr, cli.stderr
+    out = json.loads(cli.stdout)
+    assert out["fps"] == 25.0 and out["seconds"] == pytest.approx(scene.frame_count / 25), out
+    cli = _detect_cli(untimed, "--fps", "12")
+    assert cli.returncode == 0 and "WARNING" not in cli.stderr, cli.stderr
+    out = json.loads(cli.stdout)
+    assert (out["fps"], out["seconds"]) == (12.0, 20.0), out
+    assert len(out["events"]) == 1 and abs(out["events"][0]["start"] - truth.start) < 0.8, (out, truth)
+    # a file that states its rate keeps it, and says --fps is not for it
+    cli = _detect_cli(_encode(tmp_path / "walk.mp4", scene, rate=12), "--fps", "25")
+    assert cli.returncode == 0 and json.loads(cli.stdout)["fps"] == 12.0, cli
+    assert "--fps is only for files that state none" in cli.stderr, cli.stderr
+    cli = _detect_cli(untimed, "--fps", "0")
+    assert cli.returncode == 1 and cli.stderr.strip() == "consentcam: --fps: must be between 1 and 240, got 0"

@@ -97,6 +97,8 @@ _SINGLE_THREAD_MAX_PIXELS = 1280 * 800
 _AVCOL_RANGE_JPEG = 2  # full-range (0-255) luma
 _AVCOL_RANGE_MPEG = 1  # limited range (16-235)
 RATE_SAMPLE = 48  # timestamps read to find a file's usual frame rate
+ASSUMED_FPS = 25.0  # the rate of a file that states none (FFmpeg's and players' assumption)
+_AVFMT_NOTIMESTAMPS = 0x80  # a demuxer without timestamps: a raw elementary stream
 
 
 def decode_single_threaded(stream: Any) -> None:
@@ -110,7 +112,8 @@ def decode_single_threaded(stream: Any) -> None:
 class VideoFileReader:
     """Decodes a video file with PyAV; the detection plane comes straight from the decoded Y plane."""
 
-    def __init__(self, device: str) -> None:
+    def __init__(self, device: str, assume_fps: float | None = None) -> None:
+        """assume_fps: the frame rate of a file that states none (None: ASSUMED_FPS, with a warning)."""
         import av
 
         self._av = av
@@ -119,10 +122,11 @@ class VideoFileReader:
         self._container = None
         self._open()
         stream = self._stream
-        # a file too short for FFmpeg to measure an average (one frame of MPEG-TS) has its codec's
-        # rate; FFmpeg's guess from the time base is twice that for H.264 (two fields a frame)
-        rate = stream.average_rate or stream.codec_context.framerate or stream.guessed_rate or stream.base_rate
-        self.fps = float(rate) if rate else 0.0
+        stated = self._stated_rate()
+        if stated is None and assume_fps is None:
+            log.warning("%s: does not state its frame rate (a raw stream without timing?); taking %g fps, "
+                        "as players do", self.path, ASSUMED_FPS)
+        self.fps = stated if stated is not None else assume_fps or ASSUMED_FPS
         stamps, holds_frames = self._first_stamps()
         if not holds_frames:  # an interrupted recording: the header was written, no picture after it
             self.close()
@@ -162,6 +166,20 @@ class VideoFileReader:
                                   "convert it to H.264 first")
         decode_single_threaded(stream)
         self._container, self._stream = container, stream
+
+    def _stated_rate(self) -> float | None:
+        """The frame rate the file states, None when it states none. A raw stream (an .h264 file: no
+        container, no timestamps) has only its codec's, if the encoder wrote it (H.264's VUI timing):
+        the average FFmpeg gives it is its own default. A file too short for FFmpeg to measure an
+        average (one frame of MPEG-TS) has its codec's too: FFmpeg's guess from the time base is twice
+        that for H.264 (two fields a frame)."""
+        assert self._container is not None
+        stream = self._stream
+        codec_rate = stream.codec_context.framerate
+        if self._container.format.flags & _AVFMT_NOTIMESTAMPS:
+            return float(codec_rate) if codec_rate else None
+        rate = stream.average_rate or codec_rate or stream.guessed_rate or stream.base_rate
+        return float(rate) if rate else None
 
     def _first_stamps(self) -> tuple[list[int], bool]:
         """The first RATE_SAMPLE presentation timestamps of the video, and whether it holds any
@@ -298,10 +316,11 @@ class OpenCVCamera:
     def __init__(self, device: str, *, main_size: tuple[int, int], detect_size: tuple[int, int], fps: float,
                  bitrate: int = 2_000_000, keyframe_interval: float = 1.0, privacy_mask: np.ndarray | None = None,
                  loop: bool = False, encode: bool = True, time_origin: float | None = None,
-                 reconnect_for: float = RECONNECT_FOR) -> None:
+                 reconnect_for: float = RECONNECT_FOR, assume_fps: float | None = None) -> None:
         # Files: a frame is at time_origin + its presentation time in the file (FileClock; time_origin
-        # None: the wall clock at start). Webcams and streams that stop are opened again for up to
-        # reconnect_for s (edge.capture.reconnect; 0: the source ends).
+        # None: the wall clock at start); assume_fps is the rate of one that states none (VideoFileReader).
+        # Webcams and streams that stop are opened again for up to reconnect_for s (edge.capture.reconnect;
+        # 0: the source ends).
         self.device = device
         self.shown = without_credentials(device)  # for messages: no camera password in the journal
         self.reconnect_for = reconnect_for
@@ -310,7 +329,7 @@ class OpenCVCamera:
         self._file: VideoFileReader | None = None
         self._cap: cv2.VideoCapture | None = None
         if self.is_file:
-            self._file = VideoFileReader(device)
+            self._file = VideoFileReader(device, assume_fps)
             file_fps = self._file.fps
             self.frame_count = self._file.frame_count
         else:

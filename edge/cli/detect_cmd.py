@@ -40,6 +40,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     d.add_argument("--heatmap", metavar="PNG",
                    help="also draw where motion was detected, and for how long, over the file's average picture, "
                         "with a grid in the normalised coordinates that motion.zones and motion.ignore use")
+    d.add_argument("--fps", type=float, metavar="N",
+                   help="frame rate of a file that does not state one, such as a raw .h264 stream without "
+                        "timing (default: 25, with a warning); files that state their rate keep it")
     add_json_option(d)
     d.set_defaults(handler=cmd_detect)
 
@@ -80,11 +83,17 @@ def cmd_detect(ctx: Context) -> int:
     if heatmap_path is not None and not heatmap_path.parent.is_dir():  # say so before minutes of decoding
         raise NotFoundError(f"--heatmap {heatmap_path}: no such directory {heatmap_path.parent}")
     heatmap = MotionHeatmap() if heatmap_path is not None else None
+    assume_fps = ctx.args.fps
+    if assume_fps is not None and not 1 <= assume_fps <= 240:
+        raise ConsentcamError(f"--fps: must be between 1 and 240, got {assume_fps:g}")
     cam = config.camera
     single_threaded_opencv()
     source = OpenCVCamera(str(video), main_size=(cam.width, cam.height),
                           detect_size=(cam.detect_width, cam.detect_height), fps=cam.fps, encode=False,
-                          time_origin=0.0)
+                          time_origin=0.0, assume_fps=assume_fps)
+    if assume_fps is not None and abs(source.fps - assume_fps) > 0.001 * assume_fps:
+        log.warning("%s: states its own frame rate, %.3g fps; --fps is only for files that state none",
+                    video, source.fps)
     note = low_rate_note(source.fps)
     if note is not None:
         log.warning("%s: %.3g fps: %s", video, source.fps, note)
