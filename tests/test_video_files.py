@@ -25,19 +25,26 @@ SIZE = (320, 240)
 
 
 def _encode(path: Path, scene: SyntheticScene, *, pts_of=None, options: dict[str, str] | None = None,  # type: ignore[no-untyped-def]
-            before=None, rate: int = 15) -> Path:  # type: ignore[no-untyped-def]
+            before=None, rate: int = 15, rotation: int = 0) -> Path:  # type: ignore[no-untyped-def]
     """The scene as H.264 at `rate` fps; `pts_of(i)` gives frame i's timestamp in 1/rate s units (a hole
     is a jump); `before(container)` adds a stream ahead of the video and returns what writes it (every
-    stream must exist before the first packet is written)."""
+    stream must exist before the first packet is written); `rotation`: a display matrix turning the
+    picture counter-clockwise by that many degrees to show it, the picture stored turned back by it,
+    as a phone stores it."""
+    turns = rotation // 90
+    stored = SIZE[::-1] if turns % 2 else SIZE
     with av.open(str(path), "w") as container:
         write_before = before(container) if before is not None else None
         stream = container.add_stream("libx264", rate=rate, options={"preset": "ultrafast", **(options or {})})
-        stream.width, stream.height, stream.pix_fmt = *SIZE, "yuv420p"
+        stream.width, stream.height, stream.pix_fmt = *stored, "yuv420p"
         stream.codec_context.time_base = fractions.Fraction(1, rate)
+        if rotation:
+            stream.set_display_rotation(rotation)
         if write_before is not None:
             write_before()
         for i in range(scene.frame_count):
-            frame = av.VideoFrame.from_ndarray(scene.bgr(i, *SIZE), format="bgr24")
+            picture = np.ascontiguousarray(np.rot90(scene.bgr(i, *SIZE), -turns))
+            frame = av.VideoFrame.from_ndarray(picture, format="bgr24")
             frame.pts = i if pts_of is None else pts_of(i)
             frame.time_base = fractions.Fraction(1, rate)
             for packet in stream.encode(frame):
@@ -313,3 +320,39 @@ def test_a_raw_h264_stream_without_timing_is_taken_as_25_fps_with_a_warning_or_g
     assert "--fps is only for files that state none" in cli.stderr, cli.stderr
     cli = _detect_cli(untimed, "--fps", "0")
     assert cli.returncode == 1 and cli.stderr.strip() == "consentcam: --fps: must be between 1 and 240, got 0"
+
+
+@pytest.mark.parametrize("rotation", [-90, 90, 180])
+def test_a_rotated_phone_clip_is_detected_as_it_is_shown(tmp_path: Path, rotation: int) -> None:
+    # Zones, ignore polygons and event areas are drawn on the picture as a player shows it; the
+    # detector saw the stored picture, sideways for a phone held upright (-90), and a polygon over
+    # the path a walker takes on screen covered some other part of it.
+    scene = _walk()
+    upright = json.loads(_detect_cli(_encode(tmp_path / "upright.mp4", scene)).stdout)
+    video = _encode(tmp_path / "phone.mp4", scene, rotation=rotation)
+    with av.open(str(video)) as c:  # what the file says: stored turned, shown upright
+        assert next(c.decode(video=0)).rotation % 360 == rotation % 360
+    cli = _detect_cli(video)
+    assert cli.returncode == 0, cli.stderr
+    out = json.loads(cli.stdout)
+    assert len(upright["events"]) == len(out["events"]) == 1, (upright, out)
+    assert out["events"][0]["area"] == pytest.approx(upright["events"][0]["area"], abs=0.05), (upright, out)
+    assert out["events"][0]["start"] == pytest.approx(upright["events"][0]["start"], abs=0.2), (upright, out)
+    top, bottom = upright["events"][0]["area"][1] - 0.05, upright["events"][0]["area"][3] + 0.05
+    config = tmp_path / "ignore.yaml"  # the walker's path on screen, a little larger
+    config.write_text(f"motion:\n  ignore:\n    - [[0, {top}], [1, {top}], [1, {bottom}], [0, {bottom}]]\n")
+    cli = _detect_cli(video, "--config", str(config))
+    assert cli.returncode == 0 and json.loads(cli.stdout)["events"] == [], cli
+    # the detection plane is the configured size of the picture as shown, and so is the recording
+    cam = OpenCVCamera(str(video), main_size=SIZE, detect_size=SIZE, fps=15, time_origin=0.0)
+    try:
+        first = next(iter(cam.frames()))
+    finally:
+        cam.close()
+    assert first.luma.shape == SIZE[::-1]
+    decoder = av.CodecContext.create("h264", "r")
+    recorded = [f.to_ndarray(format="bgr24") for p in first.packets for f in decoder.decode(av.Packet(p.data))]
+    recorded += [f.to_ndarray(format="bgr24") for f in decoder.decode(None)]
+    assert recorded and recorded[0].shape[:2] == SIZE[::-1]
+    difference = float(np.abs(recorded[0].astype(int) - scene.bgr(0, *SIZE)).mean())
+    assert difference < 8, difference  # turned the wrong way or not at all: over 50

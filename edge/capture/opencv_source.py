@@ -293,8 +293,27 @@ class StreamClock(FileClock):
         return super().time_of(stamp)
 
 
-def frame_luma(frame, size: tuple[int, int]) -> np.ndarray:  # type: ignore[no-untyped-def]
-    """Detection plane of a decoded PyAV frame: its Y plane resized, in full range (0-255)."""
+def quarter_turns(frame) -> int:  # type: ignore[no-untyped-def]
+    """Counter-clockwise quarter turns that show a decoded frame of a file as its display matrix asks
+    (a phone held upright records a landscape picture and a matrix saying -90 degrees). Angles that are
+    not whole quarter turns are not turned; mirroring is not applied."""
+    turns, rest = divmod(round(frame.rotation), 90)  # the matrix's counter-clockwise rotation; 0 without one
+    return turns % 4 if rest == 0 else 0
+
+
+def turned(picture: np.ndarray, turns: int) -> np.ndarray:
+    """picture turned counter-clockwise by `turns` quarter turns (contiguous, as OpenCV wants it)."""
+    return np.ascontiguousarray(np.rot90(picture, turns)) if turns else picture
+
+
+def frame_luma(frame, size: tuple[int, int], turns: int = 0) -> np.ndarray:  # type: ignore[no-untyped-def]
+    """Detection plane of a decoded PyAV frame: its Y plane resized, in full range (0-255). `turns`
+    (quarter_turns) makes it the picture as it is shown, at `size`, so that zones and ignore polygons
+    mean what the owner drew: shrunk to the size turned back, then turned, where it is cheap."""
+    return turned(_luma(frame, size[::-1] if turns % 2 else size), turns)
+
+
+def _luma(frame, size: tuple[int, int]) -> np.ndarray:  # type: ignore[no-untyped-def]
     name = frame.format.name
     if name not in _Y_PLANE_FORMATS:
         return to_luma(frame.to_ndarray(format="bgr24"), size)
@@ -410,11 +429,13 @@ class OpenCVCamera:
                 if self._closed.is_set():
                     return
                 t = start + clock.time_of(frame.time)
+                turns = quarter_turns(frame)  # a phone clip: detected and recorded as it is shown
                 packets = []
                 if self._encoder is not None:
-                    packets = self._encoder.encode(frame.to_ndarray(format="bgr24"), t,
+                    packets = self._encoder.encode(turned(frame.to_ndarray(format="bgr24"), turns), t,
                                                    pts=round(n * PTS_HZ / self.fps))
-                yield CapturedFrame(time=t, luma=frame_luma(frame, self.detect_size), packets=packets, index=n)
+                yield CapturedFrame(time=t, luma=frame_luma(frame, self.detect_size, turns), packets=packets,
+                                    index=n)
                 n += 1
             if not self.loop or n == first or self._closed.is_set():
                 break
