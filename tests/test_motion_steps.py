@@ -1,8 +1,10 @@
 """Changes that jump once and hold are not subjects: a camera's on-screen clock when the light around it
-changes, the shadow edge of a lamp switched on. The detector does not know that yet (strict expected
-failures, docs/MOTION.md "An on-screen clock"); the step-and-hold test that passed them
-(docs/dev/experiments/step-and-hold.patch) dropped subjects that stand still or move slowly, which the
-guards at the end hold any next attempt to. (Tuning seeds; bench/motion_clock.py measures more.)"""
+changes, the shadow edge of a lamp switched on. The clock is found and filled in when the light changes
+(edge/motion/overlay.py, docs/MOTION.md "An on-screen clock: find the overlay and fill it in"); six
+digits turning over at once before any light change, and the lamp's edge, are still strict expected
+failures. The step-and-hold test tried before (docs/dev/experiments/step-and-hold.patch) dropped
+subjects that stand still or move slowly, which the guards at the end hold any next attempt to.
+(Tuning seeds; bench/motion_clock.py measures more.)"""
 
 from __future__ import annotations
 
@@ -17,13 +19,16 @@ from edge.motion.scoring import score_events
 from edge.recording.analysis import analyse
 from tests.motion_support import detect
 
+SIX_DIGITS = pytest.mark.xfail(strict=True, reason="known limitation (docs/MOTION.md, Honest limits: on-screen "
+                                                   "clock): six digits turning over at once at night, before the "
+                                                   "light changed, are not yet marked as the overlay")
 HELD_STEPS = pytest.mark.xfail(strict=True, reason="known limitation (docs/MOTION.md, Honest limits: on-screen "
                                                    "clock): a change that jumps once and holds looks like arrival")
 
 
-@HELD_STEPS
 @pytest.mark.parametrize(("scenario", "seed"), [("lighting", 1), ("lighting", 2), ("lighting", 3),
-                                                ("distractors", 1), ("distractors", 6), ("noise", 3)])
+                                                ("distractors", 1), ("distractors", 6),
+                                                pytest.param("noise", 3, marks=SIX_DIGITS)])
 def test_a_cameras_on_screen_clock_starts_no_event_when_the_light_changes(scenario: str, seed: int) -> None:
     # The clock's white text and black outline keep their brightness when a lamp goes off or the
     # exposure steps: the structure round them changes in one frame and then holds, and the digits

@@ -2,6 +2,9 @@
 
 Per frame, all in float32 numpy/cv2 on a small working copy (default 160 px wide):
 
+0. A camera's burnt-in clock, once found (it holds still while the light round it changes), is
+   filled in from the picture round it (edge/motion/overlay.py): its fixed brightness would otherwise
+   change the structure round it whenever the light changes.
 1. Structure, not brightness. A band-pass (difference of two box blurs) removes the brightness
    level and any smooth illumination gradient (clouds, a porch light, a headlight sweep, the IR
    offset); dividing by the local band-pass energy plus a noise floor removes the gain (exposure
@@ -53,6 +56,7 @@ import numpy as np
 
 from edge.capture.masks import rasterise
 from edge.config import MotionConfig
+from edge.motion.overlay import OverlayFinder
 
 log = logging.getLogger("consentcam.motion")
 
@@ -204,6 +208,8 @@ class MotionDetector:
         self._prev_over = [np.zeros((wh, ww), bool) for _ in range(lag)]
         self._toggle = np.zeros((wh, ww), np.float32)
         self._zbg = None
+        self._overlay = OverlayFinder(self.fps, ww, wh)
+        self._fg: np.ndarray | None = None  # last frame's protected (object) area, working pixels
         self._recover = round((WARMUP + RECOVER) * self.fps)  # nothing is "foreground" yet at start-up
         # Start-up: learn the background and where things flicker before judging anything.
         self._settle = round(WARMUP * self.fps)
@@ -217,6 +223,10 @@ class MotionDetector:
         self.frames += 1
         ww, wh = self._work
         small = luma if (w0, h0) == (ww, wh) else cv2.resize(luma, (ww, wh), interpolation=cv2.INTER_AREA)
+        level = _mean_level(small[::2, ::2])
+        if small.dtype == np.uint8:
+            # a camera's burnt-in clock, once found, is filled from the picture round it (overlay.py)
+            small = self._overlay.update(small, level)
         # 1. band-pass: fine structure minus the smooth part (kills level and linear illumination ramps)
         band = _band_pass(small)
         energy = cv2.sqrt(cv2.blur(band * band, (7, 7)))
@@ -231,7 +241,6 @@ class MotionDetector:
         self._halves += 1
         energy += 2.5 * noise
         z = np.divide(band, energy, out=energy)
-        level = _mean_level(small[::2, ::2])
         slot = self.frames % lag  # this frame's slot in the rings of the last lag frames
         if self._zbg is None:
             self._zbg = z.copy()
@@ -239,6 +248,11 @@ class MotionDetector:
             self._levels[:] = [level] * lag
             return MotionResult(0.0, False, settling=True)
         # 3. change against the background structure
+        if self._overlay.reseed is not None:
+            # what the overlay's marks changed is learnt at once, but not where an object was reported
+            # (a subject waiting next to the clock must not be learnt with it)
+            reseed = self._overlay.reseed if self._fg is None else self._overlay.reseed & (self._fg == 0)
+            np.copyto(self._zbg, z, where=reseed)
         diff = cv2.absdiff(z, self._zbg)
         # a pixel must stay changed in two consecutive frames: rain streaks and noise do not (frames, not
         # 1/15 s: noise and rain drops are new in every frame, so two frames are two independent samples)
@@ -325,6 +339,7 @@ class MotionDetector:
         # background learns: slowly where something moves, faster elsewhere (a running mean at start-up)
         a_bg = max(self._a_bg, 1.0 / self.frames)
         n_active = np.count_nonzero(active)
+        self._fg = None  # the protected area of this frame (read by the next frame's overlay re-seed)
         if n_active or unclipped is not None:
             alpha = np.full((wh, ww), a_bg, np.float32)
             if n_active:
@@ -332,6 +347,7 @@ class MotionDetector:
                 # person who stands still must not be learnt into the background from the inside
                 grown = cv2.dilate(active.astype(np.uint8), self._kernel)
                 fg = cv2.resize(grown, (ww, wh), interpolation=cv2.INTER_NEAREST)
+                self._fg = fg
                 alpha[fg > 0] = self._a_bg_fg if self._recover <= 0 else a_bg
             if unclipped is not None:
                 alpha[~unclipped] = 0.0
