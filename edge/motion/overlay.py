@@ -11,14 +11,15 @@ against one of the pictures kept over the last RING_SPAN seconds, at least half 
 (SPREAD), and by one factor (RATIO_SPREAD): a subject alone can move the mean as much, but only
 where it is, and by as many factors as it has shades. A pixel is then marked as overlay when, over
 those seconds, it
-- changed value at most once (HELD_STEPS: the seconds turn over once a second), where every real
-  surface lit by that light shows noise or follows it;
+- changed value at most HELD_STEPS times (the units of seconds turn over twice in 2 s, and H.264
+  re-quantises the text when the picture round it changes), where every real surface lit by that
+  light shows noise or follows it;
 - while the pixels round it changed by AROUND levels on average;
-- and is within SEED_REACH of a seed: a held pixel with the same value as in the kept picture
-  (SEED_MOVED: a surface that stepped once with the light, on a quiet camera, moved), bright enough
-  that the change should have moved it by SHOULD_MOVE levels, with the sharp contrast of text
-  (CONTRAST), in the top or bottom EDGE_BAND of the picture, where cameras put their overlays; and
-  the search found at least MIN_SEEDS of them (a line of text, not a stray pixel).
+- and is within SEED_REACH of a seed: a held pixel that has the same value as in the kept picture
+  (SEED_MOVED: a surface that stepped with the light, on a quiet camera, moved), is bright enough
+  that the change should have moved it by SHOULD_MOVE levels, has the sharp contrast of text
+  (CONTRAST) and lies in the top or bottom EDGE_BAND of the picture, where cameras put their
+  overlays; and the search found at least MIN_SEEDS of them (a line of text, not a stray pixel).
 Marked pixels are filled from the unmarked ones round them before the detector looks at the picture,
 so the text's fixed brightness no longer shapes the structure there, and the detector re-seeds its
 background round new marks once, except where it reported an object in the last frame (a subject
@@ -42,7 +43,8 @@ import numpy as np
 
 RING_STEP, RING_SPAN = 0.25, 2.0  # seconds between the pictures kept, and how far back they reach
 GAIN_CHANGE = 0.06  # relative change of the mean brightness against a kept picture that starts a search
-HELD_STEPS = 1  # value changes a pixel may show over the kept pictures and still count as held
+HELD_STEPS = 3  # value changes a held pixel may show over the kept pictures (the units of seconds turn
+# over twice in 2 s, and H.264 re-quantises the text when the picture round it changes)
 SPREAD, SPREAD_LEVELS = 0.5, 3  # the light changed: at least half the pixels moved by 3 levels,
 RATIO_SPREAD = 0.1  # by one factor (the middle half of their ratios within 10 % of the median)
 SEED_MOVED = 1  # a seed's value against the kept picture: the same, give or take a level
@@ -117,12 +119,12 @@ class OverlayFinder:
         pictures = [picture for _level, picture in self._ring] + [small]
         for older, newer in itertools.pairwise(pictures):
             steps += cv2.compare(older, newer, cv2.CMP_NE) & 1
-        held = steps <= HELD_STEPS
-        held &= small < CLIPPED
+        held = (steps <= HELD_STEPS) & (small < CLIPPED)
         around = cv2.blur(moved.astype(np.float32), (AROUND_SIZE, AROUND_SIZE))
         held &= around >= AROUND
-        # a seed is where it was (a surface that stepped with the light, once, on a quiet camera is not)
-        seeds = held & self._edges & (moved <= SEED_MOVED) & (small.astype(np.float32) * change >= SHOULD_MOVE)
+        # a seed is also where it was (a surface that stepped with the light, on a quiet camera, moved)
+        seeds = held & self._edges & (moved <= SEED_MOVED)
+        seeds &= small.astype(np.float32) * change >= SHOULD_MOVE
         if np.count_nonzero(seeds) < self._min_seeds:
             return
         seeds &= cv2.morphologyEx(small, cv2.MORPH_GRADIENT, np.ones((3, 3), np.uint8)) >= CONTRAST
