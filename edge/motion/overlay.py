@@ -96,20 +96,36 @@ class OverlayFinder:
         self._frames += 1
         return self._filled(small) if self.count else small
 
+    def _marks_box(self) -> tuple[int, int, int, int]:
+        """Rows y0:y1 and columns x0:x1 holding every mark and the FILL/2 round them that feeds the fill
+        (outside it nothing is marked, so the per-frame work on marks stays inside it)."""
+        if self._box is None:
+            ys, xs = np.nonzero(self.marked)
+            m = FILL // 2
+            h, w = self.marked.shape
+            self._box = (max(0, ys.min() - m), min(h, ys.max() + m + 1), max(0, xs.min() - m), min(w, xs.max() + m + 1))
+        return self._box
+
     def _drop_released(self, small: np.ndarray) -> None:
-        different = (cv2.absdiff(small, self._value) > UNMARK) & self.marked
-        self._away = np.where(different, self._away + 1, 0).astype(np.int32)
-        gone = self._away > self._release
+        y0, y1, x0, x1 = self._marks_box()
+        marked, away = self.marked[y0:y1, x0:x1], self._away[y0:y1, x0:x1]
+        different = (cv2.absdiff(small[y0:y1, x0:x1], self._value[y0:y1, x0:x1]) > UNMARK) & marked
+        away += 1
+        away[~different] = 0
+        gone = away > self._release
         if gone.any():
-            self.marked &= ~gone
-            self._away[gone] = 0
+            marked &= ~gone
+            away[gone] = 0
             self.count = int(np.count_nonzero(self.marked))
             self._box = None
-            self._add_reseed(gone)
+            full = np.zeros_like(self.marked)
+            full[y0:y1, x0:x1] = gone
+            self._add_reseed(full)
 
     def _search(self, small: np.ndarray, level: float) -> None:
-        ref_level, ref = max(self._ring, key=lambda e: abs(level - e[0]) / max(e[0], 8.0))
-        change = abs(level - ref_level) / max(ref_level, 8.0)
+        # the kept picture whose mean brightness differs most from this one's
+        change, ref = max(((abs(level - kept_level) / max(kept_level, 8.0), picture)
+                           for kept_level, picture in self._ring), key=lambda pair: pair[0])
         if change < GAIN_CHANGE:
             return
         if not self._light_changed(small[::2, ::2], ref[::2, ::2]):  # every other pixel says it as well
@@ -159,13 +175,8 @@ class OverlayFinder:
 
     def _filled(self, small: np.ndarray) -> np.ndarray:
         # normalised box filter: the mean of the unmarked pixels within FILL/2 of each marked one,
-        # worked out only in the marks' bounding box (and the FILL/2 round it that feeds it)
-        if self._box is None:
-            ys, xs = np.nonzero(self.marked)
-            m = FILL // 2
-            h, w = self.marked.shape
-            self._box = (max(0, ys.min() - m), min(h, ys.max() + m + 1), max(0, xs.min() - m), min(w, xs.max() + m + 1))
-        y0, y1, x0, x1 = self._box
+        # worked out only in the marks' bounding box
+        y0, y1, x0, x1 = self._marks_box()
         marked = self.marked[y0:y1, x0:x1]
         part = small[y0:y1, x0:x1]
         keep = (~marked).astype(np.float32)
