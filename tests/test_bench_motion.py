@@ -1,5 +1,6 @@
 """The motion benches: bench/motion.py refuses tuning seeds; motion_fps scores every rate; motion_clock compares
-scenes with and without an on-screen clock; one latency summary."""
+scenes with and without an on-screen clock; motion_waiting scores subjects that wait through a change of light;
+one latency summary."""
 
 from __future__ import annotations
 
@@ -64,3 +65,26 @@ def test_latency_summary_is_one_definition_for_the_motion_benches() -> None:
     assert latency([1.0, 0.1, 0.6, 0.2]) == {"mean_s": 0.475, "median_s": 0.4, "p90_s": 0.6, "max_s": 1.0,
                                              "within_0_5s": 0.5}
     assert latency([]) == {"mean_s": None, "median_s": None, "p90_s": None, "max_s": None, "within_0_5s": None}
+
+
+def test_motion_waiting_scores_a_subject_waiting_through_exposure_steps_like_one_with_none() -> None:
+    # Tuning seed 2, run for real: three subjects that wait 10-30 s, once with no change of light and
+    # once while the exposure steps. A re-seed used to learn the waiting subject (all three split,
+    # 12.7 s recorded after they left on average); now the steps change nothing that matters.
+    import json
+
+    bench = BENCH.with_name("motion_waiting.py")
+    proc = subprocess.run([sys.executable, str(bench), "--seeds", "2", "--changes", "none,exposure", "--jobs", "1"],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    rows = json.loads(proc.stdout)["per_change"]
+    none, exposure = rows["none"], rows["exposure"]
+    assert none["subjects"] == exposure["subjects"] == 3 and none["missed"] == exposure["missed"] == 0
+    assert exposure["whole"] == none["whole"] and exposure["split"] <= none["split"], rows
+    assert exposure["after_s_mean"] <= none["after_s_mean"] + 1.0, rows
+
+
+def test_motion_waiting_refuses_an_unknown_change() -> None:
+    proc = subprocess.run([sys.executable, str(BENCH.with_name("motion_waiting.py")), "--changes", "none,fog"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "unknown change fog" in proc.stderr

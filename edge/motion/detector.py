@@ -22,7 +22,9 @@ Per frame, all in float32 numpy/cv2 on a small working copy (default 160 px wide
    objects; objects smaller than min_area are dropped. score = moving area / watched area.
 6. Sudden global change (IR switch, exposure jump, lights, camera bumped): when more than
    half of the watched cells change at once, the background is re-seeded and detection rests
-   for settle_time. A subject that keeps moving shows up again right after.
+   for settle_time. A subject that keeps moving shows up again right after; one that waits through
+   it is not learnt: if the old background still fits the rest of the picture once the rest is over
+   (a change of brightness only), it is put back under the objects reported when the change came.
 7. Things that travel confirm sooner. Rain at night lifts every cell's flicker memory, so a dark,
    slow subject can stay under the bar for seconds. A second, looser test takes the scene-wide
    (median) flicker off the bar and joins the active cells of this frame and the one 1/15 s back, and
@@ -81,6 +83,7 @@ TRAVEL_TIME = 0.47  # seconds of history over which a candidate must travel (7 f
 TRAVEL_CELLS = 1.0  # how far (cells) its centroid must move over that time
 TRAVEL_STRAIGHT = 0.75  # net displacement / path length of the centroid: walking, not jittering
 TRAVEL_MARGIN = 2  # cells around a candidate in which its earlier positions are looked for
+HELD_FIT = 0.05  # share of watched cells that may misfit the old background for it to be put back under objects
 RAINY = 0.02  # median flicker from which the travel test runs (clear: about 0.01-0.015; rain, night noise: 0.05)
 
 
@@ -210,6 +213,12 @@ class MotionDetector:
         self._zbg = None
         self._overlay = OverlayFinder(self.fps, ww, wh)
         self._fg: np.ndarray | None = None  # last frame's protected (object) area, working pixels
+        # the background from before a re-seed and where objects were then, while the detector rests
+        # (see _put_back_under_objects)
+        self._held: tuple[np.ndarray, np.ndarray] | None = None
+        self._kept: np.ndarray | None = None  # where it was put back (learns at the object rate while recovering)
+        self._reported = False  # the last frame reported an object
+        self._misfit: np.ndarray | None = None
         self._recover = round((WARMUP + RECOVER) * self.fps)  # nothing is "foreground" yet at start-up
         # Start-up: learn the background and where things flicker before judging anything.
         self._settle = round(WARMUP * self.fps)
@@ -217,6 +226,11 @@ class MotionDetector:
     # -- per frame ----------------------------------------------------------------------------------
 
     def process(self, luma: np.ndarray) -> MotionResult:
+        result = self._process(luma)
+        self._reported = result.active
+        return result
+
+    def _process(self, luma: np.ndarray) -> MotionResult:
         h0, w0 = luma.shape[:2]
         if self._size != (w0, h0):
             self._setup(w0, h0)
@@ -253,6 +267,8 @@ class MotionDetector:
             # (a subject waiting next to the clock must not be learnt with it)
             reseed = self._overlay.reseed if self._fg is None else self._overlay.reseed & (self._fg == 0)
             np.copyto(self._zbg, z, where=reseed)
+            if self._held is not None:  # the background kept aside learns the marks too (not under its objects)
+                np.copyto(self._held[0], z, where=self._overlay.reseed & (self._held[1] == 0))
         diff = cv2.absdiff(z, self._zbg)
         # a pixel must stay changed in two consecutive frames: rain streaks and noise do not (frames, not
         # 1/15 s: noise and rain drops are new in every frame, so two frames are two independent samples)
@@ -281,6 +297,8 @@ class MotionDetector:
         self._level = level
         self._levels[slot] = level
         if jumped or self._count(frac > WIDE_CELL) > GLOBAL_CHANGE * self._watched_cells:
+            if self._held is None and self._reported and self._fg is not None and self._settle_frames >= 2:
+                self._held = (self._zbg, self._fg)  # a subject was there: see _put_back_under_objects
             # keep the old background where the picture is blown out: there is nothing to learn there
             self._zbg = z.copy() if unclipped is None else np.where(unclipped, z, self._zbg)
             for past in (*self._prev_frac, *self._prev_over):
@@ -294,6 +312,7 @@ class MotionDetector:
             # a subject caught in the new background leaves a ghost when it walks away: for a few
             # seconds, moving areas learn at the normal rate so such ghosts fade quickly
             self._recover = round(RECOVER * self.fps)
+            self._kept = None
             self.reseeds += 1
             log.debug("global change: background re-seeded (frame %d)", self.frames)
             return MotionResult(0.0, False, settling=True, global_change=True)
@@ -349,6 +368,8 @@ class MotionDetector:
                 fg = cv2.resize(grown, (ww, wh), interpolation=cv2.INTER_NEAREST)
                 self._fg = fg
                 alpha[fg > 0] = self._a_bg_fg if self._recover <= 0 else a_bg
+                if self._kept is not None and self._recover > 0:
+                    alpha[(fg > 0) & self._kept] = self._a_bg_fg
             if unclipped is not None:
                 alpha[~unclipped] = 0.0
             self._zbg += alpha * (z - self._zbg)
@@ -357,6 +378,8 @@ class MotionDetector:
         self._recover -= 1
         if self._settle > 0:
             self._settle -= 1
+            if self._settle <= 1 and self._held is not None:
+                self._put_back_under_objects(z, unclipped)
             if self._warming:
                 if self._settle == round(WARMUP * self.fps) // 2 and self._mid_flicker is None:
                     self._mid_flicker = self._flicker.copy()
@@ -386,6 +409,46 @@ class MotionDetector:
             np.minimum(self._flicker, WARMUP_GROWTH * self._mid_flicker, out=self._flicker)
             self._mid_flicker = None
         self._fading = round(PROVISIONAL * self.fps)
+
+    def _put_back_under_objects(self, z: np.ndarray, unclipped: np.ndarray | None) -> None:
+        # A re-seed learns whatever the picture holds, a subject waiting at the door included: it
+        # would vanish until it moved again (a second event) and leave a ghost, protected as an
+        # object, when it left. The structure (step 1) is meant to survive a change of brightness,
+        # so at the end of the rest the old background is checked against the picture in its last
+        # two frames (a misfit must persist, as a change does: rain and noise do not). Where it still
+        # fits all but a few cells away from the objects, the change was one of brightness only and
+        # the old background is put back under the objects that were reported when it came.
+        held, fg = self._held  # type: ignore[misc]
+        misfit = cv2.absdiff(z, held) > self.pixel_threshold
+        misfit &= fg == 0
+        if unclipped is not None:
+            misfit &= unclipped
+        if self._settle == 1:
+            self._misfit = misfit
+            return
+        self._held = None
+        if self._misfit is not None:
+            misfit &= self._misfit
+            self._misfit = None
+        frac = cv2.resize(misfit.view(np.uint8).astype(np.float32), self._cells, interpolation=cv2.INTER_AREA)
+        share = self._count(frac > WIDE_CELL) / self._watched_cells
+        if share > HELD_FIT:
+            log.debug("after the re-seed %.1f %% of the picture misfits the old background: new one kept", 100 * share)
+            return
+        under = fg > 0 if unclipped is None else (fg > 0) & unclipped
+        np.copyto(self._zbg, held, where=under)
+        # What a moving subject had already reached beyond its last object area was caught in the
+        # new background: elsewhere the ghosts still fade at the normal rate while recovering.
+        self._kept = under
+        # the last frames are judged against what was put back, so that the subject does not look
+        # like a cell that jumped (which would raise its flicker bar) or a pixel changed only now
+        over = (cv2.absdiff(z, held) > self.pixel_threshold) & under
+        cells = fg[::CELL, ::CELL] > 0
+        frac = cv2.resize(over.view(np.uint8).astype(np.float32), self._cells, interpolation=cv2.INTER_AREA)
+        for k in range(self._lag):
+            self._prev_over[k] = np.where(under, over, self._prev_over[k])
+            np.copyto(self._prev_frac[k], frac, where=cells)
+        log.debug("the old background fits after the re-seed: put back under the objects (frame %d)", self.frames)
 
     def _count(self, cells: np.ndarray) -> int:
         """Watched cells set in a cell map."""
