@@ -149,7 +149,7 @@ def _waiting_at_the_door(change: str, strength: float) -> SyntheticScene:
 def test_a_subject_waiting_through_exposure_steps_is_one_event_and_leaves_no_ghost(strength: float) -> None:
     # The exposure steps re-seed the background with the waiting person in it. Before the old
     # background was put back under them, the person vanished until they walked on (a second event)
-    # and their outline, now part of the background, held itself open as an object for 18-23 s
+    # and their outline, now part of the background, held itself open as an object for about 23 s
     # after they had gone.
     scene = _waiting_at_the_door("exposure", strength)
     result = detect(scene)
@@ -164,7 +164,7 @@ def test_a_car_driving_through_an_exposure_step_leaves_no_ghost() -> None:
     # A car crosses fast (it moves about a cell a frame) and the exposure steps as it nears the left
     # edge: the old background is put back under its last object area, but its front had already
     # moved beyond that and was caught in the new background. That ghost must still fade at the
-    # normal rate: putting the old background back once held the event open until 22.5 s (review).
+    # normal rate: a first version of the put-back held this event open until 19.7 s (review).
     scene = SyntheticScene(3, "quiet", 30)
     scene.subjects = [Subject("car", 3.0, 1.17, -0.17, 0.87, -0.45)]
     scene.distractors = [Distractor("exposure", 5.16, 30.0, 1.0)]
