@@ -289,8 +289,7 @@ class MotionDetector:
             clipped = (small >= CLIP_HIGH).view(np.uint8)
             unclipped = cv2.dilate(clipped, self._kernel5) == 0
             changed &= unclipped
-        changed = changed.astype(np.float32)
-        frac = cv2.resize(changed, self._cells, interpolation=cv2.INTER_AREA)
+        frac = self._cell_fraction(changed)
         # 6. sudden global change (IR switch, exposure jump, camera bumped): re-seed, rest a moment
         before = self._levels[slot]  # 1/15 s ago: a brightness step spread over frames counts whole
         jumped = abs(level - before) > LEVEL_JUMP * max(before, 8.0)
@@ -343,7 +342,7 @@ class MotionDetector:
             near &= steady
             if unclipped is not None:
                 near &= unclipped
-            frac_t = cv2.resize(near.astype(np.float32), self._cells, interpolation=cv2.INTER_AREA)
+            frac_t = self._cell_fraction(near)
             bar = self.cell_threshold + self.flicker_gain * (self._flicker - COMMON_FLICKER * self._common)
             loose = (frac_t > bar) & self._allowed
             joined = loose | self._prev_loose[slot]
@@ -419,8 +418,8 @@ class MotionDetector:
         # fits all but a few cells away from the objects, the change was one of brightness only and
         # the old background is put back under the objects that were reported when it came.
         held, fg = self._held  # type: ignore[misc]
-        misfit = cv2.absdiff(z, held) > self.pixel_threshold
-        misfit &= fg == 0
+        over = cv2.absdiff(z, held) > self.pixel_threshold
+        misfit = over & (fg == 0)
         if unclipped is not None:
             misfit &= unclipped
         if self._settle == 1:
@@ -430,8 +429,7 @@ class MotionDetector:
         if self._misfit is not None:
             misfit &= self._misfit
             self._misfit = None
-        frac = cv2.resize(misfit.view(np.uint8).astype(np.float32), self._cells, interpolation=cv2.INTER_AREA)
-        share = self._count(frac > WIDE_CELL) / self._watched_cells
+        share = self._count(self._cell_fraction(misfit) > WIDE_CELL) / self._watched_cells
         if share > HELD_FIT:
             log.debug("after the re-seed %.1f %% of the picture misfits the old background: new one kept", 100 * share)
             return
@@ -442,13 +440,17 @@ class MotionDetector:
         self._kept = under
         # the last frames are judged against what was put back, so that the subject does not look
         # like a cell that jumped (which would raise its flicker bar) or a pixel changed only now
-        over = (cv2.absdiff(z, held) > self.pixel_threshold) & under
+        over &= under
         cells = fg[::CELL, ::CELL] > 0
-        frac = cv2.resize(over.view(np.uint8).astype(np.float32), self._cells, interpolation=cv2.INTER_AREA)
+        frac = self._cell_fraction(over)
         for k in range(self._lag):
             self._prev_over[k] = np.where(under, over, self._prev_over[k])
             np.copyto(self._prev_frac[k], frac, where=cells)
         log.debug("the old background fits after the re-seed: put back under the objects (frame %d)", self.frames)
+
+    def _cell_fraction(self, pixels: np.ndarray) -> np.ndarray:
+        """Per cell, the fraction of its working pixels set in a boolean pixel map."""
+        return cv2.resize(pixels.astype(np.float32), self._cells, interpolation=cv2.INTER_AREA)
 
     def _count(self, cells: np.ndarray) -> int:
         """Watched cells set in a cell map."""

@@ -116,11 +116,9 @@ class OverlayFinder:
         if gone.any():
             marked &= ~gone
             away[gone] = 0
-            self.count = int(np.count_nonzero(self.marked))
-            self._box = None
             full = np.zeros_like(self.marked)
             full[y0:y1, x0:x1] = gone
-            self._add_reseed(full)
+            self._marks_changed(full)
 
     def _search(self, small: np.ndarray, level: float) -> None:
         # the kept picture whose mean brightness differs most from this one's
@@ -151,9 +149,7 @@ class OverlayFinder:
         if new.any():
             self.marked |= new
             self._value[new] = small[new]
-            self.count = int(np.count_nonzero(self.marked))
-            self._box = None
-            self._add_reseed(new)
+            self._marks_changed(new)
 
     @staticmethod
     def _light_changed(small: np.ndarray, ref: np.ndarray) -> bool:
@@ -169,7 +165,10 @@ class OverlayFinder:
         low, mid, high = np.partition(ratio, quartiles)[list(quartiles)]  # one partial sort for all three
         return bool(high - low <= RATIO_SPREAD * mid)
 
-    def _add_reseed(self, where: np.ndarray) -> None:
+    def _marks_changed(self, where: np.ndarray) -> None:
+        """Marks were added or dropped at `where`: recount, forget the box, re-seed round them."""
+        self.count = int(np.count_nonzero(self.marked))
+        self._box = None
         grown = cv2.dilate(where.view(np.uint8), np.ones((RESEED, RESEED), np.uint8)) > 0
         self.reseed = grown if self.reseed is None else grown | self.reseed
 
