@@ -62,32 +62,21 @@ def plan(job: Job) -> SyntheticScene:
     pause_at = abs(stop_x - x0) / abs(speed)
     pause_for = float(rng.uniform(10.0, 30.0))
     t0 = float(rng.uniform(4.0, 10.0))
-    scene.subjects = [Subject(kind, t0, x0, x1, float(y), speed, pause_at, pause_for)]
+    subject = Subject(kind, t0, x0, x1, float(y), speed, pause_at, pause_for)
     start = t0 + pause_at + float(rng.uniform(1.5, max(2.0, pause_for - 3.0)))
     low, high = LENGTH.get(change, (1.0, 1.0))
     length = float(rng.uniform(low, high))
     strength = float(rng.uniform(0.8, 1.2))
-    scene.distractors = [] if change == "none" else [Distractor(change, start, min(start + length, SECONDS), strength)]
+    light = [] if change == "none" else [Distractor(change, start, min(start + length, SECONDS), strength)]
+    scene.replan([subject], light)
     return scene
-
-
-def presence(scene: SyntheticScene) -> tuple[float, float]:
-    """From when at least half of the subject is in view until when it no longer is (as the scenes'
-    ground truth counts it)."""
-    s = scene.subjects[0]
-    half = s.size[0] / 2
-    inside = []
-    for t in np.arange(s.t0, min(SECONDS, s.t1) + 1e-9, 1.0 / scene.fps):
-        x = s.x_at(float(t))
-        if x is not None and min(x + half, 1.0) - max(x - half, 0.0) >= half:
-            inside.append(float(t))
-    return inside[0], inside[-1]
 
 
 def run_scene(job: Job) -> tuple[str, dict]:
     single_threaded_opencv()
     scene = plan(job)
-    arrive, leave = presence(scene)
+    truth = scene.ground_truth.motion[0]  # from when half of the subject is in view until it no longer is
+    arrive, leave = truth.start, truth.end
     frames = ((i / scene.fps, scene.luma(i, *SIZE)) for i in range(scene.frame_count))
     res = analyse(frames, scene.fps, MotionConfig(), RecordingConfig())
     during = [e for e in res.events if e.end >= arrive and e.start <= leave]

@@ -140,8 +140,8 @@ def _waiting_at_the_door(change: str, strength: float) -> SyntheticScene:
     """A person walks in, waits 20 s without moving (2.5 s after they appear until 22.5 s after), then
     walks on and out of the picture (gone at 33 s); the light changes from 9 to 21 s."""
     scene = SyntheticScene(1, "quiet", 60)
-    scene.subjects = [Subject("person", 3.0, -0.1, 1.1, 0.62, 0.12, pause_at=2.5, pause_for=20.0)]
-    scene.distractors = [Distractor(change, 9.0, 21.0, strength)]
+    scene.replan([Subject("person", 3.0, -0.1, 1.1, 0.62, 0.12, pause_at=2.5, pause_for=20.0)],
+                 [Distractor(change, 9.0, 21.0, strength)])
     return scene
 
 
@@ -166,8 +166,7 @@ def test_a_car_driving_through_an_exposure_step_leaves_no_ghost() -> None:
     # moved beyond that and was caught in the new background. That ghost must still fade at the
     # normal rate: a first version of the put-back held this event open until 19.7 s (review).
     scene = SyntheticScene(3, "quiet", 30)
-    scene.subjects = [Subject("car", 3.0, 1.17, -0.17, 0.87, -0.45)]
-    scene.distractors = [Distractor("exposure", 5.16, 30.0, 1.0)]
+    scene.replan([Subject("car", 3.0, 1.17, -0.17, 0.87, -0.45)], [Distractor("exposure", 5.16, 30.0, 1.0)])
     result = detect(scene)
     assert result.reseeds >= 1
     gone = 3.0 + (1.17 - 0.0) / 0.45  # half of the car is out of the picture

@@ -217,6 +217,12 @@ class SyntheticScene:
                 self.distractors.append(Distractor(kind, start, min(start + span, d), float(rng.uniform(0.8, 1.2))))
         self.distractors.sort(key=lambda x: x.start)
 
+    def replan(self, subjects: list[Subject], distractors: list[Distractor]) -> None:
+        """Replace what the seed planned with these subjects and distractors (a scene built for one
+        test or benchmark), and the ground truth with them."""
+        self.subjects, self.distractors = list(subjects), list(distractors)
+        self.ground_truth = self._ground_truth()
+
     def _ground_truth(self) -> GroundTruth:
         gt = GroundTruth(self.seed, self.scenario, self.duration, self.fps, night=self.night)
         for s in self.subjects:
