@@ -156,8 +156,57 @@ def test_a_subject_waiting_through_exposure_steps_is_one_event_and_leaves_no_gho
     assert result.reseeds >= 1
     _presence_covered(result.events, 3.9, 32.1)
     # standing still 20 s teaches the background a little of them (it learns slowly under an object,
-    # not never): with no change of light at all their place stays an object until 40.1 s
-    assert result.events[-1].end <= 42.0, result.events
+    # not never); what was learnt is a ghost once they leave, healed at once (before the healer their
+    # place stayed an object until 40.1 s)
+    assert result.events[-1].end <= 32.1 + 2.0, result.events
+
+
+def test_where_a_person_waited_is_no_object_once_they_left() -> None:
+    # 20 s without moving teaches the background some of them; when they walk on, that is a ghost
+    # (the picture there is the wall again). Before the ghost healer it held the event open until
+    # 40.1 s, 8 s after they had gone.
+    result = detect(_waiting_at_the_door("cloud", 0.0))
+    _presence_covered(result.events, 3.9, 32.1)
+    assert result.events[-1].end <= 32.1 + 2.0, result.events
+
+
+def _parked_car(seconds: float, passers: list[float]) -> SyntheticScene:
+    """A car drives in at 5 s and parks (from about 7.8 s) for 150 s, then drives off (gone at
+    about 160.6 s); people walk past in front of it at the given times."""
+    subjects = [Subject("car", 5.0, -0.2, 1.2, 0.86, 0.3, pause_at=2.8, pause_for=150.0)]
+    subjects += [Subject("person", t, -0.1, 1.1, 0.7 + 0.04 * (k % 2), 0.15) for k, t in enumerate(passers)]
+    scene = SyntheticScene(3, "quiet", seconds)
+    scene.replan(subjects, [])
+    return scene
+
+
+def test_a_car_that_parked_and_drives_off_leaves_no_ghost() -> None:
+    # The parked car is learnt into the background (an object for about 31 s after it stopped), then
+    # it drives off. Where it stood the picture is the road again: before the ghost healer that outline
+    # held the departure event open for about 30 s.
+    scene = _parked_car(185.0, [])
+    result = detect(scene)
+    assert len(result.events) == 2, result.events
+    arrival, departure = result.events
+    assert arrival.end <= 7.8 + 45.0, result.events  # it does not stay an object for good
+    gone = scene.ground_truth.motion[0].end  # half of the car out of the picture
+    assert departure.start <= gone - 0.5 and departure.end <= gone + 2.0, result.events
+
+
+def test_people_passing_in_front_of_a_parked_car_are_short_events_of_their_own() -> None:
+    # Judged pixel by pixel, a passer-by's flat legs fit the road behind the learnt car; a healer that
+    # worked that way learnt the legs, then the car's edge behind them became an object: each passer-by
+    # held an event open for about 100 s and two of them merged (review of an earlier candidate). The
+    # outline of the legs does not fit the road, so a region with someone in it is never healed.
+    passers = [60.0, 100.0, 135.0]
+    scene = _parked_car(150.0, passers)
+    result = detect(scene)
+    truth = scene.ground_truth.motion
+    for t in passers:
+        person = next(g for g in truth if g.kind == "person" and abs(g.start - t - 0.35) < 1.0)
+        during = [e for e in result.events if e.end >= person.start and e.start <= person.end]
+        assert len(during) == 1, (person, result.events)
+        assert during[0].start >= person.start - 1.0 and during[0].end <= person.end + 2.0, (person, result.events)
 
 
 def test_a_car_driving_through_an_exposure_step_leaves_no_ghost() -> None:

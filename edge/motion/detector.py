@@ -34,6 +34,11 @@ Per frame, all in float32 numpy/cv2 on a small working copy (default 160 px wide
    mostly in one direction (net movement at least 0.75 x the path). A walking subject's region
    translates (leading edge gains cells, trailing edge loses them); a gust in a tree, rain or noise
    changes cells that stay in place and jitter back and forth, whatever part of the picture they fill.
+8. Ghosts are healed. What stood still long enough was learnt (a parked car, a little of a waiting
+   person); when it leaves, its outline would hold the event open until learnt in turn. An old
+   background (the background in cells free of objects for 10 minutes) remembers what was there
+   before: a changed region that fits it, judged over the whole region so that a real subject in
+   front of something learnt is never taken for one, is copied back from it at once.
 
 Frame rate: the constants were tuned at 15 fps. Whatever compares a frame with "the last one" for a
 rate or a jump (toggle memory, flicker memory, noise floor, brightness jump, the travel test's join
@@ -84,6 +89,13 @@ TRAVEL_CELLS = 1.0  # how far (cells) its centroid must move over that time
 TRAVEL_STRAIGHT = 0.75  # net displacement / path length of the centroid: walking, not jittering
 TRAVEL_MARGIN = 2  # cells around a candidate in which its earlier positions are looked for
 HELD_FIT = 0.05  # share of watched cells that may misfit the old background for it to be put back under objects
+# Ghosts: where the background learnt something that has since gone (a car that parked, a person who
+# waited), the picture looks like the background from before it came. That "old background" follows the
+# background only in cells free of objects for OLD_AFTER seconds (updated every OLD_EVERY frames at
+# 15 fps). A changed region where the two backgrounds differ (by more than STALE x the pixel threshold)
+# is a ghost when, over the whole region, at most GHOST_MISFIT of its changed pixels misfit the old one.
+OLD_AFTER, OLD_EVERY, STALE, GHOST_MISFIT = 600.0, 8, 1.0, 0.1
+HEAL_EVERY = 4  # frames at 15 fps between looks for ghosts (0.27 s: a ghost only ever follows a running event)
 RAINY = 0.02  # median flicker from which the travel test runs (clear: about 0.01-0.015; rain, night noise: 0.05)
 
 
@@ -150,6 +162,9 @@ class MotionDetector:
         self._jump_scale = min(1.0, self.fps / LOW_FPS) ** LOW_FPS_POWER
         self._toggle_rate = min(1.0, TOGGLE_RATE * TUNED_FPS / self.fps)
         self._common_every = max(1, round(COMMON_EVERY * self.fps / TUNED_FPS))
+        self._old_every = max(1, round(OLD_EVERY * self.fps / TUNED_FPS))
+        self._old_after = max(1, round(OLD_AFTER * self.fps / self._old_every))  # in updates
+        self._heal_every = max(1, round(HEAL_EVERY * self.fps / TUNED_FPS))
         # travel test: frames back (newest first) sampled about 1/15 s apart over TRAVEL_TIME
         n_ref = max(3, round(TRAVEL_TIME * TUNED_FPS))
         back = sorted({round(j * self.fps / TUNED_FPS) for j in range(n_ref)})
@@ -185,6 +200,16 @@ class MotionDetector:
         self._all_allowed = bool(self._allowed.all())
         self._allowed_u8 = self._allowed.astype(np.uint8)
         self._flicker = np.zeros((ch, cw), np.float32)
+        # ghosts (see OLD_AFTER): the old background, per cell the updates since it was last in an
+        # object area (capped), the cells in one since the last update, the cells where the two differ
+        self._zold: np.ndarray | None = None
+        self._free = np.full((ch, cw), self._old_after, np.int32)
+        self._busy = np.zeros((ch, cw), bool)
+        self._stale: np.ndarray | None = None
+        self._stale_px = np.zeros((wh, ww), bool)  # the same, per working pixel
+        self._heal_scratch = np.zeros((wh, ww), bool)
+        self._zold_held: tuple[np.ndarray, np.ndarray | None] | None = None  # kept aside over a re-seed
+        self._old_misfit: np.ndarray | None = None
         # the start-up warm-up has not ended yet (see _end_warmup). Only where jumps are measured over
         # more than one frame (25 fps and up): at 15-20 fps the warm-up is the tuned one.
         self._warming = self._lag > 1
@@ -275,6 +300,8 @@ class MotionDetector:
         over = diff > self.pixel_threshold
         prev_over = self._prev_over[slot]
         last_over = self._prev_over[(self.frames - 1) % lag]
+        if self._stale is not None and self.frames % self._heal_every == 0:
+            self._heal_ghosts(z, over, last_over)
         changed = over & last_over
         # per-pixel toggle memory: leaves and rain flip pixels on and off all the time, a passing
         # subject flips each pixel about twice. Pixels that keep toggling (over 1/15 s) do not count.
@@ -308,6 +335,11 @@ class MotionDetector:
                 past[:] = False
             self._tracking = False
             self._settle = max(self._settle, self._settle_frames)
+            if self._zold is not None and self._zold_held is None and self._settle > 0:
+                # kept aside: after a change of brightness only it still fits, checked at the end of the
+                # rest (_keep_old_background; with no rest there is no check, and a new one is made)
+                self._zold_held = (self._zold, self._old_exclusion())
+            self._zold, self._stale = None, None
             # a subject caught in the new background leaves a ghost when it walks away: for a few
             # seconds, moving areas learn at the normal rate so such ghosts fade quickly
             self._recover = round(RECOVER * self.fps)
@@ -366,6 +398,7 @@ class MotionDetector:
                 grown = cv2.dilate(active.astype(np.uint8), self._kernel)
                 fg = cv2.resize(grown, (ww, wh), interpolation=cv2.INTER_NEAREST)
                 self._fg = fg
+                self._busy |= grown > 0
                 alpha[fg > 0] = self._a_bg_fg if self._recover <= 0 else a_bg
                 if self._kept is not None and self._recover > 0:
                     alpha[(fg > 0) & self._kept] = self._a_bg_fg
@@ -375,10 +408,15 @@ class MotionDetector:
         else:
             cv2.accumulateWeighted(z, self._zbg, a_bg)
         self._recover -= 1
+        if self.frames % self._old_every == 0:
+            self._update_old()
         if self._settle > 0:
             self._settle -= 1
-            if self._settle <= 1 and self._held is not None:
-                self._put_back_under_objects(z, unclipped)
+            if self._settle <= 1:
+                if self._held is not None:
+                    self._put_back_under_objects(z, unclipped)
+                if self._zold_held is not None:
+                    self._keep_old_background(z, unclipped)
             if self._warming:
                 if self._settle == round(WARMUP * self.fps) // 2 and self._mid_flicker is None:
                     self._mid_flicker = self._flicker.copy()
@@ -447,6 +485,88 @@ class MotionDetector:
             self._prev_over[k] = np.where(under, over, self._prev_over[k])
             np.copyto(self._prev_frac[k], frac, where=cells)
         log.debug("the old background fits after the re-seed: put back under the objects (frame %d)", self.frames)
+
+    def _old_exclusion(self) -> np.ndarray | None:
+        """Working pixels where the picture may misfit the old background without a change of light:
+        where something was learnt since (stale cells) and where objects were last reported."""
+        out = self._fg > 0 if self._fg is not None else None
+        if self._stale is not None:
+            ww, wh = self._work
+            stale = cv2.resize(self._stale.view(np.uint8), (ww, wh), interpolation=cv2.INTER_NEAREST) > 0
+            out = stale if out is None else out | stale
+        return out
+
+    def _keep_old_background(self, z: np.ndarray, unclipped: np.ndarray | None) -> None:
+        # A re-seed drops the old background with the rest. Where the change was one of brightness only
+        # (an exposure step, a lamp), the old background's structure still fits the picture as the
+        # background kept aside by _put_back_under_objects does, and ghosts stay known: judged the same
+        # way, on the last two frames of the rest, away from what was learnt and from objects.
+        zold, exclude = self._zold_held  # type: ignore[misc]
+        misfit = cv2.absdiff(z, zold) > self.pixel_threshold
+        if exclude is not None:
+            misfit &= ~exclude
+        if unclipped is not None:
+            misfit &= unclipped
+        if self._settle == 1:
+            self._old_misfit = misfit
+            return
+        self._zold_held = None
+        if self._old_misfit is not None:
+            misfit &= self._old_misfit
+            self._old_misfit = None
+        share = self._count(self._cell_fraction(misfit) > WIDE_CELL) / self._watched_cells
+        if share <= HELD_FIT:
+            self._zold, self._stale = zold, None
+            log.debug("the old background still fits after the re-seed: kept (frame %d)", self.frames)
+
+    def _update_old(self) -> None:
+        if self._zold is None:
+            if self._settle > 0:
+                return  # not from a background re-seeded with a subject in it, before the put-back
+            self._zold = self._zbg.copy()
+        np.add(self._free, 1, out=self._free)
+        np.minimum(self._free, self._old_after, out=self._free)
+        self._free[self._busy] = 0
+        self._busy[:] = False
+        free = self._free >= self._old_after
+        if free.all():
+            np.copyto(self._zold, self._zbg)
+        else:
+            ww, wh = self._work
+            np.copyto(self._zold, self._zbg, where=cv2.resize(free.view(np.uint8), (ww, wh),
+                                                              interpolation=cv2.INTER_NEAREST) > 0)
+        stale = cv2.absdiff(self._zbg, self._zold) > STALE * self.pixel_threshold
+        self._stale = self._cell_fraction(stale) > 0 if stale.any() else None
+        self._stale_px = stale
+
+    def _heal_ghosts(self, z: np.ndarray, over: np.ndarray, last_over: np.ndarray) -> None:
+        # Something stood still long enough to be learnt, then left: where it stood the picture is the
+        # old background again. Judged per region (connected cells changed in two frames), not per
+        # pixel: a passer-by's flat legs in front of a parked car fit the road behind it pixel by
+        # pixel, but the outline of the legs does not, so a region with a real subject in it is never
+        # healed. A ghost region's fitting pixels are learnt at once and do not count as changed.
+        both = over & last_over
+        if not np.logical_and(both, self._stale_px, out=self._heal_scratch).any():
+            return  # nothing changed where something was learnt
+        fits = cv2.absdiff(z, self._zold) <= self.pixel_threshold
+        changed = self._cell_fraction(both)
+        grid = (changed > WIDE_CELL).view(np.uint8)
+        n, labels = cv2.connectedComponents(grid, connectivity=8)
+        if n < 2:
+            return
+        flat = labels.ravel()
+        misfit = np.bincount(flat, self._cell_fraction(both & ~fits).ravel(), n)
+        total = np.bincount(flat, changed.ravel(), n)
+        stale = np.bincount(flat, self._stale.ravel(), n)  # type: ignore[union-attr]
+        ghost = (misfit <= GHOST_MISFIT * total) & (stale > 0)
+        ghost[0] = False
+        if not ghost.any():
+            return
+        ww, wh = self._work
+        heal = cv2.resize(ghost[labels].view(np.uint8), (ww, wh), interpolation=cv2.INTER_NEAREST) > 0
+        heal &= over & fits
+        np.copyto(self._zbg, self._zold, where=heal)  # the old background: a mean, not one noisy frame
+        over &= ~heal
 
     def _cell_fraction(self, pixels: np.ndarray) -> np.ndarray:
         """Per cell, the fraction of its working pixels set in a boolean pixel map."""
