@@ -210,7 +210,6 @@ class MotionDetector:
         self._stale_px = np.zeros((wh, ww), bool)  # the same, per working pixel
         self._heal_scratch = np.zeros((wh, ww), bool)
         self._zold_held: tuple[np.ndarray, np.ndarray | None] | None = None  # kept aside over a re-seed
-        self._old_misfit: np.ndarray | None = None
         # the start-up warm-up has not ended yet (see _end_warmup). Only where jumps are measured over
         # more than one frame (25 fps and up): at 15-20 fps the warm-up is the tuned one.
         self._warming = self._lag > 1
@@ -244,7 +243,7 @@ class MotionDetector:
         self._held: tuple[np.ndarray, np.ndarray] | None = None
         self._kept: np.ndarray | None = None  # where it was put back (learns at the object rate while recovering)
         self._reported = False  # the last frame reported an object
-        self._misfit: np.ndarray | None = None
+        self._rest_first: dict[str, np.ndarray] = {}  # misfit maps of a rest's last-but-one frame (_rest_misfit)
         self._recover = round((WARMUP + RECOVER) * self.fps)  # nothing is "foreground" yet at start-up
         # Start-up: learn the background and where things flicker before judging anything.
         self._settle = round(WARMUP * self.fps)
@@ -458,17 +457,10 @@ class MotionDetector:
         # the old background is put back under the objects that were reported when it came.
         held, fg = self._held  # type: ignore[misc]
         over = cv2.absdiff(z, held) > self.pixel_threshold
-        misfit = over & (fg == 0)
-        if unclipped is not None:
-            misfit &= unclipped
-        if self._settle == 1:
-            self._misfit = misfit
+        share = self._rest_misfit(over & (fg == 0), unclipped, "held")
+        if share is None:
             return
         self._held = None
-        if self._misfit is not None:
-            misfit &= self._misfit
-            self._misfit = None
-        share = self._count(self._cell_fraction(misfit) > WIDE_CELL) / self._watched_cells
         if share > HELD_FIT:
             log.debug("after the re-seed %.1f %% of the picture misfits the old background: new one kept", 100 * share)
             return
@@ -486,6 +478,20 @@ class MotionDetector:
             self._prev_over[k] = np.where(under, over, self._prev_over[k])
             np.copyto(self._prev_frac[k], frac, where=cells)
         log.debug("the old background fits after the re-seed: put back under the objects (frame %d)", self.frames)
+
+    def _rest_misfit(self, misfit: np.ndarray, unclipped: np.ndarray | None, slot: str) -> float | None:
+        """Share of the watched cells where a background kept aside over a re-seed misfits the picture
+        (`misfit`, a pixel map) in both of the rest's last two frames: a misfit must persist, as a
+        change does (rain and noise do not). None on the first of the two, whose map waits in `slot`."""
+        if unclipped is not None:
+            misfit &= unclipped
+        if self._settle == 1:
+            self._rest_first[slot] = misfit
+            return None
+        first = self._rest_first.pop(slot, None)
+        if first is not None:
+            misfit &= first
+        return self._count(self._cell_fraction(misfit) > WIDE_CELL) / self._watched_cells
 
     def _old_exclusion(self) -> np.ndarray | None:
         """Working pixels where the picture may misfit the old background without a change of light:
@@ -506,16 +512,10 @@ class MotionDetector:
         misfit = cv2.absdiff(z, zold) > self.pixel_threshold
         if exclude is not None:
             misfit &= ~exclude
-        if unclipped is not None:
-            misfit &= unclipped
-        if self._settle == 1:
-            self._old_misfit = misfit
+        share = self._rest_misfit(misfit, unclipped, "old")
+        if share is None:
             return
         self._zold_held = None
-        if self._old_misfit is not None:
-            misfit &= self._old_misfit
-            self._old_misfit = None
-        share = self._count(self._cell_fraction(misfit) > WIDE_CELL) / self._watched_cells
         if share <= HELD_FIT:
             self._zold, self._stale = zold, None
             log.debug("the old background still fits after the re-seed: kept (frame %d)", self.frames)
