@@ -521,6 +521,8 @@ class MotionDetector:
             log.debug("the old background still fits after the re-seed: kept (frame %d)", self.frames)
 
     def _update_old(self) -> None:
+        """Every OLD_EVERY frames: the old background takes the background in cells free of objects for
+        OLD_AFTER seconds, and the cells and pixels where the two differ are noted."""
         if self._zold is None:
             if self._settle > 0:
                 return  # not from a background re-seeded with a subject in it, before the put-back
@@ -545,7 +547,7 @@ class MotionDetector:
         # old background again. Judged per region (connected cells changed in two frames), not per
         # pixel: a passer-by's flat legs in front of a parked car fit the road behind it pixel by
         # pixel, but the outline of the legs does not, so a region with a real subject in it is never
-        # healed. A ghost region's fitting pixels are learnt at once and do not count as changed.
+        # healed. A ghost region's fitting pixels take the old background at once and do not count.
         both = over & last_over
         if not np.logical_and(both, self._stale_px, out=self._heal_scratch).any():
             return  # nothing changed where something was learnt
