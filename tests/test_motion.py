@@ -171,8 +171,8 @@ def test_where_a_person_waited_is_no_object_once_they_left() -> None:
 
 
 def _parked_car(seconds: float, passers: list[float]) -> SyntheticScene:
-    """A car drives in at 5 s and parks (from about 7.8 s) for 150 s, then drives off (gone at
-    about 160.6 s); people walk past in front of it at the given times."""
+    """A car drives in at 5 s and parks (from 7.8 s) for 150 s, then drives off (half of it out of the
+    picture at 159 s); people walk past in front of it at the given times."""
     subjects = [Subject("car", 5.0, -0.2, 1.2, 0.86, 0.3, pause_at=2.8, pause_for=150.0)]
     subjects += [Subject("person", t, -0.1, 1.1, 0.7 + 0.04 * (k % 2), 0.15) for k, t in enumerate(passers)]
     scene = SyntheticScene(3, "quiet", seconds)
