@@ -1,6 +1,6 @@
 """The motion benches: bench/motion.py refuses tuning seeds; motion_fps scores every rate; motion_clock compares
 scenes with and without an on-screen clock; motion_waiting scores subjects that wait through a change of light;
-one latency summary."""
+motion_owner_cases holds subjects that stop and leave to what an owner expects; one latency summary."""
 
 from __future__ import annotations
 
@@ -88,3 +88,27 @@ def test_motion_waiting_refuses_an_unknown_change() -> None:
     proc = subprocess.run([sys.executable, str(BENCH.with_name("motion_waiting.py")), "--changes", "none,fog"],
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and "unknown change fog" in proc.stderr
+
+
+def test_motion_owner_cases_holds_a_waiting_person_to_one_event_that_ends_when_they_leave() -> None:
+    # One case, run for real: a person waits 20 s by day and walks on. Before the ghost healer the
+    # place where they stood held the event open 3.5 s past the 2 s the owner allows (a failed case).
+    import json
+
+    bench = BENCH.with_name("motion_owner_cases.py")
+    proc = subprocess.run([sys.executable, str(bench), "--only", "baseline_wait/20s/day/s1", "--seeds", "1",
+                           "--light", "day"], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    case, summary = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert case["id"] == "baseline_wait/20s/day/s1" and case["units"]["person"]["n"] == 1, case
+    assert case["pass"] and case["failed"] == [] and case["excess_s"] == 0.0, case
+    assert summary["cases"] == 1 and summary["passed"] == 1, summary
+
+
+def test_motion_owner_cases_refuses_held_out_seeds_and_unknown_scenarios() -> None:
+    bench = BENCH.with_name("motion_owner_cases.py")
+    refused = ((["--seeds", "25"], "tuning seeds only (1-24)"), (["--only", "nope"], "unknown scenario nope"))
+    for args, message in refused:
+        proc = subprocess.run([sys.executable, str(bench), *args], capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 2 and message in proc.stderr, (args, proc.stderr)
+        assert proc.stdout == ""
