@@ -42,15 +42,14 @@ from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from edge.capture.synthetic import Distractor, Subject, SyntheticScene
+from edge.capture.synthetic import Distractor, Subject, SyntheticScene, in_view
 from edge.config import MotionConfig, RecordingConfig
 from edge.recording.analysis import analyse, single_threaded_opencv
 
 SIZE = (320, 240)
+FPS = 15.0  # SyntheticScene's default: presence is judged frame by frame, as its ground truth is
 LIGHTS = {"day": "quiet", "night": "noise"}
 ONSET_TOL = 1.0
 END_TOL = 2.0
@@ -59,23 +58,6 @@ MERGE_GAP = RecordingConfig().merge_gap
 MAX_SEED = 24
 SPEED = {"person": 0.12, "car": 0.3, "cat": 0.15}
 Y = {"person": 0.62, "car": 0.87, "cat": 0.77}
-
-
-# -- ground truth ------------------------------------------------------------------------------------
-
-def _visible(s: Subject, t: float) -> float:
-    x = s.x_at(t)
-    if x is None:
-        return 0.0
-    w = s.size[0]
-    return max(0.0, min(x + w / 2, 1.0) - max(x - w / 2, 0.0)) / w
-
-
-def in_view(s: Subject, duration: float, fps: float = 15.0) -> tuple[float, float] | None:
-    """(first, last) time at least half of the subject is in the frame (SyntheticScene's rule)."""
-    times = np.arange(max(0.0, s.t0), min(duration, s.t1) + 1e-9, 1.0 / fps)
-    inside = [float(t) for t in times if _visible(s, float(t)) >= 0.5]
-    return (inside[0], inside[-1]) if inside else None
 
 
 @dataclass
@@ -149,24 +131,24 @@ def stop_go(s: Subject) -> tuple[float, float]:
 
 
 def u_wait(name: str, s: Subject, dur: float, **kw) -> Unit:
-    a, leave = in_view(s, dur)
+    a, leave = in_view(s, dur, FPS)
     return Unit(name, a, leave, whole=True, **kw)
 
 
 def u_pass(name: str, s: Subject, dur: float, own: bool = True, **kw) -> Unit:
-    a, leave = in_view(s, dur)
+    a, leave = in_view(s, dur, FPS)
     return Unit(name, a, leave, own=own, **kw)
 
 
 def u_park(name: str, s: Subject, dur: float) -> Unit:
-    a, _ = in_view(s, dur)
+    a, _ = in_view(s, dur, FPS)
     stop, _ = stop_go(s)
     return Unit(name, a, stop, end_tol=PARK_TOL)
 
 
 def u_leave(name: str, s: Subject, dur: float, **kw) -> Unit:
     _, go = stop_go(s)
-    _, leave = in_view(s, dur)
+    _, leave = in_view(s, dur, FPS)
     return Unit(name, go, leave, **kw)
 
 
@@ -283,7 +265,7 @@ def sc_person_where_car_stood(seed, light):
     for gap in (3, 15):
         dur = 215
         car = stopper("car", 7.23, 0.5, 150.0)
-        _, lcar = in_view(car, dur)
+        _, lcar = in_view(car, dur, FPS)
         p = stopper("person", lcar + gap, 0.5, 15.0, 0.80)
         scene = scene_of(seed, light, dur, [car, p])
         out.append((f"gap{gap}", scene, [u_park("car_park", car, dur), u_leave("car_leave", car, dur),

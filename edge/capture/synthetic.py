@@ -226,21 +226,11 @@ class SyntheticScene:
     def _ground_truth(self) -> GroundTruth:
         gt = GroundTruth(self.seed, self.scenario, self.duration, self.fps, night=self.night)
         for s in self.subjects:
-            # In view = at least half of the subject inside the frame.
-            times = np.arange(max(0.0, s.t0), min(self.duration, s.t1) + 1e-9, 1.0 / self.fps)
-            inside = [t for t in times if self._visible_fraction(s, float(t)) >= 0.5]
-            if inside:
-                gt.motion.append(Interval(s.kind, round(float(inside[0]), 3), round(float(inside[-1]), 3)))
+            span = in_view(s, self.duration, self.fps)
+            if span is not None:
+                gt.motion.append(Interval(s.kind, round(span[0], 3), round(span[1], 3)))
         gt.distractors = [Interval(d.kind, round(d.start, 3), round(d.end, 3)) for d in self.distractors]
         return gt
-
-    @staticmethod
-    def _visible_fraction(s: Subject, t: float) -> float:
-        x = s.x_at(t)
-        if x is None:
-            return 0.0
-        w = s.size[0]
-        return max(0.0, min(x + w / 2, 1.0) - max(x - w / 2, 0.0)) / w
 
     # -- rendering ------------------------------------------------------------------------------
 
@@ -397,6 +387,22 @@ class SyntheticScene:
 
     def write_ground_truth(self, path: Path) -> None:
         path.write_text(json.dumps(self.ground_truth.to_dict(), indent=2) + "\n")
+
+
+def in_view(s: Subject, duration: float, fps: float) -> tuple[float, float] | None:
+    """The first and last frame time (seconds) at which at least half of the subject is inside the
+    frame: the ground truth's rule for a subject's presence. None if it never is."""
+    times = np.arange(max(0.0, s.t0), min(duration, s.t1) + 1e-9, 1.0 / fps)
+    inside = [float(t) for t in times if _visible_fraction(s, float(t)) >= 0.5]
+    return (inside[0], inside[-1]) if inside else None
+
+
+def _visible_fraction(s: Subject, t: float) -> float:
+    x = s.x_at(t)
+    if x is None:
+        return 0.0
+    w = s.size[0]
+    return max(0.0, min(x + w / 2, 1.0) - max(x - w / 2, 0.0)) / w
 
 
 def _colour(bgr: tuple[int, int, int], channels: int) -> tuple[float, ...]:
