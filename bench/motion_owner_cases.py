@@ -44,6 +44,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.motion_fps import seed_range
 from edge.capture.synthetic import Distractor, Subject, SyntheticScene, in_view
 from edge.config import MotionConfig, RecordingConfig
 from edge.recording.analysis import analyse, single_threaded_opencv
@@ -535,10 +536,8 @@ def versus(row: dict, old: dict | None) -> dict:
 
 
 def seeds_of(text: str) -> list[int]:
-    out: list[int] = []
-    for part in text.split(","):
-        lo, _, hi = part.partition("-")
-        out += list(range(int(lo), int(hi or lo) + 1))
+    """'1-4' or '1,3-4': tuning seeds only."""
+    out = [seed for part in text.split(",") for seed in seed_range(part)]
     if any(s < 1 or s > MAX_SEED for s in out):
         raise ValueError(f"--seeds {text}: tuning seeds only (1-{MAX_SEED}); held-out seeds are for a rule run")
     return out

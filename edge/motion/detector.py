@@ -498,8 +498,7 @@ class MotionDetector:
         where something was learnt since (stale cells) and where objects were last reported."""
         out = self._fg > 0 if self._fg is not None else None
         if self._stale is not None:
-            ww, wh = self._work
-            stale = cv2.resize(self._stale.view(np.uint8), (ww, wh), interpolation=cv2.INTER_NEAREST) > 0
+            stale = self._cell_pixels(self._stale)
             out = stale if out is None else out | stale
         return out
 
@@ -535,9 +534,7 @@ class MotionDetector:
         if free.all():
             np.copyto(self._zold, self._zbg)
         else:
-            ww, wh = self._work
-            np.copyto(self._zold, self._zbg, where=cv2.resize(free.view(np.uint8), (ww, wh),
-                                                              interpolation=cv2.INTER_NEAREST) > 0)
+            np.copyto(self._zold, self._zbg, where=self._cell_pixels(free))
         stale = cv2.absdiff(self._zbg, self._zold) > STALE * self.pixel_threshold
         self._stale = self._cell_fraction(stale) > 0 if stale.any() else None
         self._stale_px = stale
@@ -565,8 +562,7 @@ class MotionDetector:
         ghost[0] = False
         if not ghost.any():
             return
-        ww, wh = self._work
-        heal = cv2.resize(ghost[labels].view(np.uint8), (ww, wh), interpolation=cv2.INTER_NEAREST) > 0
+        heal = self._cell_pixels(ghost[labels])
         heal &= over & fits
         np.copyto(self._zbg, self._zold, where=heal)  # the old background: a mean, not one noisy frame
         over &= ~heal
@@ -574,6 +570,10 @@ class MotionDetector:
     def _cell_fraction(self, pixels: np.ndarray) -> np.ndarray:
         """Per cell, the fraction of its working pixels set in a boolean pixel map."""
         return cv2.resize(pixels.astype(np.float32), self._cells, interpolation=cv2.INTER_AREA)
+
+    def _cell_pixels(self, cells: np.ndarray) -> np.ndarray:
+        """A boolean cell map spread over the working pixels of its cells (the reverse of _cell_fraction)."""
+        return cv2.resize(cells.view(np.uint8), self._work, interpolation=cv2.INTER_NEAREST) > 0
 
     def _count(self, cells: np.ndarray) -> int:
         """Watched cells set in a cell map."""
