@@ -93,9 +93,31 @@ def test_subject_is_really_drawn_where_ground_truth_says() -> None:
     assert (diff > 25).sum() > 100
 
 
+def test_a_cloud_over_the_sun_fades_the_cast_shadows_and_exposure_follows() -> None:
+    scene = SyntheticScene(1, "sun", 60)
+    cloud = scene.distractors[0]
+    assert cloud.kind == "sun" and cloud.end - cloud.start > 4
+    clear = scene.luma(round((cloud.start - 1.0) * scene.fps)).astype(np.float32)
+    covered = scene.luma(round((cloud.start + cloud.end) / 2 * scene.fps)).astype(np.float32)
+    # across the lamp post's shadow on the wall (row 150, x 79-84): a dark strip in the sun that mostly
+    # fades under this cloud (strength 0.8: a thin one, some sun gets through)
+    rows, strip = slice(150, 151), slice(79, 85)
+
+    def contrast(img: np.ndarray) -> float:
+        beside = np.r_[img[rows, 64:74].ravel(), img[rows, 90:100].ravel()].mean()
+        return float(1.0 - img[rows, strip].mean() / beside)
+
+    assert contrast(clear) > 0.5
+    assert 0.05 < contrast(covered) < 0.5 * contrast(clear)
+    # exposure makes up part of the loss: darker, but not down to the skylight alone
+    assert 0.45 * clear.mean() < covered.mean() < 0.9 * clear.mean()
+    # the sunny scene has subjects under the same kind of sky; the lighting-only one has none
+    assert SyntheticScene(1, "sunny", 60).ground_truth.motion and not scene.ground_truth.motion
+
+
 def test_bad_scene_parameters_are_clear_errors() -> None:
-    with pytest.raises(SceneError, match="unknown scenario 'sunny'"):
-        SyntheticScene(1, "sunny")
+    with pytest.raises(SceneError, match="unknown scenario 'snowy'"):
+        SyntheticScene(1, "snowy")
     with pytest.raises(ConsentcamError, match="positive"):
         SyntheticScene(1, "mixed", duration=0)
 

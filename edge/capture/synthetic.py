@@ -3,7 +3,10 @@
 The scene is a house front with a door, a road, a tree and the sky. Real motion: people walking
 (sometimes pausing), cars, cats. Distractors: sensor noise (stronger at night), clouds (slow gain
 drift), lights switched on, headlight sweeps, an infrared day/night switch (grey picture plus a
-contrast jump), auto-exposure steps, swaying foliage and rain.
+contrast jump), auto-exposure steps, swaying foliage and rain. The `sun` and `sunny` scenarios add
+sunshine with cast shadows (the eaves, a post, the door's recess, the tree, the house) and clouds
+that pass over the sun: the shadows' sharp edges fade out and back in while the camera's
+auto-exposure follows the light.
 
 Everything is a pure function of (seed, scenario, frame index): any frame can be rendered on its
 own, in any order, at any size. `luma()` renders the detection Y plane, `bgr()` the main picture.
@@ -25,7 +28,9 @@ import numpy as np
 from edge.capture.frames import PTS_HZ, CapturedFrame
 from edge.errors import ConsentcamError
 
-SCENARIOS = ("mixed", "night", "lighting", "ir", "foliage", "rain", "noise", "quiet", "distractors", "walk")
+SCENARIOS = ("mixed", "night", "lighting", "ir", "foliage", "rain", "noise", "quiet", "distractors", "walk",
+             "sun", "sunny")
+SUN_SCENARIOS = ("sun", "sunny")  # sunshine with cast shadows; "sun" is lighting only
 REAL_KINDS = ("person", "car", "cat")
 CLOCK_START = 1795456680.0  # 2026-11-23 17:58:00 UTC: the on-screen clock's time at frame 0 of seed 0
 MAIN_RENDER_MAX_WIDTH = 640  # the main picture is rendered at most this wide, then scaled up (cheap)
@@ -44,6 +49,8 @@ _SUBJECT_SIZE = {"person": (0.06, 0.26), "car": (0.30, 0.13), "cat": (0.09, 0.06
 TREE_BOX = (0.72, 0.0, 1.0, 0.45)
 PORCH_BOX = (0.18, 0.25, 0.55, 0.75)
 ROAD_Y = (0.80, 0.97)
+SKYLIGHT = 0.35  # what a cast shadow keeps of the full sunlight: the sky's share of the light
+AE_DELAY, AE_POWER = 0.7, 0.6  # auto-exposure follows the light this many seconds late, making up part of it
 
 
 class SceneError(ConsentcamError):
@@ -89,7 +96,7 @@ class Subject:
 
 @dataclass(frozen=True)
 class Distractor:
-    kind: str  # cloud, lights_on, headlights, ir_switch, exposure, foliage, rain
+    kind: str  # cloud, lights_on, headlights, ir_switch, exposure, foliage, rain, sun (a cloud over the sun)
     start: float
     end: float
     strength: float = 1.0
@@ -148,7 +155,7 @@ class SyntheticScene:
 
     def _plan(self, rng: np.random.Generator) -> None:
         d, s = self.duration, self.scenario
-        if s in ("mixed", "night"):
+        if s in ("mixed", "night", "sunny"):
             t = float(rng.uniform(3, 8))
             while t < d - 12:
                 subject = self._subject(rng, t)
@@ -181,6 +188,13 @@ class SyntheticScene:
             self.distractors.append(Distractor("foliage", 0.0, d, float(rng.uniform(1.5, 2.0))))
         elif s == "rain":
             self.distractors.append(Distractor("rain", 0.0, d, float(rng.uniform(1.0, 1.5))))
+        elif s in SUN_SCENARIOS:
+            # Clouds pass over the sun one after another: covered for 4-20 s, clear for 4-15 s.
+            t = float(rng.uniform(2, 8))
+            while t < d - 4:
+                length = float(rng.uniform(4, 20))
+                self.distractors.append(Distractor("sun", t, min(t + length, d), float(rng.uniform(0.6, 1.2))))
+                t += length + float(rng.uniform(4, 15))
 
     def _subject(self, rng: np.random.Generator, t: float) -> Subject:
         kind = str(rng.choice(REAL_KINDS, p=[0.5, 0.25, 0.25]))
@@ -286,6 +300,8 @@ class SyntheticScene:
         night = self._night_at(t)
         ir = bool(self._active("ir_switch", t))
         gain, offset = self._illumination(t, w, h, night, ir)
+        if self.scenario in SUN_SCENARIOS and not night and not ir:
+            gain = gain * self._sunlight(t, w, h)[:, :, None]
         # In place from here on (same float32 arithmetic, same pixels): each whole-picture temporary is
         # 3.7 MB at 640x480 colour, and the daemon on this camera renders two pictures a frame.
         img *= gain
@@ -332,6 +348,31 @@ class SyntheticScene:
         if isinstance(offset, np.ndarray):
             offset = offset[:, :, None]
         return gain, offset
+
+    def _sun(self, t: float) -> float:
+        """How much of the direct sunlight gets through (1: clear, 0: a thick cloud over the sun). A
+        cloud's edge takes 0.5-3 s to cross the sun (smoothstep); a thin one (strength < 1) lets
+        some through."""
+        cover = 0.0
+        for d in self.distractors:
+            if d.kind != "sun" or not d.start <= t < d.end:
+                continue
+            ramp = 0.5 + 2.5 * ((d.start * 7.919) % 1.0)
+            edge = min(1.0, (t - d.start) / ramp, (d.end - t) / ramp)
+            cover = max(cover, min(1.0, d.strength) * edge * edge * (3.0 - 2.0 * edge))
+        return 1.0 - cover
+
+    def _sunlight(self, t: float, w: int, h: int) -> np.ndarray:
+        """Per pixel gain of the sunny scenes: skylight everywhere plus the sun outside the cast
+        shadows, times the camera's auto-exposure, which follows the mean light AE_DELAY s late and
+        makes up part of the loss. 1 in full sun outside a shadow."""
+        shadow = _cast_shadows(self.seed, w, h)
+        sun = self._sun(t)
+        light = SKYLIGHT + (1.0 - SKYLIGHT) * sun * (1.0 - shadow)
+        lit = 1.0 - float(shadow.mean())
+        mean_then = SKYLIGHT + (1.0 - SKYLIGHT) * self._sun(max(0.0, t - AE_DELAY)) * lit
+        mean_full = SKYLIGHT + (1.0 - SKYLIGHT) * lit
+        return light * np.float32((mean_full / mean_then) ** AE_POWER)
 
     def _foliage(self, img: np.ndarray, t: float, w: int, h: int) -> None:
         winds = self._active("foliage", t)
@@ -438,6 +479,31 @@ def _background(seed: int, w: int, h: int, channels: int) -> np.ndarray:
     if channels == 1:
         img = (img @ np.array([0.114, 0.587, 0.299], np.float32))[:, :, None]
     return np.clip(img, 0, 255).astype(np.float32)
+
+
+@lru_cache(maxsize=8)
+def _cast_shadows(seed: int, w: int, h: int) -> np.ndarray:
+    """Where the sun casts shadows (float32 HxW, 1 = in full shadow) with the sun high on the left:
+    under the eaves, a lamp post's shadow across the wall and ground, the door's recess, the house's
+    shadow on the grass, and the tree's dappled shadow on the grass and road. The penumbra is about
+    a pixel at 320 px wide: sunlit shadows are sharp."""
+    mask = np.zeros((h, w), np.uint8)
+
+    def poly(points: list[tuple[float, float]]) -> None:
+        cv2.fillPoly(mask, [np.array([(round(x * w), round(y * h)) for x, y in points], np.int32)], 255)
+
+    poly([(0.1, 0.15), (0.7, 0.15), (0.7, 0.24), (0.1, 0.20)])  # eaves: deeper to the right
+    poly([(0.035, 0.97), (0.05, 0.97), (0.46, 0.30), (0.445, 0.30)])  # a lamp post's shadow
+    poly([(0.32, 0.38), (0.335, 0.38), (0.335, 0.72), (0.32, 0.72)])  # the door's recess
+    poly([(0.7, 0.72), (0.78, 0.72), (0.88, 0.80), (0.7, 0.80)])  # the house on the grass
+    rng = np.random.default_rng([seed, 17])
+    blotch = cv2.resize(rng.normal(0, 1, (12, 16)).astype(np.float32), (w, h), interpolation=cv2.INTER_CUBIC)
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    crown = ((xx / w - 0.84) / 0.16) ** 2 + ((yy / h - 0.86) / 0.08) ** 2 < 1.0
+    mask[crown & (blotch > -0.3)] = 255  # the tree's shadow, with sunlit holes between the leaves
+    shadow = mask.astype(np.float32) / 255.0
+    sigma = max(0.5, 0.003 * w)
+    return cv2.GaussianBlur(shadow, (0, 0), sigma)
 
 
 NOISE_TILES = 2  # pre-drawn noise fields; a per-frame random shift keeps them from repeating visibly
