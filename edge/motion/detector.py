@@ -652,12 +652,15 @@ class MotionDetector:
         """The brightness ratios (log, to the brightness background) most common over the unchanged
         picture this frame: under a change of light each kind of lighting (sunlit, in shadow, under
         the lamp) has its own. Peaks of a histogram of every other pixel, each with at least
-        LIGHT_MODE_SHARE of them."""
+        LIGHT_MODE_SHARE of them. Not where objects are protected: a subject waiting there keeps its
+        own ratio to the brightness background, which would count as a kind of lighting (and then
+        the subject as lit by it: 7 of 24 subjects waiting through an exposure step were split)."""
         if self._modes_frame == self.frames:
             return self._modes
         sub = (slice(None, None, 2), slice(None, None, 2))
         ratio = cv2.log(small[sub].astype(np.float32) + 8.0) - cv2.log(self._lbg[sub] + 8.0)  # type: ignore[index]
-        values = ratio[~over[sub]]
+        free = ~over[sub] if self._fg is None else ~over[sub] & (self._fg[sub] == 0)
+        values = ratio[free]
         hist, edges = np.histogram(values, bins=LIGHT_MODE_BINS, range=(-2.0, 2.0))
         smooth = np.convolve(hist, (1, 2, 1), mode="same")
         peak = (smooth >= np.roll(smooth, 1)) & (smooth >= np.roll(smooth, -1))
