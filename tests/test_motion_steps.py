@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 import numpy as np
 import pytest
 
-from edge.capture.synthetic import SyntheticScene
+from edge.capture.synthetic import Distractor, Subject, SyntheticScene
 from edge.config import MotionConfig, RecordingConfig
 from edge.motion.scoring import score_events
 from edge.recording.analysis import analyse
@@ -104,6 +104,21 @@ def test_clouds_passing_over_the_sun_start_no_event(seed: int) -> None:
     # each minute (seed 2 still has one, 11.4-13.4 s, as the sun returns).
     scene = SyntheticScene(seed, "sun", 60)
     assert detect(scene).events == [], scene.ground_truth.distractors
+
+
+@pytest.mark.parametrize(("kind", "y"), [("person", 0.62), ("cat", 0.77)])
+def test_a_subject_waiting_while_a_cloud_covers_the_sun_is_one_event_and_the_sun_returning_none(
+        kind: str, y: float) -> None:
+    # It walks in at 4 s, waits 20 s, walks on; a thin cloud covers the sun from 20 to 40 s. Before the
+    # light-edge test the sun's return made an event of its own (39.5 s); a first version of that test
+    # took the waiting cat, bright and flat, for light and split its event at 20.5 s.
+    scene = SyntheticScene(1, "sunny", 45)
+    speed = {"person": 0.12, "cat": 0.15}[kind]
+    scene.replan([Subject(kind, 4.0, -0.1, 1.1, y, speed, 3.0, 20.0)], [Distractor("sun", 20.0, 40.0, 0.8)])
+    truth = scene.ground_truth.motion[0]
+    events = detect(scene).events
+    assert len(events) == 1, events
+    assert events[0].onset < truth.start + 0.5 and truth.end - 0.5 < events[0].end < truth.end + 2.0, (events, truth)
 
 
 @pytest.mark.parametrize("seed", [1, 2])

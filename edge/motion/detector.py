@@ -113,6 +113,9 @@ HEAL_EVERY = 4  # frames at 15 fps between looks for ghosts (0.27 s: a ghost onl
 LIGHT_STEP, LIGHT_AROUND, LIGHT_MISFIT, LIGHT_MARGIN = 0.1, 0.3, 0.5, 2
 LIGHT_MODE_BINS, LIGHT_MODE_SHARE, LIGHT_MODE_TOL = 100, 0.01, 0.08  # _light_modes: histogram of -2..2
 LIGHT_NOISE_MAX = 0.12  # above this noise in the ratio (night) no object is taken for light
+# a subject reported in the same cells for this long (the count falls 3x as fast as it rises) is never
+# taken for light: a bright cat waiting while a cloud covers the sun can lie within the light's ratios
+ESTABLISHED = 1.0
 LIGHT_LEARN = 1.0  # seconds: the brightness background's time constant (a change of light is news for ~2 s)
 RAINY = 0.02  # median flicker from which the travel test runs (clear: about 0.01-0.015; rain, night noise: 0.05)
 
@@ -169,6 +172,7 @@ class MotionDetector:
         self._a_bg = 1.0 / (self.fps * max(config.learn_time, 0.1))
         self._a_bg_fg = self._a_bg / 10.0
         self._a_light = 1.0 / (self.fps * LIGHT_LEARN)
+        self._established = max(1, round(ESTABLISHED * self.fps))
         self._a_flicker_up = 1.0 / (self.fps * 0.5)
         self._a_flicker_down = 1.0 / (self.fps * 10.0)
         self._f_flicker_fade = np.float32(1.0 / (self.fps * PROVISIONAL_FADE))
@@ -263,6 +267,7 @@ class MotionDetector:
         self._held: tuple[np.ndarray, np.ndarray] | None = None
         self._kept: np.ndarray | None = None  # where it was put back (learns at the object rate while recovering)
         self._reported = False  # the last frame reported an object
+        self._reported_for = np.zeros((ch, cw), np.int32)  # _count_reported
         self._rest_first: dict[str, np.ndarray] = {}  # misfit maps of a rest's last-but-one frame (_rest_misfit)
         self._recover = round((WARMUP + RECOVER) * self.fps)  # nothing is "foreground" yet at start-up
         # Start-up: learn the background and where things flicker before judging anything.
@@ -273,7 +278,25 @@ class MotionDetector:
     def process(self, luma: np.ndarray) -> MotionResult:
         result = self._process(luma)
         self._reported = result.active
+        self._count_reported(result)
         return result
+
+    def _count_reported(self, result: MotionResult) -> None:
+        """Per cell, how long an object has been reported there (see ESTABLISHED)."""
+        if self._size is None:
+            return
+        if not result.active:
+            if self._reported_for.any():
+                np.subtract(self._reported_for, 3, out=self._reported_for)
+                np.maximum(self._reported_for, 0, out=self._reported_for)
+            return
+        cw, ch = self._cells
+        boxes = np.zeros((ch, cw), bool)
+        for bx, by, bw, bh in result.boxes:
+            x0, y0 = round(bx * cw), round(by * ch)
+            boxes[max(0, y0 - 1):y0 + round(bh * ch) + 1, max(0, x0 - 1):x0 + round(bw * cw) + 1] = True
+        np.add(self._reported_for, np.where(boxes, 1, -3).astype(np.int32), out=self._reported_for)
+        np.clip(self._reported_for, 0, self._established * 10, out=self._reported_for)
 
     def _process(self, luma: np.ndarray) -> MotionResult:
         h0, w0 = luma.shape[:2]
@@ -611,6 +634,8 @@ class MotionDetector:
              changed: np.ndarray, over: np.ndarray) -> bool:
         """Whether an object is the edge of a change of light (see LIGHT_STEP): if so, the structure
         there is learnt at once and it is not reported."""
+        if self._reported_for[region].max() >= self._established:
+            return False  # a subject that has been here a while
         x, y, w, h, _cells = group
         cw, ch = self._cells
         m = LIGHT_MARGIN
