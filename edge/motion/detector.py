@@ -656,7 +656,7 @@ class MotionDetector:
             return False
         # the noise of the ratio: how far unchanged pixels lie from the extremes of their 5x5 neighbourhood
         off = np.minimum(cv2.dilate(ratio, self._kernel5) - ratio, ratio - cv2.erode(ratio, self._kernel5))
-        noise = 4.0 * float(np.median(off[around]))
+        noise = 4.0 * _median(off[around])
         if noise > LIGHT_NOISE_MAX:
             return False  # too noisy to tell (night): as before, the edge is an object until learnt
         tol = max(LIGHT_MODE_TOL, noise)
@@ -685,13 +685,15 @@ class MotionDetector:
         sub = (slice(None, None, 2), slice(None, None, 2))
         ratio = cv2.log(small[sub].astype(np.float32) + 8.0) - cv2.log(self._lbg[sub] + 8.0)  # type: ignore[index]
         free = ~over[sub] if self._fg is None else ~over[sub] & (self._fg[sub] == 0)
-        values = ratio[free]
-        hist, edges = np.histogram(values, bins=LIGHT_MODE_BINS, range=(-2.0, 2.0))
+        # a histogram of -2..2 in LIGHT_MODE_BINS bins (np.histogram costs 5x as much)
+        scaled = (ratio[free] + 2.0) * (LIGHT_MODE_BINS / 4.0)
+        inside = scaled[(scaled >= 0) & (scaled < LIGHT_MODE_BINS)]
+        hist = np.bincount(inside.astype(np.intp), minlength=LIGHT_MODE_BINS)
         smooth = np.convolve(hist, (1, 2, 1), mode="same")
-        peak = (smooth >= np.roll(smooth, 1)) & (smooth >= np.roll(smooth, -1))
-        peak &= hist >= LIGHT_MODE_SHARE * values.size
-        centres = 0.5 * (edges[:-1] + edges[1:])
-        self._modes = centres[peak].astype(np.float32)
+        peak = hist >= LIGHT_MODE_SHARE * scaled.size
+        peak[1:] &= smooth[1:] >= smooth[:-1]
+        peak[:-1] &= smooth[:-1] >= smooth[1:]
+        self._modes = ((np.flatnonzero(peak) + 0.5) * (4.0 / LIGHT_MODE_BINS) - 2.0).astype(np.float32)
         self._modes_frame = self.frames
         return self._modes
 
