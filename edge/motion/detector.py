@@ -115,7 +115,7 @@ LIGHT_MODE_BINS, LIGHT_MODE_SHARE, LIGHT_MODE_TOL = 100, 0.01, 0.08  # _light_mo
 LIGHT_NOISE_MAX = 0.12  # above this noise in the ratio (night) no object is taken for light
 # a subject reported in the same cells for this long (the count falls 3x as fast as it rises) is never
 # taken for light: a bright cat waiting while a cloud covers the sun can lie within the light's ratios
-ESTABLISHED = 1.0
+ESTABLISHED = 1.0  # seconds
 LIGHT_LEARN = 1.0  # seconds: the brightness background's time constant (a change of light is news for ~2 s)
 RAINY = 0.02  # median flicker from which the travel test runs (clear: about 0.01-0.015; rain, night noise: 0.05)
 
