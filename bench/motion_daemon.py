@@ -21,7 +21,8 @@ lost and comes back, so in practice it never gives the origin: Motion's start-up
 between about 0 and 2.6 s in bench/motion_real.py's calibrations, is inside every time), so events
 are matched with a 1.5 s tolerance for every detector. Prints one JSON object.
 
-    .venv/bin/python bench/motion_daemon.py [--seeds 2] [--seconds 60] [--repeats 3] [--size 1920x1080 --fps 25]
+    .venv/bin/python bench/motion_daemon.py [--seeds 2] [--first-seed 101] [--seconds 60] [--repeats 3]
+        [--size 1920x1080 --fps 25] [--scenarios mixed,night,lighting,distractors | sun,sunny]
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ from bench.motion import parse_size
 from bench.peers.frigate_style import LABEL as FRIGATE_LABEL
 from bench.peers.frigate_style import FrigateDocumentedDefaults, FrigateStyleMotion
 from edge.capture.opencv_source import OpenCVCamera, to_luma
+from edge.capture.synthetic import SCENARIOS as ALL_SCENARIOS
 from edge.capture.synthetic import SyntheticScene, write_video
 from edge.config import MotionConfig, RecordingConfig
 from edge.loopback import stop_process
@@ -57,6 +59,7 @@ from edge.motion.scoring import Score, score_events
 from edge.recording.analysis import AnalysisResult, DetectedEvent, analyse, single_threaded_opencv
 
 SCENARIOS = ("mixed", "night", "lighting", "distractors")
+LIGHTING_ONLY = ("lighting", "sun")  # scenarios whose every event is false
 NO_MOTION = ("lighting", "distractors")
 SIZE = (320, 240)
 FPS = 15
@@ -221,7 +224,11 @@ def _summary(s: Score, cpu_per_frame: list[float], lighting_false: int, event_se
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--seeds", type=int, default=2)
+    ap.add_argument("--seeds", type=int, default=2, help="how many seeds (default 2)")
+    ap.add_argument("--first-seed", type=int, default=101, help="the first seed (default 101)")
+    ap.add_argument("--scenarios", default=",".join(SCENARIOS),
+                    help=f"comma-separated synthetic scenarios (default {','.join(SCENARIOS)}; sun,sunny: "
+                         "clouds passing over the sun, with cast shadows)")
     ap.add_argument("--seconds", type=float, default=60.0)
     ap.add_argument("--repeats", type=int, default=3, help="timed runs of each in-process detector per scene")
     ap.add_argument("--size", default=f"{SIZE[0]}x{SIZE[1]}",
@@ -230,6 +237,11 @@ def main() -> int:
                          "this size")
     ap.add_argument("--fps", type=float, default=FPS, help=f"frame rate of the scenes and files (default {FPS})")
     args = ap.parse_args()
+    scenarios = tuple(args.scenarios.split(","))
+    unknown = [name for name in scenarios if name not in ALL_SCENARIOS]
+    if unknown:
+        ap.error(f"unknown scenario(s) {', '.join(unknown)}; choose from {', '.join(ALL_SCENARIOS)}")
+    seeds = range(args.first_seed, args.first_seed + args.seeds)
     video_size = _parse_size(args.size)
     fps = args.fps
     single_threaded_opencv()  # as `consentcam detect` runs; applies to every in-process detector alike
@@ -255,8 +267,8 @@ def main() -> int:
     motion_threads = 0
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
-        for seed in range(101, 101 + args.seeds):
-            for scenario in SCENARIOS:
+        for seed in seeds:
+            for scenario in scenarios:
                 scene = SyntheticScene(seed, scenario, args.seconds, fps=fps)
                 video = write_video(scene, Path(tmp) / f"{scenario}-{seed}.mkv", size=video_size)
                 motion = MotionRun(video, args.seconds, Path(tmp) / f"motion-{scenario}-{seed}", video_size, fps) \
@@ -295,7 +307,7 @@ def main() -> int:
                     totals[name].add(s)
                     secs = sum(e.end - e.start for e in events[name])
                     event_seconds[name] += secs
-                    if scenario == "lighting":
+                    if scenario in LIGHTING_ONLY:
                         lighting_false[name] += s.false_events
                     row[name] = {"detected": s.detected, "matched": s.matched_truth, "false": s.false_events,
                                  "event_seconds": round(secs, 1)}
@@ -306,8 +318,9 @@ def main() -> int:
                  "every detector decodes that same file itself",
         "detection_size": f"{SIZE[0]}x{SIZE[1]} for consentcam and the Frigate-style stage (each decoded picture "
                           f"shrunk to it, as `consentcam detect` does); Motion at {args.size}",
-        "seeds": list(range(101, 101 + args.seeds)),
-        "held_out": True,
+        "seeds": list(seeds),
+        "scenarios": list(scenarios),
+        "held_out": args.first_seed > 24,  # seeds 1-24 are the tuning seeds
         "seconds_per_scene": args.seconds,
         "match_tolerance_s": TOLERANCE,
         "event_logic": "consentcam and the Frigate-style peer: edge.recording.events.EventMachine (min_duration 0.2 s, "

@@ -1,6 +1,7 @@
 """The motion benches: bench/motion.py refuses tuning seeds; motion_fps scores every rate; motion_clock compares
 scenes with and without an on-screen clock; motion_waiting scores subjects that wait through a change of light;
-motion_owner_cases holds subjects that stop and leave to what an owner expects; one latency summary."""
+motion_owner_cases holds subjects that stop and leave to what an owner expects; motion_shadows scores clouds over
+the sun; motion_daemon refuses an unknown scenario; one latency summary."""
 
 from __future__ import annotations
 
@@ -55,6 +56,31 @@ def test_motion_clock_scores_every_scenario_with_and_without_the_clock() -> None
                                                "distractors", "quiet"}
     assert row["added_by_clock"] == {s: row["with_clock"]["false_events"][s] - row["without_clock"]["false_events"][s]
                                      for s in row["added_by_clock"]}
+
+
+def test_motion_shadows_scores_clouds_over_the_sun_with_and_without_subjects() -> None:
+    # Tuning seed 1, 60 s, run for real: a line per scene with its events, then the summary; every
+    # subject of the sunny scene found.
+    import json
+
+    bench = BENCH.with_name("motion_shadows.py")
+    proc = subprocess.run([sys.executable, str(bench), "--seeds", "1", "--seconds", "60", "--scenes", "--jobs", "1"],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    *scenes, summary = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert [(r["scenario"], r["seed"]) for r in scenes] == [("sun", 1), ("sunny", 1)]
+    assert all(len(event) == 3 and event[0] <= event[2] <= event[1] for r in scenes for event in r["events"])
+    assert set(summary["false_events"]) == set(summary["false_seconds"]) == {"sun", "sunny"}
+    found, total = summary["subjects_found"].split("/")
+    assert found == total and int(total) >= 2, summary
+    assert summary["false_events"]["sun"] == scenes[0]["false_events"]
+
+
+def test_motion_daemon_refuses_an_unknown_scenario_before_it_starts() -> None:
+    proc = subprocess.run([sys.executable, str(BENCH.with_name("motion_daemon.py")), "--scenarios", "sun,snow"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert "unknown scenario(s) snow" in proc.stderr and proc.stdout == ""
 
 
 def test_latency_summary_is_one_definition_for_the_motion_benches() -> None:
