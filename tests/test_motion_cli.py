@@ -74,8 +74,8 @@ def test_synth_bad_arguments_are_clear_and_write_nothing(tmp_path: Path) -> None
     out = tmp_path / "x.mp4"
     res = run_cli("synth", str(out), "--size", "big")
     assert res.returncode == 1 and "expected WIDTHxHEIGHT" in res.stderr
-    res = run_cli("synth", str(out), "--scenario", "sunny")
-    assert res.returncode == 1 and "unknown scenario 'sunny'" in res.stderr
+    res = run_cli("synth", str(out), "--scenario", "snowy")
+    assert res.returncode == 1 and "unknown scenario 'snowy'" in res.stderr
     res = run_cli("synth", str(tmp_path / "x.gif"), "--seconds", "2")
     assert res.returncode == 1 and "choose a video file name" in res.stderr
     assert list(tmp_path.iterdir()) == []

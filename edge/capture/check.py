@@ -121,8 +121,9 @@ def measure(camera: Any, seconds: float, fps: float, *, live: bool) -> Measureme
     watchdog = threading.Thread(target=watch, name="camera-check-watchdog", daemon=True)
     watchdog.start()
     out.ended = True  # until the loop stops early by itself
+    frames = camera.frames()
     try:
-        for frame in camera.frames():
+        for frame in frames:
             now = time.monotonic()
             last[0] = now
             if out.first_frame_s is None:
@@ -139,6 +140,7 @@ def measure(camera: Any, seconds: float, fps: float, *, live: bool) -> Measureme
         text = str(exc) if isinstance(exc, ConsentcamError) else f"{type(exc).__name__}: {exc}"
         out.error = without_credentials(text)
     finally:
+        frames.close()  # the source's own clean-up runs now, not whenever the generator is collected
         finished.set()
         watchdog.join(1.0)
         out.seconds = time.monotonic() - start_wall

@@ -262,10 +262,15 @@ class DualStreamCamera:
 
     def close(self) -> None:
         # The reader thread and the frame loop each close their own input when they see this; a stuck
-        # network read ends within READ_TIMEOUT.
+        # network read ends within READ_TIMEOUT. The reader is waited for: a process that exits while
+        # it is still inside the demuxer crashed at exit (SIGSEGV after `camera check` had printed its
+        # report, about one run in four).
         self._closed.set()
         with self._lock:
             busy, conn = self._busy, self._conn
         if not busy:
             conn.over.set()
             self._close_sub(conn)
+        reader = conn.reader
+        if reader is not None and reader is not threading.current_thread():
+            reader.join(self._read_timeout + 1.0)

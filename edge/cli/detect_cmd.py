@@ -51,7 +51,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--seconds", type=float, default=60.0, help="length (default 60)")
     s.add_argument("--seed", type=int, default=1, help="which scene (default 1)")
     s.add_argument("--scenario", default="mixed", help="mixed, night, lighting, ir, foliage, rain, noise, quiet, "
-                                                       "distractors (default mixed)")
+                                                       "distractors, walk, sun (clouds over the sun, cast shadows), "
+                                                       "sunny (the same with subjects) (default mixed)")
     s.add_argument("--fps", type=float, default=15.0)
     s.add_argument("--clock", action="store_true",
                    help="burn in the date and time at the top left, as most IP cameras do")
