@@ -39,10 +39,6 @@ Per frame, all in float32 numpy/cv2 on a small working copy (default 160 px wide
    background (the background in cells free of objects for 10 minutes) remembers what was there
    before: a changed region that fits it, judged over the whole region so that a real subject in
    front of something learnt is never taken for one, is copied back from it at once.
-9. Light is not a subject. Where the light changes over part of the picture (a cloud over the sun,
-   a lamp), the edges of cast shadows fade in or out: new structure, as an arrival is. An object round
-   which the brightness changed, and whose own pixels changed by no more than the picture's common
-   brightness ratios (or a mix of two: a penumbra), is such an edge: learnt at once, not reported.
 
 Frame rate: the constants were tuned at 15 fps. Whatever compares a frame with "the last one" for a
 rate or a jump (toggle memory, flicker memory, noise floor, brightness jump, the travel test's join
@@ -101,22 +97,6 @@ HELD_FIT = 0.05  # share of watched cells that may misfit the old background for
 # (STALE 2: a tree's drifting average stays under it, so a windy scene does not search on every frame.)
 OLD_AFTER, OLD_EVERY, STALE, GHOST_MISFIT = 600.0, 8, 2.0, 0.1
 HEAL_EVERY = 4  # frames at 15 fps between looks for ghosts (0.27 s: a ghost only ever follows a running event)
-# Light, not a subject: where the light changes over part of the picture (a cloud over the sun, a lamp),
-# the edges of cast shadows fade in or out, and that is new structure. An object is taken for such an
-# edge when (1) the brightness round it changed: the log ratio of the picture to the brightness
-# background is beyond LIGHT_STEP on at least LIGHT_AROUND of the unchanged pixels within LIGHT_MARGIN
-# cells of it, beyond its own cells and a cell round them; and (2) the ratio on its changed pixels stays
-# within the picture's own: between the lowest and highest of the ratios most common over the unchanged
-# picture (one per kind of lighting: sunlit, in shadow, under the lamp; a penumbra mixes two), widened
-# by LIGHT_MODE_TOL or the noise, for all but LIGHT_MISFIT of them. A change of light multiplies what
-# was there by the picture's ratios; a subject puts something of its own brightness there.
-LIGHT_STEP, LIGHT_AROUND, LIGHT_MISFIT, LIGHT_MARGIN = 0.1, 0.3, 0.5, 2
-LIGHT_MODE_BINS, LIGHT_MODE_SHARE, LIGHT_MODE_TOL = 100, 0.01, 0.08  # _light_modes: histogram of -2..2
-LIGHT_NOISE_MAX = 0.12  # above this noise in the ratio (night) no object is taken for light
-# a subject reported in the same cells for this long (the count falls 3x as fast as it rises) is never
-# taken for light: a bright cat waiting while a cloud covers the sun can lie within the light's ratios
-ESTABLISHED = 1.0  # seconds
-LIGHT_LEARN = 1.0  # seconds: the brightness background's time constant (a change of light is news for ~2 s)
 RAINY = 0.02  # median flicker from which the travel test runs (clear: about 0.01-0.015; rain, night noise: 0.05)
 
 
@@ -171,8 +151,6 @@ class MotionDetector:
         self.flicker_gain = 2.0
         self._a_bg = 1.0 / (self.fps * max(config.learn_time, 0.1))
         self._a_bg_fg = self._a_bg / 10.0
-        self._a_light = 1.0 / (self.fps * LIGHT_LEARN)
-        self._established = max(1, round(ESTABLISHED * self.fps))
         self._a_flicker_up = 1.0 / (self.fps * 0.5)
         self._a_flicker_down = 1.0 / (self.fps * 10.0)
         self._f_flicker_fade = np.float32(1.0 / (self.fps * PROVISIONAL_FADE))
@@ -258,8 +236,6 @@ class MotionDetector:
         self._prev_over = [np.zeros((wh, ww), bool) for _ in range(lag)]
         self._toggle = np.zeros((wh, ww), np.float32)
         self._zbg = None
-        self._lbg: np.ndarray | None = None  # the brightness background (luma, working pixels; _lit)
-        self._modes, self._modes_frame = np.zeros(0, np.float32), -1  # _light_modes
         self._overlay = OverlayFinder(self.fps, ww, wh)
         self._fg: np.ndarray | None = None  # last frame's protected (object) area, working pixels
         # the background from before a re-seed and where objects were then, while the detector rests
@@ -267,7 +243,6 @@ class MotionDetector:
         self._held: tuple[np.ndarray, np.ndarray] | None = None
         self._kept: np.ndarray | None = None  # where it was put back (learns at the object rate while recovering)
         self._reported = False  # the last frame reported an object
-        self._reported_for = np.zeros((ch, cw), np.int32)  # _count_reported
         self._rest_first: dict[str, np.ndarray] = {}  # misfit maps of a rest's last-but-one frame (_rest_misfit)
         self._recover = round((WARMUP + RECOVER) * self.fps)  # nothing is "foreground" yet at start-up
         # Start-up: learn the background and where things flicker before judging anything.
@@ -278,25 +253,7 @@ class MotionDetector:
     def process(self, luma: np.ndarray) -> MotionResult:
         result = self._process(luma)
         self._reported = result.active
-        self._count_reported(result)
         return result
-
-    def _count_reported(self, result: MotionResult) -> None:
-        """Per cell, how long an object has been reported there (see ESTABLISHED)."""
-        if self._size is None:
-            return
-        if not result.active:
-            if self._reported_for.any():
-                np.subtract(self._reported_for, 3, out=self._reported_for)
-                np.maximum(self._reported_for, 0, out=self._reported_for)
-            return
-        cw, ch = self._cells
-        boxes = np.zeros((ch, cw), bool)
-        for bx, by, bw, bh in result.boxes:
-            x0, y0 = round(bx * cw), round(by * ch)
-            boxes[max(0, y0 - 1):y0 + round(bh * ch) + 1, max(0, x0 - 1):x0 + round(bw * cw) + 1] = True
-        np.add(self._reported_for, np.where(boxes, 1, -3).astype(np.int32), out=self._reported_for)
-        np.clip(self._reported_for, 0, self._established * 10, out=self._reported_for)
 
     def _process(self, luma: np.ndarray) -> MotionResult:
         h0, w0 = luma.shape[:2]
@@ -326,7 +283,6 @@ class MotionDetector:
         slot = self.frames % lag  # this frame's slot in the rings of the last lag frames
         if self._zbg is None:
             self._zbg = z.copy()
-            self._lbg = small.astype(np.float32)
             self._level = level
             self._levels[:] = [level] * lag
             return MotionResult(0.0, False, settling=True)
@@ -371,7 +327,6 @@ class MotionDetector:
                 self._held = (self._zbg, self._fg)  # a subject was there: see _put_back_under_objects
             # keep the old background where the picture is blown out: there is nothing to learn there
             self._zbg = z.copy() if unclipped is None else np.where(unclipped, z, self._zbg)
-            self._lbg = small.astype(np.float32)
             for past in (*self._prev_frac, *self._prev_over):
                 past[:] = 0
             self._levels[:] = [level] * lag  # the step is taken: compare what follows with the new level
@@ -450,12 +405,8 @@ class MotionDetector:
             if unclipped is not None:
                 alpha[~unclipped] = 0.0
             self._zbg += alpha * (z - self._zbg)
-            # the brightness background does not learn under objects at all
-            free = None if self._fg is None else (self._fg == 0).view(np.uint8)
-            cv2.accumulateWeighted(small, self._lbg, self._a_light, mask=free)
         else:
             cv2.accumulateWeighted(z, self._zbg, a_bg)
-            cv2.accumulateWeighted(small, self._lbg, self._a_light)
         self._recover -= 1
         if self.frames % self._old_every == 0:
             self._update_old()
@@ -473,11 +424,9 @@ class MotionDetector:
                     self._end_warmup()
             return MotionResult(0.0, False, settling=True)
         if n_active >= self._min_cells:
-            # the edges of a change of light are learnt at once and not reported
-            groups, labels = self._labelled_groups(active)
-            groups = [g for k, g in enumerate(groups, 1) if not self._lit(g, labels == k, small, z, changed, over)]
-            if groups:
-                return self._result(groups)
+            result = self._objects(active)
+            if result.active:
+                return result
         if not rainy or np.count_nonzero(joined) < self._min_cells:
             return MotionResult(0.0, False)
         return self._travelling(joined)
@@ -630,72 +579,8 @@ class MotionDetector:
         """Watched cells set in a cell map."""
         return np.count_nonzero(cells if self._all_allowed else cells & self._allowed)
 
-    def _lit(self, group: tuple[int, int, int, int, int], region: np.ndarray, small: np.ndarray, z: np.ndarray,
-             changed: np.ndarray, over: np.ndarray) -> bool:
-        """Whether an object is the edge of a change of light (see LIGHT_STEP): if so, the structure
-        there is learnt at once and it is not reported."""
-        if self._reported_for[region].max() >= self._established:
-            return False  # a subject that has been here a while
-        x, y, w, h, _cells = group
-        cw, ch = self._cells
-        m = LIGHT_MARGIN
-        cx0, cy0, cx1, cy1 = max(0, x - m), max(0, y - m), min(cw, x + w + m), min(ch, y + h + m)
-        box = (slice(cy0 * CELL, cy1 * CELL), slice(cx0 * CELL, cx1 * CELL))
-        cells = np.zeros((cy1 - cy0, cx1 - cx0), np.uint8)
-        cells[y - cy0:y + h - cy0, x - cx0:x + w - cx0] = region[y:y + h, x:x + w]
-        near = cv2.dilate(cells, self._kernel).repeat(CELL, 0).repeat(CELL, 1) > 0
-        inner = cells.repeat(CELL, 0).repeat(CELL, 1) > 0
-        moved = changed[box] & inner
-        n_moved = np.count_nonzero(moved)
-        around = ~near & ~over[box]  # unchanged pixels beyond the object and a cell round it
-        n_around = np.count_nonzero(around)
-        if n_moved == 0 or n_around == 0:
-            return False
-        ratio = cv2.log(small[box].astype(np.float32) + 8.0) - cv2.log(self._lbg[box] + 8.0)  # type: ignore[index]
-        if np.count_nonzero(np.abs(ratio[around]) > LIGHT_STEP) < LIGHT_AROUND * n_around:
-            return False
-        # the noise of the ratio: how far unchanged pixels lie from the extremes of their 5x5 neighbourhood
-        off = np.minimum(cv2.dilate(ratio, self._kernel5) - ratio, ratio - cv2.erode(ratio, self._kernel5))
-        noise = 4.0 * _median(off[around])
-        if noise > LIGHT_NOISE_MAX:
-            return False  # too noisy to tell (night): as before, the edge is an object until learnt
-        tol = max(LIGHT_MODE_TOL, noise)
-        modes = self._light_modes(small, over)
-        if modes.size < 2:
-            return False  # one ratio over the whole picture: a change of brightness only, which draws no edge
-        # between two kinds of lighting is a mixture of them (a shadow's penumbra); beyond them, something else
-        values = ratio[moved]
-        far = (values < modes.min() - tol) | (values > modes.max() + tol)
-        if np.count_nonzero(far) > LIGHT_MISFIT * n_moved:
-            return False
-        # learnt at once; the cells stay protected, so the brightness background there keeps measuring the
-        # whole change since the edge appeared, as the pixels next to it that count in _light_modes do
-        np.copyto(self._zbg[box], z[box], where=over[box] & near)  # type: ignore[index]
-        return True
-
-    def _light_modes(self, small: np.ndarray, over: np.ndarray) -> np.ndarray:
-        """The brightness ratios (log, to the brightness background) most common over the unchanged
-        picture this frame: under a change of light each kind of lighting (sunlit, in shadow, under
-        the lamp) has its own. Peaks of a histogram of every other pixel, each with at least
-        LIGHT_MODE_SHARE of them. Not where objects are protected: a subject waiting there keeps its
-        own ratio to the brightness background, which would count as a kind of lighting (and then
-        the subject as lit by it: 7 of 24 subjects waiting through an exposure step were split)."""
-        if self._modes_frame == self.frames:
-            return self._modes
-        sub = (slice(None, None, 2), slice(None, None, 2))
-        ratio = cv2.log(small[sub].astype(np.float32) + 8.0) - cv2.log(self._lbg[sub] + 8.0)  # type: ignore[index]
-        free = ~over[sub] if self._fg is None else ~over[sub] & (self._fg[sub] == 0)
-        # a histogram of -2..2 in LIGHT_MODE_BINS bins (np.histogram costs 5x as much)
-        scaled = (ratio[free] + 2.0) * (LIGHT_MODE_BINS / 4.0)
-        inside = scaled[(scaled >= 0) & (scaled < LIGHT_MODE_BINS)]
-        hist = np.bincount(inside.astype(np.intp), minlength=LIGHT_MODE_BINS)
-        smooth = np.convolve(hist, (1, 2, 1), mode="same")
-        peak = hist >= LIGHT_MODE_SHARE * scaled.size
-        peak[1:] &= smooth[1:] >= smooth[:-1]
-        peak[:-1] &= smooth[:-1] >= smooth[1:]
-        self._modes = ((np.flatnonzero(peak) + 0.5) * (4.0 / LIGHT_MODE_BINS) - 2.0).astype(np.float32)
-        self._modes_frame = self.frames
-        return self._modes
+    def _objects(self, active: np.ndarray) -> MotionResult:
+        return self._result(self._groups(active))
 
     def _travelling(self, joined: np.ndarray) -> MotionResult:
         # 7. objects of the looser map that travel: follow each one's centroid back through the last
@@ -725,19 +610,11 @@ class MotionDetector:
         """5. objects: connected groups (x, y, w, h, cells) of at least min_area cells; closing bridges
         one-cell gaps and fills the inside of outlines (a plain-coloured coat only changes at its edges)
         without growing specks."""
-        return self._labelled_groups(cells_map)[0]
-
-    def _labelled_groups(self, cells_map: np.ndarray) -> tuple[list[tuple[int, int, int, int, int]], np.ndarray]:
-        """_groups, and a cell map in which the k-th group's cells hold k (1-based; 0 elsewhere)."""
         grid = cv2.morphologyEx(cells_map.astype(np.uint8), cv2.MORPH_CLOSE, self._kernel)
         grid &= self._allowed_u8
-        n, labels, stats, _ = cv2.connectedComponentsWithStats(grid, connectivity=8)
-        big = [k for k in range(1, n) if stats[k, 4] >= self._min_cells]
-        if len(big) < n - 1:
-            renumber = np.zeros(n, labels.dtype)
-            renumber[big] = np.arange(1, len(big) + 1)
-            labels = renumber[labels]
-        return [tuple(int(v) for v in stats[k]) for k in big], labels  # type: ignore[misc]
+        n, _labels, stats, _ = cv2.connectedComponentsWithStats(grid, connectivity=8)
+        groups = [tuple(int(v) for v in stats[k]) for k in range(1, n)]
+        return [g for g in groups if g[4] >= self._min_cells]  # type: ignore[misc]
 
     def _result(self, groups: list[tuple[int, int, int, int, int]]) -> MotionResult:
         if not groups:
