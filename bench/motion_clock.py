@@ -28,7 +28,7 @@ from bench.motion import NO_MOTION, REAL, latency
 from bench.motion_fps import seed_range
 from edge.capture.synthetic import SyntheticScene
 from edge.config import MotionConfig, RecordingConfig
-from edge.motion.scoring import Score, score_events
+from edge.motion.scoring import Score, false_seconds, score_events
 from edge.recording.analysis import analyse, single_threaded_opencv
 
 SIZE = (320, 240)
@@ -44,9 +44,7 @@ def run_scene(job: Job) -> tuple[Job, Score, float]:
     frames = ((i / scene.fps, scene.luma(i, *SIZE)) for i in range(scene.frame_count))
     res = analyse(frames, scene.fps, MotionConfig(), RecordingConfig())
     truth = scene.ground_truth.motion
-    false_s = sum(ev.end - ev.start for ev in res.events
-                  if not any(ev.start <= g.end + 1 and ev.end >= g.start - 1 for g in truth))
-    return job, score_events(res.events, truth), false_s
+    return job, score_events(res.events, truth), false_seconds(res.events, truth)
 
 
 def summary(per: dict[str, Score], false_s: dict[str, float]) -> dict:

@@ -30,7 +30,7 @@ from bench.motion import latency
 from bench.motion_fps import seed_range
 from edge.capture.synthetic import SUN_SCENARIOS, SyntheticScene
 from edge.config import MotionConfig, RecordingConfig
-from edge.motion.scoring import Score, score_events
+from edge.motion.scoring import Score, false_seconds, score_events
 from edge.recording.analysis import analyse, single_threaded_opencv
 
 SIZE = (320, 240)
@@ -46,10 +46,8 @@ def run_scene(job: Job) -> tuple[Job, Score, float, list[list[float]]]:
     res = analyse(frames, scene.fps, MotionConfig(), RecordingConfig())
     truth = scene.ground_truth.motion
     score = score_events(res.events, truth)
-    false_s = sum(ev.end - ev.start for ev in res.events
-                  if not any(ev.start <= gt.end + 1.0 and ev.end >= gt.start - 1.0 for gt in truth))
     events = [[round(ev.start, 2), round(ev.end, 2), round(ev.onset, 2)] for ev in res.events]
-    return job, score, false_s, events
+    return job, score, false_seconds(res.events, truth), events
 
 
 def main() -> int:

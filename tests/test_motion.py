@@ -15,7 +15,7 @@ import pytest
 from edge.capture.synthetic import Distractor, Interval, Subject, SyntheticScene
 from edge.config import MotionConfig, RecordingConfig
 from edge.motion.detector import WARMUP, MotionDetector
-from edge.motion.scoring import score_events
+from edge.motion.scoring import false_seconds, score_events
 from edge.recording.analysis import DetectedEvent, analyse
 from tests.motion_support import detect
 
@@ -278,6 +278,10 @@ def test_scoring_matches_events_to_truth_and_measures_onset_and_start() -> None:
     assert score.onsets == pytest.approx([0.5, 0.0])
     assert score.starts == pytest.approx([0.3, 0.0])
     assert score.precision == pytest.approx(2 / 3) and score.recall == pytest.approx(2 / 3)
+    # the seconds inside the false event only; an event within the tolerance of a subject is not false
+    assert false_seconds(events, truth) == pytest.approx(1.0)
+    assert false_seconds([DetectedEvent(15.0, 16.0, 0.1, 15.2)], truth) == 0.0
+    assert false_seconds([DetectedEvent(15.0, 16.0, 0.1, 15.2)], truth, tolerance=0.5) == pytest.approx(1.0)
 
 
 class _WindyWall:

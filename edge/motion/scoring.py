@@ -51,7 +51,7 @@ def score_events(events: list[Any], truth: list[Any], *, tolerance: float = 1.0)
     for gt in truth:
         hit = None
         for i, ev in enumerate(events):
-            if ev.start <= gt.end + tolerance and ev.end >= gt.start - tolerance:
+            if _overlaps(ev, gt, tolerance):
                 hit = i
                 break
         if hit is not None:
@@ -60,6 +60,16 @@ def score_events(events: list[Any], truth: list[Any], *, tolerance: float = 1.0)
             s.starts.append(max(0.0, events[hit].start - gt.start))
             used[hit] = True
     for i, ev in enumerate(events):
-        if not used[i] and not any(ev.start <= gt.end + tolerance and ev.end >= gt.start - tolerance for gt in truth):
+        if not used[i] and not any(_overlaps(ev, gt, tolerance) for gt in truth):
             s.false_events += 1
     return s
+
+
+def false_seconds(events: list[Any], truth: list[Any], *, tolerance: float = 1.0) -> float:
+    """Seconds inside detected events (start to end) that overlap no truth interval, as score_events
+    matches them."""
+    return sum(ev.end - ev.start for ev in events if not any(_overlaps(ev, gt, tolerance) for gt in truth))
+
+
+def _overlaps(event: Any, truth: Any, tolerance: float) -> bool:
+    return event.start <= truth.end + tolerance and event.end >= truth.start - tolerance
