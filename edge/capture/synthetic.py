@@ -354,9 +354,7 @@ class SyntheticScene:
         cloud's edge takes 0.5-3 s to cross the sun (smoothstep); a thin one (strength < 1) lets
         some through."""
         cover = 0.0
-        for d in self.distractors:
-            if d.kind != "sun" or not d.start <= t < d.end:
-                continue
+        for d in self._active("sun", t):
             ramp = 0.5 + 2.5 * ((d.start * 7.919) % 1.0)
             edge = min(1.0, (t - d.start) / ramp, (d.end - t) / ramp)
             cover = max(cover, min(1.0, d.strength) * edge * edge * (3.0 - 2.0 * edge))
