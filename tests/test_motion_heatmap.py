@@ -116,3 +116,18 @@ def test_separate_busy_areas_are_separate_regions_busiest_first() -> None:
     regions = heat.busy_regions()
     assert [(r.x0, r.y0) for r in regions] == [(0.0, 0.0), (0.75, 0.73)]
     assert regions[0].seconds > regions[1].seconds > 2.0
+
+
+def test_a_busy_patch_inside_another_regions_rectangle_is_not_suggested_twice() -> None:
+    # A ring of busy cells with a hot spot in its hole: two separate busy areas, but the ring's
+    # rectangle already holds the spot, so one ignore polygon is suggested, with the spot's seconds.
+    heat = MotionHeatmap(cols=40, rows=30)
+    ring = [(0.2, 0.2, 0.4, 0.05), (0.2, 0.65, 0.4, 0.05), (0.2, 0.2, 0.05, 0.5), (0.55, 0.2, 0.05, 0.5)]
+    for i in range(101):
+        spot = [(0.38, 0.43, 0.05, 0.05)] if i >= 20 else []  # covered for 8 of the 10 s
+        heat.add(i * 0.1, LUMA, ring[: 4 if i < 70 else 0] + spot)  # the ring for 7 s
+    regions = heat.busy_regions()
+    assert len(regions) == 1, regions
+    ring_box = regions[0]
+    assert ring_box.x0 < 0.38 and ring_box.x1 > 0.43 and ring_box.y0 < 0.43 and ring_box.y1 > 0.48
+    assert ring_box.seconds == pytest.approx(8.0, abs=0.15)

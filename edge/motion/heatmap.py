@@ -55,6 +55,22 @@ class BusyRegion:
         return [[self.x0, self.y0], [self.x1, self.y0], [self.x1, self.y1], [self.x0, self.y1]]
 
 
+def _outermost(regions: list[BusyRegion]) -> list[BusyRegion]:
+    """Drop each rectangle that lies inside another (two busy patches of one tree, the margin of the
+    larger taking in the smaller): one ignore polygon already covers it. The one kept reports the
+    larger of their seconds."""
+    def inside(a: BusyRegion, b: BusyRegion) -> bool:
+        return b.x0 <= a.x0 and b.y0 <= a.y0 and a.x1 <= b.x1 and a.y1 <= b.y1
+
+    out = []
+    for i, region in enumerate(regions):
+        if any(inside(region, other) and (region != other or j < i) for j, other in enumerate(regions) if j != i):
+            continue
+        seconds = max([region.seconds] + [o.seconds for o in regions if o is not region and inside(o, region)])
+        out.append(BusyRegion(region.x0, region.y0, region.x1, region.y1, seconds))
+    return out
+
+
 class MotionHeatmap:
     def __init__(self, cols: int = GRID_COLS, rows: int = GRID_ROWS, *, sample_every: int = 15) -> None:
         self.seconds = np.zeros((rows, cols), np.float64)
@@ -113,7 +129,7 @@ class MotionHeatmap:
             c1, r1 = min(x + w + BUSY_MARGIN, cols), min(y + h + BUSY_MARGIN, rows)
             regions.append(BusyRegion(_floor(c0 / cols), _floor(r0 / rows), _ceil(c1 / cols), _ceil(r1 / rows),
                                       round(float(self.seconds[labels == label].max()), 2)))
-        return sorted(regions, key=lambda r: -r.seconds)
+        return sorted(_outermost(regions), key=lambda r: -r.seconds)
 
     def render(self, path: Path, width: int = 640) -> None:
         """Write the map as a PNG: the average picture in grey, seconds of motion in colour over it
