@@ -7,7 +7,8 @@ waiting person in it: they vanish until they move again (the clip closes, a seco
 the place where they stood is then an object of its own that holds the event open after they left.
 
 Each scene: a tuning or held-out seed picks a plain day or night scene, a subject (a person, mostly),
-where and how long it waits, and one change of light during the wait (or none, for comparison).
+where and how long it waits, and one change of light during the wait (or none, for comparison); with
+`sun`, a cloud covering the sun on a sunny day (cast shadows fade out and back; always by day).
 Prints one JSON object: per kind of change, subjects, how many were one event from arrival to leaving
 (`whole`), split into several (`split`) or never found (`missed`), seconds recorded after the subject
 left (`after_s`: mean and max), false events (away from any subject) and the onset.
@@ -39,8 +40,9 @@ from edge.recording.analysis import analyse, single_threaded_opencv
 
 SIZE = (320, 240)
 SECONDS = 75.0
-CHANGES = ("none", "exposure", "lights_on", "cloud", "ir_switch")
-LENGTH = {"exposure": (2.0, 6.0), "lights_on": (5.0, 20.0), "cloud": (8.0, 20.0), "ir_switch": (10.0, 30.0)}
+CHANGES = ("none", "exposure", "lights_on", "cloud", "ir_switch", "sun")
+LENGTH = {"exposure": (2.0, 6.0), "lights_on": (5.0, 20.0), "cloud": (8.0, 20.0), "ir_switch": (10.0, 30.0),
+          "sun": (4.0, 20.0)}
 PER_SEED = 3  # scenes per seed and kind of change
 
 Job = tuple[int, str, int]  # seed, change, index
@@ -50,7 +52,9 @@ def plan(job: Job) -> SyntheticScene:
     """The scene of one job: the same seed and index give the same subject and wait for every change."""
     seed, change, index = job
     rng = np.random.default_rng([seed, 7713, index])
-    scene = SyntheticScene(seed, "noise" if rng.random() < 0.35 else "quiet", SECONDS)
+    dark = rng.random() < 0.35
+    # "sun": a cloud passing over the sun on a sunny day, cast shadows fading out and back (daylight only)
+    scene = SyntheticScene(seed, "sun" if change == "sun" else ("noise" if dark else "quiet"), SECONDS)
     kind = str(rng.choice(["person", "person", "person", "cat", "car"]))
     width = {"person": 0.06, "cat": 0.09, "car": 0.30}[kind]
     speed = float(rng.uniform(0.08, 0.2)) if kind != "car" else float(rng.uniform(0.2, 0.4))

@@ -1,7 +1,8 @@
 """The motion benches: bench/motion.py refuses tuning seeds; motion_fps scores every rate; motion_clock compares
 scenes with and without an on-screen clock; motion_waiting scores subjects that wait through a change of light;
 motion_owner_cases holds subjects that stop and leave to what an owner expects; motion_shadows scores clouds over
-the sun; motion_daemon refuses an unknown scenario; one latency summary."""
+the sun, motion_sun_arrivals subjects that arrive as a cloud crosses it; motion_daemon refuses an unknown
+scenario; one latency summary."""
 
 from __future__ import annotations
 
@@ -74,6 +75,24 @@ def test_motion_shadows_scores_clouds_over_the_sun_with_and_without_subjects() -
     found, total = summary["subjects_found"].split("/")
     assert found == total and int(total) >= 2, summary
     assert summary["false_events"]["sun"] == scenes[0]["false_events"]
+
+
+def test_motion_sun_arrivals_scores_subjects_arriving_as_a_cloud_crosses_the_sun() -> None:
+    # Tuning seed 1, two scenes, run for real: one line each, then the summary, which adds them up.
+    import json
+
+    bench = BENCH.with_name("motion_sun_arrivals.py")
+    proc = subprocess.run([sys.executable, str(bench), "--seeds", "1", "--per-seed", "2", "--scenes", "--jobs", "1"],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    *scenes, summary = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert [(r["seed"], r["index"]) for r in scenes] == [(1, 0), (1, 1)]
+    assert all(-1.0 <= r["arrives_after_edge_s"] <= 3.5 and r["kind"] in ("person", "cat") for r in scenes)
+    assert summary["subjects"] == 2 and summary["missed"] == sum(r["events"] == 0 for r in scenes) == 0
+    assert summary["lost_s"] == round(sum(r["lost_s"] for r in scenes), 1)
+    refused = subprocess.run([sys.executable, str(bench), "--per-seed", "0"], capture_output=True, text=True,
+                             timeout=120)
+    assert refused.returncode == 2 and "--per-seed must be at least 1" in refused.stderr
 
 
 def test_motion_daemon_refuses_an_unknown_scenario_before_it_starts() -> None:
