@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from edge.errors import ConsentcamError
-from edge.motion.heatmap import MAX_FRAME_GAP, MotionHeatmap
+from edge.motion.heatmap import MAX_FRAME_GAP, BusyRegion, MotionHeatmap, _outermost
 
 LUMA = np.full((120, 160), 100, np.uint8)
 
@@ -131,3 +131,10 @@ def test_a_busy_patch_inside_another_regions_rectangle_is_not_suggested_twice() 
     ring_box = regions[0]
     assert ring_box.x0 < 0.38 and ring_box.x1 > 0.43 and ring_box.y0 < 0.43 and ring_box.y1 > 0.48
     assert ring_box.seconds == pytest.approx(8.0, abs=0.15)
+
+
+def test_two_busy_patches_with_the_same_rectangle_are_suggested_once() -> None:
+    # two patches a cell apart can round out to the same rectangle: one polygon, the larger seconds
+    same = [BusyRegion(0.1, 0.1, 0.4, 0.4, 3.0), BusyRegion(0.1, 0.1, 0.4, 0.4, 5.0),
+            BusyRegion(0.6, 0.6, 0.9, 0.9, 2.5)]
+    assert _outermost(same) == [BusyRegion(0.1, 0.1, 0.4, 0.4, 5.0), BusyRegion(0.6, 0.6, 0.9, 0.9, 2.5)]

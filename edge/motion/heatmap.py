@@ -62,9 +62,14 @@ def _outermost(regions: list[BusyRegion]) -> list[BusyRegion]:
     def inside(a: BusyRegion, b: BusyRegion) -> bool:
         return b.x0 <= a.x0 and b.y0 <= a.y0 and a.x1 <= b.x1 and a.y1 <= b.y1
 
+    def rect(r: BusyRegion) -> tuple[float, float, float, float]:
+        return r.x0, r.y0, r.x1, r.y1
+
     out = []
     for i, region in enumerate(regions):
-        if any(inside(region, other) and (region != other or j < i) for j, other in enumerate(regions) if j != i):
+        # inside another one, or the same rectangle as one before it (each is inside the other)
+        if any(inside(region, other) and (rect(region) != rect(other) or j < i)
+               for j, other in enumerate(regions) if j != i):
             continue
         seconds = max([region.seconds] + [o.seconds for o in regions if o is not region and inside(o, region)])
         out.append(BusyRegion(region.x0, region.y0, region.x1, region.y1, seconds))
