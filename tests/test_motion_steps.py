@@ -145,6 +145,36 @@ def test_a_subject_that_walks_in_as_the_light_changes_and_waits_is_found_at_once
     assert events[0].onset < truth.start + 0.5 and truth.end - 0.5 < events[0].end < truth.end + 2.0, (events, truth)
 
 
+def _sun_back(edge: float) -> Distractor:
+    """A cloud whose fade-out from the sun starts at `edge` (synthetic._sun: the ramp follows its start)."""
+    start = edge - 15.0
+    return Distractor("sun", start, edge + 0.5 + 2.5 * ((start * 7.919) % 1.0), 0.71)
+
+
+@pytest.mark.parametrize(("seed", "scenario", "subject", "light"), [
+    (9, "night", Subject("person", 13.78, -0.05, 1.05, 0.506, 0.118, 1.41, 12.92),
+     Distractor("lights_on", 15.0, 50.0, 0.99)),
+    (5, "night", Subject("person", 13.90, -0.05, 1.05, 0.612, 0.166, 1.29, 12.23),
+     Distractor("lights_on", 15.0, 50.0, 1.02)),
+    (4, "quiet", Subject("person", 14.20, 0.36, 1.05, 0.644, 0.094, 0.52, 8.26),
+     Distractor("lights_on", 15.0, 50.0, 0.9)),
+    (5, "sun", Subject("person", 14.80, 0.36, 1.05, 0.529, 0.152, 0.89, 14.32), _sun_back(15.0)),
+    (8, "sun", Subject("person", 14.06, -0.05, 1.05, 0.507, 0.113, 0.94, 14.13), _sun_back(15.0)),
+], ids=["lamp-night-9", "lamp-night-5", "lamp-day-door-4", "sun-back-door-5", "sun-back-8"])
+def test_a_subject_that_arrives_just_before_the_light_changes_and_stops_is_one_event(
+        seed: int, scenario: str, subject: Subject, light: Distractor) -> None:
+    # helper-44's review of the change-of-light test (docs/MOTION.md): a person comes into view less than
+    # a second before a lamp comes on or the sun comes out, and waits 8-14 s. That test learnt each of
+    # them away (found 12-15 s late, or split); the shipped build keeps each one event, confirmed within
+    # 1.7 s (the night ones are dark).
+    scene = SyntheticScene(seed, scenario, 50.0)
+    scene.replan([subject], [light])
+    truth = scene.ground_truth.motion[0]
+    events = detect(scene).events
+    assert len(events) == 1, (events, truth)
+    assert events[0].onset < truth.start + 2.0 and events[0].end > truth.end - 0.5, (events, truth)
+
+
 def test_a_large_subject_close_to_the_camera_that_stands_still_stays_one_event() -> None:
     # A dark, patterned shape a sixth of the picture (someone at the door, close up) walks in, stands
     # still for 10 s and walks out: its inside changes the brightness of many cells at once, as a change
