@@ -1,8 +1,8 @@
 """The motion benches: bench/motion.py refuses tuning seeds; motion_fps scores every rate; motion_clock compares
 scenes with and without an on-screen clock; motion_waiting scores subjects that wait through a change of light;
 motion_owner_cases holds subjects that stop and leave to what an owner expects; motion_shadows scores clouds over
-the sun, motion_sun_arrivals subjects that arrive as a cloud crosses it; motion_daemon refuses an unknown
-scenario; one latency summary."""
+the sun, motion_sun_arrivals subjects that arrive as a cloud crosses it, motion_approach people walking straight
+at the camera; motion_daemon refuses an unknown scenario; one latency summary."""
 
 from __future__ import annotations
 
@@ -93,6 +93,33 @@ def test_motion_sun_arrivals_scores_subjects_arriving_as_a_cloud_crosses_the_sun
     refused = subprocess.run([sys.executable, str(bench), "--per-seed", "0"], capture_output=True, text=True,
                              timeout=120)
     assert refused.returncode == 2 and "--per-seed must be at least 1" in refused.stderr
+
+
+def test_motion_approach_draws_a_person_who_grows_and_scores_when_they_are_confirmed() -> None:
+    # Tuning seed 1, run for real: one line per kind of scene (plain day, night, noisy night,
+    # sunshine), each person found once, confirmed after they came into view; then the summary.
+    import json
+
+    bench = BENCH.with_name("motion_approach.py")
+    proc = subprocess.run([sys.executable, str(bench), "--seeds", "1", "--scenes", "--jobs", "1"],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    *scenes, summary = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert [r["kind"] for r in scenes] == ["quiet", "night", "noise", "sun"]
+    assert all(r["events"] >= 1 and 0.0 < r["onset_s"] < 5.0 and r["false"] == 0 for r in scenes), scenes
+    assert summary["all"]["subjects"] == 4 and summary["all"]["missed"] == 0
+
+
+def test_an_approaching_person_grows_from_far_to_near_and_walks_back() -> None:
+    sys.path.insert(0, str(BENCH.parent.parent))
+    from bench.motion_approach import APPEARS, FAR, NEAR, Approach
+
+    person = Approach(0.4, walk=4.0, wait=5.0)
+    assert person.at(APPEARS - 0.1) is None and person.at(person.leaves() + 0.1) is None
+    assert person.at(APPEARS) == FAR and person.at(APPEARS + 4.0) == NEAR == person.at(APPEARS + 9.0)
+    feet, width, height = person.at(APPEARS + 2.0)  # half-way there
+    assert abs(width - (FAR[1] + NEAR[1]) / 2) < 1e-9 and FAR[0] < feet < NEAR[0] and FAR[2] < height < NEAR[2]
+    assert person.at(person.leaves()) == FAR
 
 
 def test_motion_daemon_refuses_an_unknown_scenario_before_it_starts() -> None:
