@@ -27,7 +27,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.motion_fps import seed_range
-from edge.capture.synthetic import Distractor, Subject, SyntheticScene
+from edge.capture.synthetic import Distractor, Subject, SyntheticScene, sun_ramp
 from edge.config import MotionConfig, RecordingConfig
 from edge.recording.analysis import analyse, single_threaded_opencv
 
@@ -58,9 +58,9 @@ def plan(job: Job) -> tuple[SyntheticScene, bool, float]:
     returning = bool(rng.random() < 0.5)
     strength = float(rng.uniform(0.6, 1.2))
     if returning:
-        # the sun's ramp length follows from the cloud's start (synthetic._sun): end so the ramp starts at EDGE_AT
+        # the sun's ramp length follows from the cloud's start: end it so that the ramp starts at EDGE_AT
         start = EDGE_AT - 10.0
-        cloud = Distractor("sun", start, EDGE_AT + 0.5 + 2.5 * ((start * 7.919) % 1.0), strength)
+        cloud = Distractor("sun", start, EDGE_AT + sun_ramp(start), strength)
     else:
         cloud = Distractor("sun", EDGE_AT, EDGE_AT + float(rng.uniform(12.0, 20.0)), strength)
     scene.replan([Subject(kind, t0, x0, x1, y, speed, pause_at, pause_for)], [cloud])

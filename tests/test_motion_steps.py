@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 import numpy as np
 import pytest
 
-from edge.capture.synthetic import Distractor, Subject, SyntheticScene
+from edge.capture.synthetic import Distractor, Subject, SyntheticScene, sun_ramp
 from edge.config import MotionConfig, RecordingConfig
 from edge.motion.scoring import score_events
 from edge.recording.analysis import analyse
@@ -146,9 +146,9 @@ def test_a_subject_that_walks_in_as_the_light_changes_and_waits_is_found_at_once
 
 
 def _sun_back(edge: float) -> Distractor:
-    """A cloud whose fade-out from the sun starts at `edge` (synthetic._sun: the ramp follows its start)."""
+    """A cloud whose fade-out from the sun starts at `edge` (the ramp's length follows from its start)."""
     start = edge - 15.0
-    return Distractor("sun", start, edge + 0.5 + 2.5 * ((start * 7.919) % 1.0), 0.71)
+    return Distractor("sun", start, edge + sun_ramp(start), 0.71)
 
 
 @pytest.mark.parametrize(("seed", "scenario", "subject", "light"), [

@@ -355,7 +355,7 @@ class SyntheticScene:
         some through."""
         cover = 0.0
         for d in self._active("sun", t):
-            ramp = 0.5 + 2.5 * ((d.start * 7.919) % 1.0)
+            ramp = sun_ramp(d.start)
             edge = min(1.0, (t - d.start) / ramp, (d.end - t) / ramp)
             cover = max(cover, min(1.0, d.strength) * edge * edge * (3.0 - 2.0 * edge))
         return 1.0 - cover
@@ -442,6 +442,12 @@ def _visible_fraction(s: Subject, t: float) -> float:
         return 0.0
     w = s.size[0]
     return max(0.0, min(x + w / 2, 1.0) - max(x - w / 2, 0.0)) / w
+
+
+def sun_ramp(start: float) -> float:
+    """Seconds a `sun` distractor's edge takes to cross the sun, going in and coming out: 0.5-3 s, fixed
+    by when the cloud starts (so a scene that wants the sun back at a given time can end it so)."""
+    return 0.5 + 2.5 * ((start * 7.919) % 1.0)
 
 
 def _colour(bgr: tuple[int, int, int], channels: int) -> tuple[float, ...]:
