@@ -25,14 +25,13 @@ from dataclasses import dataclass
 from multiprocessing import Pool
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.motion import latency
 from bench.motion_fps import seed_range
-from edge.capture.synthetic import SyntheticScene
+from edge.capture.synthetic import SyntheticScene, draw_person
 from edge.config import MotionConfig, RecordingConfig
 from edge.recording.analysis import analyse, single_threaded_opencv
 
@@ -65,15 +64,6 @@ class Approach:
         return APPEARS + 2 * self.walk + self.wait
 
 
-COAT, FACE, TROUSERS = (40, 40, 160), (120, 150, 200), (90, 60, 40)  # BGR, as the scenes' own people
-
-
-def _paint(bgr: tuple[int, int, int], channels: int) -> tuple[float, ...]:
-    if channels == 1:  # the Y plane's weights
-        return (0.114 * bgr[0] + 0.587 * bgr[1] + 0.299 * bgr[2],)
-    return tuple(float(v) for v in bgr)
-
-
 class ApproachScene(SyntheticScene):
     """A synthetic scene whose only subject is an Approach (the generator's own subjects cross sideways
     at a fixed size), drawn where the scene draws its subjects: before the light is applied."""
@@ -89,12 +79,7 @@ class ApproachScene(SyntheticScene):
         if pose is None:
             return
         feet, pw, ph = pose
-        x0, x1 = int((self.person.x - pw / 2) * w), int((self.person.x + pw / 2) * w)
-        y0, y1 = int((feet - ph) * h), int(feet * h)
-        head = max(1, int((x1 - x0) * 0.45))
-        cv2.circle(img, ((x0 + x1) // 2, y0 + head), head, _paint(FACE, channels), -1)
-        cv2.rectangle(img, (x0, y0 + 2 * head), (x1, y1), _paint(COAT, channels), -1)
-        cv2.rectangle(img, (x0, y0 + int((y1 - y0) * 0.55)), (x1, y1), _paint(TROUSERS, channels), -1)
+        draw_person(img, self.person.x * w, (feet - ph / 2) * h, pw * w, ph * h, channels)
 
 
 def plan(job: Job) -> ApproachScene:

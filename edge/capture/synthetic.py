@@ -398,10 +398,7 @@ class SyntheticScene:
         bw, bh = sw * w, sh * h
         x0, y0, x1, y1 = int(cx - bw / 2), int(cy - bh / 2), int(cx + bw / 2), int(cy + bh / 2)
         if s.kind == "person":
-            head = max(2, int(bw * 0.45))
-            cv2.circle(img, (int(cx), y0 + head), head, _colour((120, 150, 200), channels), -1)
-            cv2.rectangle(img, (x0, y0 + 2 * head), (x1, y1), colour, -1)
-            cv2.rectangle(img, (x0, y0 + int(bh * 0.55)), (x1, y1), _colour((90, 60, 40), channels), -1)
+            draw_person(img, cx, cy, bw, bh, channels)
         elif s.kind == "car":
             cv2.rectangle(img, (x0, y0 + int(bh * 0.35)), (x1, y1), colour, -1)
             cv2.rectangle(img, (x0 + int(bw * 0.2), y0), (x1 - int(bw * 0.2), y0 + int(bh * 0.4)), colour, -1)
@@ -442,6 +439,16 @@ def _visible_fraction(s: Subject, t: float) -> float:
         return 0.0
     w = s.size[0]
     return max(0.0, min(x + w / 2, 1.0) - max(x - w / 2, 0.0)) / w
+
+
+def draw_person(img: np.ndarray, cx: float, cy: float, bw: float, bh: float, channels: int) -> None:
+    """A person as the scenes draw one: a face over a coat over trousers, `bw` x `bh` pixels centred on
+    (cx, cy), into a float picture of `channels` channels (before the light is applied)."""
+    x0, y0, x1, y1 = int(cx - bw / 2), int(cy - bh / 2), int(cx + bw / 2), int(cy + bh / 2)
+    head = max(2, int(bw * 0.45))
+    cv2.circle(img, (int(cx), y0 + head), head, _colour((120, 150, 200), channels), -1)
+    cv2.rectangle(img, (x0, y0 + 2 * head), (x1, y1), _colour(_SUBJECT_COLOURS["person"], channels), -1)
+    cv2.rectangle(img, (x0, y0 + int(bh * 0.55)), (x1, y1), _colour((90, 60, 40), channels), -1)
 
 
 def sun_ramp(start: float) -> float:
