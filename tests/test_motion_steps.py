@@ -321,27 +321,30 @@ def test_a_visitor_standing_where_an_earlier_one_waited_through_a_change_of_ligh
         cv2.rectangle(img, (round(cx - 9.6), 116), (round(cx + 9.6), 163), 45.0, -1)
         cv2.rectangle(img, (round(cx - 9.6), 140), (round(cx + 9.6), 163), 35.0, -1)
 
-    def walk(t: float, start: float, wait: float) -> float | None:
+    def walk(t: float, start: float, wait: float) -> tuple[float, bool] | None:
+        """Where a person who starts at `start` is (x) and whether they are waiting there."""
         d = t - start
         if d < 0:
             return None
         if d < 3.583:
-            return -0.03 + 0.12 * d
+            return -0.03 + 0.12 * d, False
         if d < 3.583 + wait:
-            return 0.4
+            return 0.4, True
         x = 0.4 + 0.12 * (d - 3.583 - wait)
-        return x if x < 1.05 else None
+        return (x, False) if x < 1.05 else None
 
     second = 124.1
+
     def draw(img: np.ndarray, t: float) -> None:
         for start, wait, sway in ((5.0, 70.0, 0.0), (second, 15.0, 0.5)):
-            x = walk(t, start, wait)
-            if x is not None:
-                person(img, x + (sway * np.sin(2 * np.pi * 0.7 * t) / 320 if x == 0.4 else 0.0))
+            where = walk(t, start, wait)
+            if where is not None:
+                x, waiting = where
+                person(img, x + (sway * np.sin(2 * np.pi * 0.7 * t) / 320 if waiting else 0.0))
 
-    light = _smooth(68.6, 70.1, 1.0, 0.7)
-    events = analyse(_dimming_yard(second + 30.0, lambda t: light(t) if t < 74.6 else _smooth(74.6, 76.1, 0.7, 1.0)(t),
-                                   draw), 15.0, MotionConfig(), RecordingConfig()).events
+    dim, back = _smooth(68.6, 70.1, 1.0, 0.7), _smooth(74.6, 76.1, 1.0, 1 / 0.7)
+    events = analyse(_dimming_yard(second + 30.0, lambda t: dim(t) * back(t), draw), 15.0, MotionConfig(),
+                     RecordingConfig()).events
     arrive, leave = second + 0.25, second + 3.583 + 15.0 + 5.0  # half in view; half out (x = 1.0)
     mine = [e for e in events if e.end > second]
     assert len(mine) == 1, events
