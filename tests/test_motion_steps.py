@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 
-import cv2
 import numpy as np
 import pytest
 
+from bench.motion_dimming import draw_car, draw_walker, path, smooth, yard
 from edge.capture.synthetic import Distractor, Subject, SyntheticScene, sun_ramp
 from edge.config import MotionConfig, RecordingConfig
 from edge.motion.scoring import score_events
@@ -264,46 +264,19 @@ def test_a_slow_low_contrast_subject_is_found_soon_and_followed(speed: int) -> N
 # Guards from the review of the third shadow attempt (docs/MOTION.md, "When the light falls, what only
 # faded is light"): two owner cases that the shipped build gets right and that attempt got wrong.
 
-def _dimming_yard(seconds: float, light: Callable[[float], float],
-                  draw: Callable[[np.ndarray, float], None]) -> Iterator[tuple[float, np.ndarray]]:
-    """320x240 at 15 fps: gravel (luma 140, grain of +-14 two pixels across), a door frame and a dark
-    window; the light follows `light(t)` and the camera's exposure makes up part of it 0.7 s late."""
-    rng = np.random.default_rng(11)
-    ground = 140.0 + 14.0 * cv2.resize(rng.normal(0, 1, (120, 160)).astype(np.float32), (320, 240))
-    cv2.rectangle(ground, (106, 72), (144, 180), 90.0, 2)
-    cv2.rectangle(ground, (192, 48), (240, 96), 80.0, -1)
-    noise = rng.normal(0, 1.8, (4, 240, 320)).astype(np.float32)
-    for i in range(round(seconds * 15)):
-        t = i / 15
-        img = ground.copy()
-        draw(img, t)
-        img *= light(t) * (1.0 / light(max(0.0, t - 0.7))) ** 0.6
-        img += noise[i % 4]
-        yield t, np.clip(img, 0, 255).astype(np.uint8)
-
-
-def _smooth(t0: float, t1: float, a: float, b: float) -> Callable[[float], float]:
-    def f(t: float) -> float:
-        e = min(1.0, max(0.0, (t - t0) / (t1 - t0)))
-        return a + (b - a) * e * e * (3 - 2 * e)
-    return f
-
-
 def test_a_plain_car_of_the_drives_brightness_arriving_as_a_cloud_dims_the_light_is_found_at_once() -> None:
     # A cloud dims the yard by 20 % (20-21.5 s); then a plain car as bright as the gravel drives in
     # (half in view at 21.43 s), stands 10 s and drives off (half out at 34.29 s). Its change is mostly
     # gravel covered, structure taken away, which is how a fading shadow looks too: the attempt took it
     # for light and found the car only when it drove off, 11.9 s late.
-    def car(img: np.ndarray, t: float) -> None:
-        d = t - 21.0
-        x = -0.15 + 0.35 * d if d < 1.857 else (0.5 if d < 11.857 else 0.5 + 0.35 * (d - 11.857))
-        if d >= 0 and x < 1.17:
-            x0, x1 = round((x - 0.15) * 320), round((x + 0.15) * 320)
-            cv2.rectangle(img, (x0, 176), (x1, 208), 138.0, -1)
-            cv2.rectangle(img, (x0 + 19, 161), (x1 - 19, 184), 138.0, -1)
+    where = path(21.0, -0.15, 0.5, 1.17, 0.35, 10.0)
 
-    events = analyse(_dimming_yard(45.0, _smooth(20.0, 21.5, 1.0, 0.8), car), 15.0, MotionConfig(),
-                     RecordingConfig()).events
+    def car(img: np.ndarray, t: float) -> None:
+        x = where(t)
+        if x is not None:
+            draw_car(img, x, 138.0, windscreen=False)
+
+    events = analyse(yard(45.0, smooth(20.0, 21.5, 1.0, 0.8), car), 15.0, MotionConfig(), RecordingConfig()).events
     assert len(events) == 1, events
     assert 21.43 <= events[0].onset <= 21.93 and events[0].end >= 33.79, events
 
@@ -315,35 +288,20 @@ def test_a_visitor_standing_where_an_earlier_one_waited_through_a_change_of_ligh
     # the change of light as a "look" of the scene, with the first person half learnt into it: the
     # second one fitted between that look and the background, was learnt away 3 s after stopping and
     # left a ghost after leaving.
-    def person(img: np.ndarray, x: float) -> None:
-        cx = x * 320
-        cv2.circle(img, (round(cx), 108), 8, 150.0, -1)
-        cv2.rectangle(img, (round(cx - 9.6), 116), (round(cx + 9.6), 163), 45.0, -1)
-        cv2.rectangle(img, (round(cx - 9.6), 140), (round(cx + 9.6), 163), 35.0, -1)
-
-    def walk(t: float, start: float, wait: float) -> tuple[float, bool] | None:
-        """Where a person who starts at `start` is (x) and whether they are waiting there."""
-        d = t - start
-        if d < 0:
-            return None
-        if d < 3.583:
-            return -0.03 + 0.12 * d, False
-        if d < 3.583 + wait:
-            return 0.4, True
-        x = 0.4 + 0.12 * (d - 3.583 - wait)
-        return (x, False) if x < 1.05 else None
-
     second = 124.1
+    first, then = path(5.0, -0.03, 0.4, 1.05, 0.12, 70.0), path(second, -0.03, 0.4, 1.05, 0.12, 15.0)
 
     def draw(img: np.ndarray, t: float) -> None:
-        for start, wait, sway in ((5.0, 70.0, 0.0), (second, 15.0, 0.5)):
-            where = walk(t, start, wait)
-            if where is not None:
-                x, waiting = where
-                person(img, x + (sway * np.sin(2 * np.pi * 0.7 * t) / 320 if waiting else 0.0))
+        x = first(t)
+        if x is not None:
+            draw_walker(img, x, 45.0, face=True)
+        x = then(t)
+        if x is not None:
+            sway = 0.5 * np.sin(2 * np.pi * 0.7 * t) / 320 if x == 0.4 else 0.0  # while waiting
+            draw_walker(img, x + sway, 45.0, face=True)
 
-    dim, back = _smooth(68.6, 70.1, 1.0, 0.7), _smooth(74.6, 76.1, 1.0, 1 / 0.7)
-    events = analyse(_dimming_yard(second + 30.0, lambda t: dim(t) * back(t), draw), 15.0, MotionConfig(),
+    dim, back = smooth(68.6, 70.1, 1.0, 0.7), smooth(74.6, 76.1, 1.0, 1 / 0.7)
+    events = analyse(yard(second + 30.0, lambda t: dim(t) * back(t), draw), 15.0, MotionConfig(),
                      RecordingConfig()).events
     arrive, leave = second + 0.25, second + 3.583 + 15.0 + 5.0  # half in view; half out (x = 1.0)
     mine = [e for e in events if e.end > second]
