@@ -18,7 +18,6 @@ of the picture (a person far enough away is below it and, by design, not an obje
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from dataclasses import dataclass
@@ -30,7 +29,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.motion import latency
-from bench.motion_fps import seed_range
+from bench.motion_fps import scene_bench_parser, seed_range
 from edge.capture.synthetic import SyntheticScene, draw_person
 from edge.config import MotionConfig, RecordingConfig
 from edge.recording.analysis import analyse, single_threaded_opencv
@@ -116,11 +115,7 @@ def summary(rows: list[dict]) -> dict:
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--seeds", default="1-12", help="seed range, e.g. 1-12 (default 1-12)")
-    ap.add_argument("--scenes", action="store_true", help="also print one line per scene")
-    ap.add_argument("--jobs", type=int, default=2, help="worker processes (default 2)")
-    args = ap.parse_args()
+    args = scene_bench_parser(__doc__, "1-12").parse_args()
     jobs = [(seed, kind) for seed in seed_range(args.seeds) for kind in KINDS]
     with Pool(max(1, args.jobs)) as pool:
         rows = pool.map(run_scene, jobs)

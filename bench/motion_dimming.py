@@ -21,7 +21,6 @@ subjects, missed, split, later than 0.5 s, onset mean / max and seconds in view 
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from collections.abc import Callable, Iterator
@@ -33,7 +32,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.motion_fps import seed_range
+from bench.motion_fps import scene_bench_parser, seed_range
 from edge.config import MotionConfig, RecordingConfig
 from edge.recording.analysis import analyse, single_threaded_opencv
 
@@ -158,11 +157,7 @@ def jobs_for(seeds: str) -> list[Job]:
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--seeds", default="1-2", help="seed range, e.g. 1-2 (default: tuning seeds 1-2)")
-    ap.add_argument("--scenes", action="store_true", help="also print one line per scene")
-    ap.add_argument("--jobs", type=int, default=2, help="worker processes (default 2)")
-    args = ap.parse_args()
+    args = scene_bench_parser(__doc__, "1-2").parse_args()
     with Pool(max(1, args.jobs)) as pool:
         rows = pool.map(run_scene, jobs_for(args.seeds))
     if args.scenes:

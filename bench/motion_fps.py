@@ -63,6 +63,16 @@ def seed_range(text: str) -> range:
     return range(int(first), int(last or first) + 1)
 
 
+def scene_bench_parser(doc: str | None, seeds: str,
+                       scenes_help: str = "also print one line per scene") -> argparse.ArgumentParser:
+    """The options the per-scene motion benches share (--seeds, --scenes, --jobs); each adds its own."""
+    ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--seeds", default=seeds, help=f"seed range, e.g. {seeds} (default: tuning seeds {seeds})")
+    ap.add_argument("--scenes", action="store_true", help=scenes_help)
+    ap.add_argument("--jobs", type=int, default=2, help="worker processes (default 2)")
+    return ap
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--fps", default="15,25,30", help="comma-separated rates (default 15,25,30)")

@@ -18,7 +18,6 @@ lists the sets that have been used).
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from multiprocessing import Pool
@@ -27,7 +26,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.motion import latency
-from bench.motion_fps import seed_range
+from bench.motion_fps import scene_bench_parser, seed_range
 from edge.capture.synthetic import SUN_SCENARIOS, SyntheticScene
 from edge.config import MotionConfig, RecordingConfig
 from edge.motion.scoring import Score, false_seconds, score_events
@@ -51,12 +50,9 @@ def run_scene(job: Job) -> tuple[Job, Score, float, list[list[float]]]:
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--seeds", default="1-8", help="seed range, e.g. 1-8 (default: tuning seeds 1-8)")
+    ap = scene_bench_parser(__doc__, "1-8", "also print one line per scene, with its events")
     ap.add_argument("--seconds", type=float, default=120.0, help="length of each scene (default 120)")
     ap.add_argument("--fps", type=float, default=15.0, help="frame rate (default 15)")
-    ap.add_argument("--scenes", action="store_true", help="also print one line per scene, with its events")
-    ap.add_argument("--jobs", type=int, default=2, help="worker processes (default 2)")
     args = ap.parse_args()
     jobs: list[Job] = [(s, seed, args.seconds, args.fps) for s in SUN_SCENARIOS for seed in seed_range(args.seeds)]
     per = {s: Score() for s in SUN_SCENARIOS}

@@ -15,7 +15,6 @@ Defaults to tuning seeds 1-12; held-out seeds are for a check decided beforehand
 
 from __future__ import annotations
 
-import argparse
 import json
 import statistics
 import sys
@@ -26,7 +25,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.motion_fps import seed_range
+from bench.motion_fps import scene_bench_parser, seed_range
 from edge.capture.synthetic import Distractor, Subject, SyntheticScene, sun_ramp
 from edge.config import MotionConfig, RecordingConfig
 from edge.recording.analysis import analyse, single_threaded_opencv
@@ -96,11 +95,8 @@ def summary(rows: list[dict]) -> dict:
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--seeds", default="1-12", help="seed range, e.g. 1-12 (default: tuning seeds 1-12)")
+    ap = scene_bench_parser(__doc__, "1-12")
     ap.add_argument("--per-seed", type=int, default=4, help="scenes per seed (default 4)")
-    ap.add_argument("--scenes", action="store_true", help="also print one line per scene")
-    ap.add_argument("--jobs", type=int, default=2, help="worker processes (default 2)")
     args = ap.parse_args()
     if args.per_seed < 1:
         ap.error("--per-seed must be at least 1")
