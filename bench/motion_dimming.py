@@ -32,6 +32,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.motion import latency
 from bench.motion_fps import scene_bench_parser, seed_range
 from edge.config import MotionConfig, RecordingConfig
 from edge.recording.analysis import analyse, single_threaded_opencv
@@ -145,10 +146,10 @@ def run_scene(job: Job) -> dict:
 def summary(rows: list[dict]) -> dict:
     found = [r for r in rows if r["events"]]
     onsets = [r["onset_s"] for r in found]
+    onset = latency(onsets)
     return {"subjects": len(rows), "missed": len(rows) - len(found), "split": sum(r["events"] > 1 for r in rows),
-            "later_than_0_5s": sum(o > 0.5 for o in onsets),
-            "onset_mean_s": round(float(np.mean(onsets)), 3) if onsets else None,
-            "onset_max_s": max(onsets) if onsets else None, "lost_s": round(sum(r["lost_s"] for r in rows), 1)}
+            "later_than_0_5s": sum(o > 0.5 for o in onsets), "onset_mean_s": onset["mean_s"],
+            "onset_max_s": onset["max_s"], "lost_s": round(sum(r["lost_s"] for r in rows), 1)}
 
 
 def jobs_for(seeds: str) -> list[Job]:

@@ -25,6 +25,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.motion import latency
 from bench.motion_fps import scene_bench_parser, seed_range
 from edge.capture.synthetic import Distractor, Subject, SyntheticScene, sun_ramp
 from edge.config import MotionConfig, RecordingConfig
@@ -87,7 +88,7 @@ def summary(rows: list[dict]) -> dict:
     onsets = [max(0.0, r["onset_s"]) for r in found]  # an event already open counts as found at once
     return {"subjects": len(rows), "split": sum(r["events"] > 1 for r in rows), "missed": len(rows) - len(found),
             "lost_s": round(sum(r["lost_s"] for r in rows), 1), "lost_over_1s": sum(r["lost_s"] > 1.0 for r in rows),
-            "onset_mean_s": round(statistics.fmean(onsets), 3) if onsets else None,
+            "onset_mean_s": latency(onsets)["mean_s"],
             "onset_over_0_5s": sum(v > 0.5 for v in onsets),
             "after_s_mean": round(statistics.fmean(r["after_s"] for r in found), 2) if found else None,
             "after_s_max": max((r["after_s"] for r in found), default=None),
