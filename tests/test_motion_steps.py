@@ -176,6 +176,26 @@ def test_a_subject_that_arrives_just_before_the_light_changes_and_stops_is_one_e
     assert events[0].onset < truth.start + 2.0 and events[0].end > truth.end - 0.5, (events, truth)
 
 
+@pytest.mark.parametrize(("seed", "subject", "cloud"), [
+    (6, Subject("person", 19.3836, 1.05, -0.05, 0.5873, -0.17183, 3.7457, 24.81),
+     Distractor("sun", 7.4351, 22.6964, 0.6787)),
+    (12, Subject("cat", 20.2135, -0.065, 1.065, 0.7625, 0.23110, 3.0379, 26.048),
+     Distractor("sun", 3.0153, 22.6961, 0.9446)),
+], ids=["person-6", "cat-12"])
+def test_a_subject_that_stops_just_as_the_sun_is_back_is_one_event(
+        seed: int, subject: Subject, cloud: Distractor) -> None:
+    # helper-46's review of the light-fit patch (docs/MOTION.md, "The light as a sum of two pictures"):
+    # the sun comes back out over 20.0-22.7 s while this subject walks in; it stops about half a second
+    # later and stands 25 s. With the patch its cells waited to be judged, were explained by "the
+    # picture 0.2 s ago" once they stood still, and were learnt as light: the event ended at 23 s.
+    scene = SyntheticScene(seed, "sun", min(subject.t1 + 10.0, 110.0))
+    scene.replan([subject], [cloud])
+    truth = scene.ground_truth.motion[0]
+    events = [e for e in detect(scene).events if e.end >= truth.start and e.start <= truth.end]
+    assert len(events) == 1, (events, truth)
+    assert events[0].onset < truth.start + 0.5 and events[0].end > truth.end - 0.5, (events, truth)
+
+
 def test_a_large_subject_close_to_the_camera_that_stands_still_stays_one_event() -> None:
     # A dark, patterned shape a sixth of the picture (someone at the door, close up) walks in, stands
     # still for 10 s and walks out: its inside changes the brightness of many cells at once, as a change
