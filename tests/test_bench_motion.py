@@ -7,11 +7,20 @@ unknown scenario; one latency summary."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent.parent / "bench" / "motion.py"
+
+
+def _bench_lines(name: str, *args: str, timeout: float = 600) -> list[dict]:
+    """Run bench/NAME for real with these arguments; it must succeed. Its JSON lines, in order."""
+    proc = subprocess.run([sys.executable, str(BENCH.with_name(name)), *args], capture_output=True, text=True,
+                          timeout=timeout)
+    assert proc.returncode == 0, proc.stderr
+    return [json.loads(line) for line in proc.stdout.splitlines()]
 
 
 def test_a_tuning_seed_is_refused_as_a_held_out_set() -> None:
@@ -25,13 +34,7 @@ def test_a_tuning_seed_is_refused_as_a_held_out_set() -> None:
 def test_motion_fps_scores_every_rate_on_real_scenes(tmp_path: Path) -> None:
     # Tuning seed 1, 30 s per scenario (three subjects in its mixed and night scenes), at two rates,
     # run for real: one JSON line per rate, every subject found and its onset measured.
-    import json
-
-    bench = BENCH.with_name("motion_fps.py")
-    proc = subprocess.run([sys.executable, str(bench), "--fps", "15,30", "--seeds", "1", "--seconds", "30",
-                           "--jobs", "1"], capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stderr
-    rows = [json.loads(line) for line in proc.stdout.splitlines()]
+    rows = _bench_lines("motion_fps.py", "--fps", "15,30", "--seeds", "1", "--seconds", "30", "--jobs", "1")
     assert [(r["fps"], r["stride"]) for r in rows] == [(15.0, 1), (30.0, 1)]
     for row in rows:
         assert set(row["false_events"]) == {"mixed", "night", "lighting", "ir", "foliage", "rain", "noise",
@@ -43,13 +46,7 @@ def test_motion_clock_scores_every_scenario_with_and_without_the_clock() -> None
     # Tuning seed 1, 60 s, run for real: one JSON line, both versions of every scenario scored, every
     # subject found in both. (With the clock its lighting scene makes 2 false events, its distractor
     # scene 2 and its mixed scene 1: docs/MOTION.md, "An on-screen clock".)
-    import json
-
-    bench = BENCH.with_name("motion_clock.py")
-    proc = subprocess.run([sys.executable, str(bench), "--seeds", "1", "--seconds", "60", "--jobs", "1"],
-                          capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stderr
-    (row,) = [json.loads(line) for line in proc.stdout.splitlines()]
+    (row,) = _bench_lines("motion_clock.py", "--seeds", "1", "--seconds", "60", "--jobs", "1")
     assert row["fps"] == 15.0 and row["seeds"] == "1"
     for version in ("with_clock", "without_clock"):
         result = row[version]
@@ -63,13 +60,7 @@ def test_motion_clock_scores_every_scenario_with_and_without_the_clock() -> None
 def test_motion_shadows_scores_clouds_over_the_sun_with_and_without_subjects() -> None:
     # Tuning seed 1, 60 s, run for real: a line per scene with its events, then the summary; every
     # subject of the sunny scene found.
-    import json
-
-    bench = BENCH.with_name("motion_shadows.py")
-    proc = subprocess.run([sys.executable, str(bench), "--seeds", "1", "--seconds", "60", "--scenes", "--jobs", "1"],
-                          capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stderr
-    *scenes, summary = [json.loads(line) for line in proc.stdout.splitlines()]
+    *scenes, summary = _bench_lines("motion_shadows.py", "--seeds", "1", "--seconds", "60", "--scenes", "--jobs", "1")
     assert [(r["scenario"], r["seed"]) for r in scenes] == [("sun", 1), ("sunny", 1)]
     assert all(len(event) == 3 and event[0] <= event[2] <= event[1] for r in scenes for event in r["events"])
     assert set(summary["false_events"]) == set(summary["false_seconds"]) == {"sun", "sunny"}
@@ -80,32 +71,21 @@ def test_motion_shadows_scores_clouds_over_the_sun_with_and_without_subjects() -
 
 def test_motion_sun_arrivals_scores_subjects_arriving_as_a_cloud_crosses_the_sun() -> None:
     # Tuning seed 1, two scenes, run for real: one line each, then the summary, which adds them up.
-    import json
-
-    bench = BENCH.with_name("motion_sun_arrivals.py")
-    proc = subprocess.run([sys.executable, str(bench), "--seeds", "1", "--per-seed", "2", "--scenes", "--jobs", "1"],
-                          capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stderr
-    *scenes, summary = [json.loads(line) for line in proc.stdout.splitlines()]
+    *scenes, summary = _bench_lines("motion_sun_arrivals.py", "--seeds", "1", "--per-seed", "2", "--scenes",
+                                    "--jobs", "1")
     assert [(r["seed"], r["index"]) for r in scenes] == [(1, 0), (1, 1)]
     assert all(-1.0 <= r["arrives_after_edge_s"] <= 3.5 and r["kind"] in ("person", "cat") for r in scenes)
     assert summary["subjects"] == 2 and summary["missed"] == sum(r["events"] == 0 for r in scenes) == 0
     assert summary["lost_s"] == round(sum(r["lost_s"] for r in scenes), 1)
-    refused = subprocess.run([sys.executable, str(bench), "--per-seed", "0"], capture_output=True, text=True,
-                             timeout=120)
+    refused = subprocess.run([sys.executable, str(BENCH.with_name("motion_sun_arrivals.py")), "--per-seed", "0"],
+                             capture_output=True, text=True, timeout=120)
     assert refused.returncode == 2 and "--per-seed must be at least 1" in refused.stderr
 
 
 def test_motion_approach_draws_a_person_who_grows_and_scores_when_they_are_confirmed() -> None:
     # Tuning seed 1, run for real: one line per kind of scene (plain day, night, noisy night,
     # sunshine), each person found once, confirmed after they came into view; then the summary.
-    import json
-
-    bench = BENCH.with_name("motion_approach.py")
-    proc = subprocess.run([sys.executable, str(bench), "--seeds", "1", "--scenes", "--jobs", "1"],
-                          capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stderr
-    *scenes, summary = [json.loads(line) for line in proc.stdout.splitlines()]
+    *scenes, summary = _bench_lines("motion_approach.py", "--seeds", "1", "--scenes", "--jobs", "1")
     assert [r["kind"] for r in scenes] == ["quiet", "night", "noise", "sun"]
     assert all(r["events"] >= 1 and 0.0 < r["onset_s"] < 5.0 and r["false"] == 0 for r in scenes), scenes
     assert summary["all"]["subjects"] == 4 and summary["all"]["missed"] == 0
@@ -144,13 +124,8 @@ def test_motion_waiting_scores_a_subject_waiting_through_exposure_steps_like_one
     # Tuning seed 2, run for real: three subjects that wait 10-30 s, once with no change of light and
     # once while the exposure steps. A re-seed used to learn the waiting subject (all three split,
     # 12.7 s recorded after they left on average); now the steps change nothing that matters.
-    import json
-
-    bench = BENCH.with_name("motion_waiting.py")
-    proc = subprocess.run([sys.executable, str(bench), "--seeds", "2", "--changes", "none,exposure", "--jobs", "1"],
-                          capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stderr
-    rows = json.loads(proc.stdout)["per_change"]
+    (row,) = _bench_lines("motion_waiting.py", "--seeds", "2", "--changes", "none,exposure", "--jobs", "1")
+    rows = row["per_change"]
     none, exposure = rows["none"], rows["exposure"]
     assert none["subjects"] == exposure["subjects"] == 3 and none["missed"] == exposure["missed"] == 0
     assert exposure["whole"] == none["whole"] and exposure["split"] <= none["split"], rows
@@ -166,13 +141,8 @@ def test_motion_waiting_refuses_an_unknown_change() -> None:
 def test_motion_owner_cases_holds_a_waiting_person_to_one_event_that_ends_when_they_leave() -> None:
     # One case, run for real: a person waits 20 s by day and walks on. Before the ghost healer the
     # place where they stood held the event open 3.5 s past the 2 s the owner allows (a failed case).
-    import json
-
-    bench = BENCH.with_name("motion_owner_cases.py")
-    proc = subprocess.run([sys.executable, str(bench), "--only", "baseline_wait/20s/day/s1", "--seeds", "1",
-                           "--light", "day"], capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr
-    case, summary = [json.loads(line) for line in proc.stdout.splitlines()]
+    case, summary = _bench_lines("motion_owner_cases.py", "--only", "baseline_wait/20s/day/s1", "--seeds", "1",
+                                 "--light", "day", timeout=300)
     assert case["id"] == "baseline_wait/20s/day/s1" and case["units"]["person"]["n"] == 1, case
     assert case["pass"] and case["failed"] == [] and case["excess_s"] == 0.0, case
     assert summary["cases"] == 1 and summary["passed"] == 1, summary
@@ -191,13 +161,7 @@ def test_motion_dimming_finds_every_car_and_person_arriving_as_the_light_dims() 
     # Tuning seed 1, run for real: 20 cars (bodies 90-170 on gravel of 140, plain or with a windscreen)
     # and 16 people, each arriving 0.5-2 s into a 20 % or 45 % dimming. The shipped build confirms every
     # one within 0.5 s (the third shadow attempt found some plain cars only when they drove off).
-    import json
-
-    bench = BENCH.with_name("motion_dimming.py")
-    proc = subprocess.run([sys.executable, str(bench), "--seeds", "1", "--jobs", "1", "--scenes"],
-                          capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stderr
-    *scenes, row = [json.loads(line) for line in proc.stdout.splitlines()]
+    *scenes, row = _bench_lines("motion_dimming.py", "--seeds", "1", "--jobs", "1", "--scenes")
     assert len(scenes) == 36 and {(s["kind"], s["brightness"]) for s in scenes} >= {("car", 138.0), ("person", 140.0)}
     assert row["per_kind"]["car"]["subjects"] == 20 and row["per_kind"]["person"]["subjects"] == 16
     for kind in ("car", "person"):
