@@ -335,7 +335,8 @@ def test_a_person_of_the_grounds_brightness_arriving_as_the_light_dims_is_found_
     # The fifth light test (docs/MOTION.md, "Each pixel's path over the last second"): the yard dims to
     # 55 % while a person in a coat about as bright as the gravel walks in, waits 8 s and walks on (one
     # scene of bench/motion_dimming.py, seed 2). A dim is one path, not two, so the light's second
-    # strongest path is the person's own; their cells waited to be judged and were confirmed about 1 s
-    # late. The shipped build confirms them within 0.25 s.
+    # strongest path is the person's own; before that test learnt to judge a dim by one path, their
+    # cells waited to be judged and were confirmed about 1 s late. The shipped build confirms them
+    # within 0.25 s, and so does the patch now.
     row = run_scene((2, "person", coat, face, 0.55))
     assert row["events"] == 1 and row["onset_s"] <= 0.5, row
