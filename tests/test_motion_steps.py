@@ -340,3 +340,16 @@ def test_a_person_of_the_grounds_brightness_arriving_as_the_light_dims_is_found_
     # within 0.25 s, and so does the patch now.
     row = run_scene((2, "person", coat, face, 0.55))
     assert row["events"] == 1 and row["onset_s"] <= 0.5, row
+
+
+def test_a_person_crossing_shadow_edges_as_the_sun_comes_back_is_one_event_that_ends_with_them() -> None:
+    # One scene of bench/motion_shadows.py (sunny, seed 5): a person walks across the yard (5.5-11.5 s)
+    # while a cloud uncovers the sun (9.3-11.7 s), crossing the eaves' and a post's shadow edges as they
+    # come back. The fifth light test (docs/MOTION.md, "Each pixel's path over the last second") marked
+    # the returning edges as the person's and the event ran on to 21 s; the shipped build ends it with
+    # the person, and so does that test since it takes a second look (edge/motion/looks.py in its patch).
+    scene = SyntheticScene(5, "sunny", 120)
+    truth = scene.ground_truth.motion[0]
+    events = [e for e in detect(scene, until=20.0).events if e.start < truth.end]
+    assert len(events) == 1, (events, truth)
+    assert events[0].onset < truth.start + 0.5 and events[0].end < truth.end + 1.0, (events, truth)
