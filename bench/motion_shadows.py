@@ -8,7 +8,9 @@ subject's arrival looks like to the detector (docs/MOTION.md, "Sunshine and cast
 
 Scenarios (edge/capture/synthetic.py): `sun`, lighting only (every event is false), and `sunny`,
 subjects as in `mixed` under the same clouds. Prints one JSON line per scene with `--scenes`, then a
-summary line: false events and seconds inside them, subjects found, onset.
+summary line: false events and seconds inside them, subjects found, onset, and how long events ran on
+after subjects left (each subject whose leaving falls inside an event: until that event ends, or the
+next subject arrives).
 
     .venv/bin/python bench/motion_shadows.py [--seeds 1-8] [--seconds 120] [--fps 15] [--scenes]
 
@@ -19,6 +21,7 @@ lists the sets that have been used).
 from __future__ import annotations
 
 import json
+import statistics
 import sys
 from multiprocessing import Pool
 from pathlib import Path
@@ -37,7 +40,18 @@ SIZE = (320, 240)
 Job = tuple[str, int, float, float]  # scenario, seed, seconds, fps
 
 
-def run_scene(job: Job) -> tuple[Job, Score, float, list[list[float]]]:
+def after_leaving(events: list[list[float]], truth: list) -> list[float]:
+    """Seconds each event ran on after a subject it held left (until it ends or the next one arrives)."""
+    out = []
+    for subject in truth:
+        for start, end, _ in events:
+            if start <= subject.end <= end:
+                nxt = min([s.start for s in truth if s.start > subject.end], default=end)
+                out.append(round(max(0.0, min(end, nxt) - subject.end), 2))
+    return out
+
+
+def run_scene(job: Job) -> tuple[Job, Score, float, list[list[float]], list[float]]:
     scenario, seed, seconds, fps = job
     single_threaded_opencv()
     scene = SyntheticScene(seed, scenario, seconds, fps)
@@ -46,7 +60,7 @@ def run_scene(job: Job) -> tuple[Job, Score, float, list[list[float]]]:
     truth = scene.ground_truth.motion
     score = score_events(res.events, truth)
     events = [[round(ev.start, 2), round(ev.end, 2), round(ev.onset, 2)] for ev in res.events]
-    return job, score, false_seconds(res.events, truth), events
+    return job, score, false_seconds(res.events, truth), events, after_leaving(events, truth)
 
 
 def main() -> int:
@@ -57,14 +71,16 @@ def main() -> int:
     jobs: list[Job] = [(s, seed, args.seconds, args.fps) for s in SUN_SCENARIOS for seed in seed_range(args.seeds)]
     per = {s: Score() for s in SUN_SCENARIOS}
     false_s = dict.fromkeys(SUN_SCENARIOS, 0.0)
+    after: list[float] = []
     with Pool(max(1, args.jobs)) as pool:
-        for (scenario, seed, _, _), score, seconds, events in pool.imap(run_scene, jobs):
+        for (scenario, seed, _, _), score, seconds, events, ran_on in pool.imap(run_scene, jobs):
             per[scenario].add(score)
             false_s[scenario] += seconds
+            after += ran_on
             if args.scenes:
                 print(json.dumps({"scenario": scenario, "seed": seed, "false_events": score.false_events,
-                                  "found": f"{score.matched_truth}/{score.true_events}", "events": events}),
-                      flush=True)
+                                  "found": f"{score.matched_truth}/{score.true_events}", "events": events,
+                                  "after_leaving_s": ran_on}), flush=True)
     sunny = per["sunny"]
     onset = latency(sunny.onsets)
     print(json.dumps({"seeds": args.seeds, "seconds": args.seconds, "fps": args.fps,
@@ -72,7 +88,11 @@ def main() -> int:
                       "false_seconds": {s: round(false_s[s], 2) for s in SUN_SCENARIOS},
                       "subjects_found": f"{sunny.matched_truth}/{sunny.true_events}",
                       "onset_mean_s": onset["mean_s"], "onset_p90_s": onset["p90_s"],
-                      "onset_within_0_5s": onset["within_0_5s"]}), flush=True)
+                      "onset_within_0_5s": onset["within_0_5s"],
+                      "after_leaving_s": {"subjects": len(after),
+                                          "mean": round(statistics.fmean(after), 2) if after else None,
+                                          "max": max(after, default=None),
+                                          "over_5s": sum(a > 5.0 for a in after)}}), flush=True)
     return 0
 
 

@@ -67,6 +67,10 @@ def test_motion_shadows_scores_clouds_over_the_sun_with_and_without_subjects() -
     found, total = summary["subjects_found"].split("/")
     assert found == total and int(total) >= 2, summary
     assert summary["false_events"]["sun"] == scenes[0]["false_events"]
+    ran_on = [a for r in scenes for a in r["after_leaving_s"]]
+    assert scenes[0]["after_leaving_s"] == [] and all(a >= 0.0 for a in ran_on)
+    assert summary["after_leaving_s"]["subjects"] == len(ran_on) >= 1, summary
+    assert summary["after_leaving_s"]["max"] == max(ran_on)
 
 
 def test_motion_sun_arrivals_scores_subjects_arriving_as_a_cloud_crosses_the_sun() -> None:
