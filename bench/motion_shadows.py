@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.motion import latency
 from bench.motion_fps import scene_bench_parser, seed_range
-from edge.capture.synthetic import SUN_SCENARIOS, SyntheticScene
+from edge.capture.synthetic import SUN_SCENARIOS, Interval, SyntheticScene
 from edge.config import MotionConfig, RecordingConfig
 from edge.motion.scoring import Score, false_seconds, score_events
 from edge.recording.analysis import analyse, single_threaded_opencv
@@ -40,7 +40,7 @@ SIZE = (320, 240)
 Job = tuple[str, int, float, float]  # scenario, seed, seconds, fps
 
 
-def after_leaving(events: list[list[float]], truth: list) -> list[float]:
+def after_leaving(events: list[list[float]], truth: list[Interval]) -> list[float]:
     """Seconds each event ran on after a subject it held left (until it ends or the next one arrives)."""
     out = []
     for subject in truth:

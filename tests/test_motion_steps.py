@@ -356,7 +356,7 @@ def test_a_person_crossing_shadow_edges_as_the_sun_comes_back_is_one_event_that_
 
 
 def test_a_look_alike_coming_back_to_where_a_learnt_visitor_stood_as_the_light_dims_is_one_event() -> None:
-    # A person in a dark coat waits 60 s at the door (learnt after about 30 s, when their event ends);
+    # A person in a dark coat waits 60 s at the door (learnt after about 37 s, when their event ends);
     # the light dims by 30 % and comes back while they still stand there, and they leave at 74 s. 40 s
     # later a second person in the same coat walks to the same spot as the light dims again, and waits
     # 15 s, swaying half a pixel. Found by review of the fifth light test (docs/MOTION.md, "Each
