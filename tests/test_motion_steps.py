@@ -301,6 +301,25 @@ def test_a_plain_car_of_the_drives_brightness_arriving_as_a_cloud_dims_the_light
     assert 21.43 <= events[0].onset <= 21.93 and events[0].end >= 33.79, events
 
 
+def _a_second_visitor(first_wait: float, second: float, light: Callable[[float], float],
+                      first_sways: bool) -> tuple[list, float, float]:
+    """Two people in the same dark coat walk to the same spot at the door and wait there, the first
+    from 5 s for `first_wait` s, the second from `second` for 15 s, swaying half a pixel while they wait
+    (the first too if `first_sways`), in the yard under `light`. Returns the events that end after the
+    second came, and when the second is half in view and half out again (x = 1.0)."""
+    first, then = path(5.0, -0.03, 0.4, 1.05, 0.12, first_wait), path(second, -0.03, 0.4, 1.05, 0.12, 15.0)
+
+    def draw(img: np.ndarray, t: float) -> None:
+        for where, sways in ((first, first_sways), (then, True)):
+            x = where(t)
+            if x is not None:
+                sway = 0.5 * np.sin(2 * np.pi * 0.7 * t) / 320 if sways and x == 0.4 else 0.0  # while waiting
+                draw_walker(img, x + sway, 45.0, face=True)
+
+    events = analyse(yard(second + 30.0, light, draw), 15.0, MotionConfig(), RecordingConfig()).events
+    return [e for e in events if e.end > second], second + 0.25, second + 3.583 + 15.0 + 5.0
+
+
 def test_a_visitor_standing_where_an_earlier_one_waited_through_a_change_of_light_is_one_event() -> None:
     # The first person waits 70 s at the door (long enough to be partly learnt) while the light dims by
     # 30 % and comes back; 40 s after they left a second person in the same dark coat walks to the same
@@ -308,24 +327,9 @@ def test_a_visitor_standing_where_an_earlier_one_waited_through_a_change_of_ligh
     # the change of light as a "look" of the scene, with the first person half learnt into it: the
     # second one fitted between that look and the background, was learnt away 3 s after stopping and
     # left a ghost after leaving.
-    second = 124.1
-    first, then = path(5.0, -0.03, 0.4, 1.05, 0.12, 70.0), path(second, -0.03, 0.4, 1.05, 0.12, 15.0)
-
-    def draw(img: np.ndarray, t: float) -> None:
-        x = first(t)
-        if x is not None:
-            draw_walker(img, x, 45.0, face=True)
-        x = then(t)
-        if x is not None:
-            sway = 0.5 * np.sin(2 * np.pi * 0.7 * t) / 320 if x == 0.4 else 0.0  # while waiting
-            draw_walker(img, x + sway, 45.0, face=True)
-
     dim, back = smooth(68.6, 70.1, 1.0, 0.7), smooth(74.6, 76.1, 1.0, 1 / 0.7)
-    events = analyse(yard(second + 30.0, lambda t: dim(t) * back(t), draw), 15.0, MotionConfig(),
-                     RecordingConfig()).events
-    arrive, leave = second + 0.25, second + 3.583 + 15.0 + 5.0  # half in view; half out (x = 1.0)
-    mine = [e for e in events if e.end > second]
-    assert len(mine) == 1, events
+    mine, arrive, leave = _a_second_visitor(70.0, 124.1, lambda t: dim(t) * back(t), first_sways=False)
+    assert len(mine) == 1, mine
     assert mine[0].onset < arrive + 0.5 and leave - 0.5 < mine[0].end < leave + 2.0, (mine, arrive, leave)
 
 
@@ -364,21 +368,8 @@ def test_a_look_alike_coming_back_to_where_a_learnt_visitor_stood_as_the_light_d
     # with the learnt visitor in it; the second one fitted that look, was learnt away 4 s after
     # arriving, and their event was split. Passes on main; the patch no longer trusts a look where
     # something was learnt lately.
-    first = path(5.0, -0.03, 0.4, 1.05, 0.12, 60.0)
-    second_at = 114.0
-    then = path(second_at, -0.03, 0.4, 1.05, 0.12, 15.0)
-
-    def draw(img: np.ndarray, t: float) -> None:
-        for where in (first, then):
-            x = where(t)
-            if x is not None:
-                sway = 0.5 * np.sin(2 * np.pi * 0.7 * t) / 320 if x == 0.4 else 0.0  # while waiting
-                draw_walker(img, x + sway, 45.0, face=True)
-
     changes = [smooth(45.0, 46.5, 1.0, 0.7), smooth(53.0, 54.5, 1.0, 1 / 0.7), smooth(115.5, 117.0, 1.0, 0.7)]
-    events = analyse(yard(second_at + 30.0, lambda t: float(np.prod([f(t) for f in changes])), draw), 15.0,
-                     MotionConfig(), RecordingConfig()).events
-    arrive, leave = second_at + 0.25, second_at + 3.583 + 15.0 + 5.0  # half in view; half out (x = 1.0)
-    mine = [e for e in events if e.end > second_at]
-    assert len(mine) == 1, events
+    mine, arrive, leave = _a_second_visitor(60.0, 114.0, lambda t: float(np.prod([f(t) for f in changes])),
+                                            first_sways=True)
+    assert len(mine) == 1, mine
     assert mine[0].onset < arrive + 0.5 and leave - 0.5 < mine[0].end < leave + 2.0, (mine, arrive, leave)
