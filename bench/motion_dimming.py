@@ -58,8 +58,9 @@ def smooth(t0: float, t1: float, a: float, b: float) -> Callable[[float], float]
 def yard(seconds: float, light: Callable[[float], float], draw: Draw,
          seed: int = 11) -> Iterator[tuple[float, np.ndarray]]:
     """320x240 frames at 15 fps with their times: gravel (luma 140, a grain of +-14 two pixels across),
-    a door frame and a dark window; `draw(img, t)` adds the subjects; the light follows `light(t)` and
-    the camera's exposure makes up part of it 0.7 s late."""
+    a door frame and a dark window; `draw(img, t)` adds the subjects; the light follows `light(t)` (a
+    number, or an HxW picture of it: a cast shadow) and the camera's exposure makes up part of its mean
+    0.7 s late."""
     rng = np.random.default_rng(seed)
     ground = 140.0 + 14.0 * cv2.resize(rng.normal(0, 1, (120, 160)).astype(np.float32), (320, 240))
     cv2.rectangle(ground, (106, 72), (144, 180), 90.0, 2)
@@ -69,7 +70,7 @@ def yard(seconds: float, light: Callable[[float], float], draw: Draw,
         t = i / FPS
         img = ground.copy()
         draw(img, t)
-        img *= light(t) * (1.0 / light(max(0.0, t - 0.7))) ** 0.6
+        img *= light(t) * (1.0 / float(np.mean(light(max(0.0, t - 0.7))))) ** 0.6
         img += noise[i % 4]
         yield t, np.clip(img, 0, 255).astype(np.uint8)
 
