@@ -44,9 +44,9 @@ def after_leaving(events: list[list[float]], truth: list[Interval]) -> list[floa
     """Seconds each event ran on after a subject it held left (until it ends or the next one arrives)."""
     out = []
     for subject in truth:
+        nxt = min((s.start for s in truth if s.start > subject.end), default=float("inf"))
         for start, end, _ in events:
             if start <= subject.end <= end:
-                nxt = min([s.start for s in truth if s.start > subject.end], default=end)
                 out.append(round(max(0.0, min(end, nxt) - subject.end), 2))
     return out
 

@@ -302,6 +302,11 @@ def test_a_plain_car_of_the_drives_brightness_arriving_as_a_cloud_dims_the_light
     assert 21.43 <= events[0].onset <= 21.93 and events[0].end >= 33.79, events
 
 
+def _swaying(x: float, stop: float, t: float) -> float:
+    """Where a subject at x is drawn: while it waits at `stop`, it sways half a pixel (at 320 px)."""
+    return x + 0.5 * np.sin(2 * np.pi * 0.7 * t) / 320 if x == stop else x
+
+
 def _a_second_visitor(first_wait: float, second: float, light: Callable[[float], float],
                       first_sways: bool) -> tuple[list, float, float]:
     """Two people in the same dark coat walk to the same spot at the door and wait there, the first
@@ -314,8 +319,7 @@ def _a_second_visitor(first_wait: float, second: float, light: Callable[[float],
         for where, sways in ((first, first_sways), (then, True)):
             x = where(t)
             if x is not None:
-                sway = 0.5 * np.sin(2 * np.pi * 0.7 * t) / 320 if sways and x == 0.4 else 0.0  # while waiting
-                draw_walker(img, x + sway, 45.0, face=True)
+                draw_walker(img, _swaying(x, 0.4, t) if sways else x, 45.0, face=True)
 
     events = analyse(yard(second + 30.0, light, draw), 15.0, MotionConfig(), RecordingConfig()).events
     return [e for e in events if e.end > second], second + 0.25, second + 3.583 + 15.0 + 5.0
@@ -399,8 +403,7 @@ def test_a_person_of_the_grounds_shade_who_stops_in_a_shadow_as_the_sun_comes_ba
     def draw(img: np.ndarray, t: float) -> None:
         x = where(t)
         if x is not None:
-            sway = 0.5 * np.sin(2 * np.pi * 0.7 * t) / 320 if x == 0.75 else 0.0  # while waiting
-            draw_walker(img, x + sway, 140.0, face=False)
+            draw_walker(img, _swaying(x, 0.75, t), 140.0, face=False)
 
     light = _with_the_house_shadow(smooth(9.0, 11.0, 0.1, 1.0))
     events = analyse(yard(34.0, light, draw, seed=12), 15.0, MotionConfig(), RecordingConfig()).events
