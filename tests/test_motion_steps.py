@@ -386,8 +386,8 @@ def _with_the_house_shadow(sun: Callable[[float], float]) -> Callable[[float], n
     yard, a sharp edge)."""
     shade = np.zeros((240, 320), np.uint8)
     cv2.fillPoly(shade, [np.array([(176, 90), (320, 90), (320, 240), (150, 240)], np.int32)], 255)
-    shade = cv2.GaussianBlur(shade.astype(np.float32) / 255.0, (0, 0), 1.0)
-    return lambda t: SKYLIGHT + (1.0 - SKYLIGHT) * sun(t) * (1.0 - shade)
+    sunlit = 1.0 - cv2.GaussianBlur(shade.astype(np.float32) / 255.0, (0, 0), 1.0)
+    return lambda t: SKYLIGHT + (1.0 - SKYLIGHT) * sun(t) * sunlit
 
 
 def _waiting_in_the_house_shadow(coat: float, sun: Callable[[float], float]) -> tuple[list, int, int]:
