@@ -8,7 +8,11 @@ uncover it. Prints one JSON object: subjects, split (more than one event), misse
 subject's time in view outside any event (`lost_s`), subjects with more than 1 s lost, onset, seconds
 recorded after it left (`after_s`), false events; `--scenes` adds one line per scene before it.
 
-    .venv/bin/python bench/motion_sun_arrivals.py [--seeds 1-12] [--per-seed 4] [--jobs 2]
+`--steady` runs the same subjects with no cloud: what the detector loses of them in steady sunshine,
+the reference against which the seconds lost to the cloud are judged (a subject whose coat has the
+ground's structure can be lost while it stands still in any light).
+
+    .venv/bin/python bench/motion_sun_arrivals.py [--seeds 1-12] [--per-seed 4] [--jobs 2] [--steady]
 
 Defaults to tuning seeds 1-12; held-out seeds are for a check decided beforehand (docs/MOTION.md).
 """
@@ -35,13 +39,13 @@ SIZE = (320, 240)
 SECONDS = 60.0
 EDGE_AT = 20.0  # when the cloud's edge starts to cross the sun
 
-Job = tuple[int, int]  # seed, index
+Job = tuple[int, int, bool]  # seed, index, steady (no cloud)
 
 
 def plan(job: Job) -> tuple[SyntheticScene, bool, float]:
     """The scene of one job, whether the sun is coming back (else going in), and the subject's arrival
-    relative to EDGE_AT."""
-    seed, index = job
+    relative to EDGE_AT. A steady job has the same subject (every draw is made) and no cloud."""
+    seed, index, steady = job
     rng = np.random.default_rng([seed, 991, index])
     scene = SyntheticScene(seed, "sun", SECONDS)
     kind = str(rng.choice(["person", "person", "cat"]))
@@ -63,7 +67,7 @@ def plan(job: Job) -> tuple[SyntheticScene, bool, float]:
         cloud = Distractor("sun", start, EDGE_AT + sun_ramp(start), strength)
     else:
         cloud = Distractor("sun", EDGE_AT, EDGE_AT + float(rng.uniform(12.0, 20.0)), strength)
-    scene.replan([Subject(kind, t0, x0, x1, y, speed, pause_at, pause_for)], [cloud])
+    scene.replan([Subject(kind, t0, x0, x1, y, speed, pause_at, pause_for)], [] if steady else [cloud])
     return scene, returning, offset
 
 
@@ -98,16 +102,18 @@ def summary(rows: list[dict]) -> dict:
 def main() -> int:
     ap = scene_bench_parser(__doc__, "1-12")
     ap.add_argument("--per-seed", type=int, default=4, help="scenes per seed (default 4)")
+    ap.add_argument("--steady", action="store_true", help="the same subjects with no cloud (steady sunshine)")
     args = ap.parse_args()
     if args.per_seed < 1:
         ap.error("--per-seed must be at least 1")
-    jobs = [(seed, k) for seed in seed_range(args.seeds) for k in range(args.per_seed)]
+    jobs = [(seed, k, args.steady) for seed in seed_range(args.seeds) for k in range(args.per_seed)]
     with Pool(max(1, args.jobs)) as pool:
         rows = pool.map(run_scene, jobs)
     if args.scenes:
         for row in rows:
             print(json.dumps(row), flush=True)
-    print(json.dumps({"seeds": args.seeds, "per_seed": args.per_seed, **summary(rows)}), flush=True)
+    print(json.dumps({"seeds": args.seeds, "per_seed": args.per_seed, "steady": args.steady, **summary(rows)}),
+          flush=True)
     return 0
 
 

@@ -80,7 +80,13 @@ def test_motion_sun_arrivals_scores_subjects_arriving_as_a_cloud_crosses_the_sun
     assert [(r["seed"], r["index"]) for r in scenes] == [(1, 0), (1, 1)]
     assert all(-1.0 <= r["arrives_after_edge_s"] <= 3.5 and r["kind"] in ("person", "cat") for r in scenes)
     assert summary["subjects"] == 2 and summary["missed"] == sum(r["events"] == 0 for r in scenes) == 0
-    assert summary["lost_s"] == round(sum(r["lost_s"] for r in scenes), 1)
+    assert summary["lost_s"] == round(sum(r["lost_s"] for r in scenes), 1) and summary["steady"] is False
+    # --steady: the same subjects (same draws, same times in view) with no cloud, so no light to mistake
+    *steady, calm = _bench_lines("motion_sun_arrivals.py", "--seeds", "1", "--per-seed", "2", "--scenes",
+                                 "--jobs", "1", "--steady")
+    same = ("seed", "index", "kind", "arrives_after_edge_s")
+    assert [[r[k] for k in same] for r in steady] == [[r[k] for k in same] for r in scenes]
+    assert calm["steady"] is True and calm["false_events"] == 0 and calm["missed"] == 0, calm
     refused = subprocess.run([sys.executable, str(BENCH.with_name("motion_sun_arrivals.py")), "--per-seed", "0"],
                              capture_output=True, text=True, timeout=120)
     assert refused.returncode == 2 and "--per-seed must be at least 1" in refused.stderr
