@@ -337,7 +337,7 @@ class SyntheticScene:
         lamp = 1.0 if night or ir else 0.3
         lights = self._active("lights_on", t)
         if lights:
-            gain = g * (1.0 + 1.5 * lamp * lights[0].strength * _porch_light(w, h))
+            gain = g * (1.0 + 1.5 * lamp * lights[0].strength * porch_light(w, h))
         heads = self._active("headlights", t)
         if heads:
             d = heads[0]
@@ -537,7 +537,7 @@ def _noise_tile(seed: int, index: int, w: int, h: int, channels: int) -> np.ndar
 
 
 @lru_cache(maxsize=8)
-def _porch_light(w: int, h: int) -> np.ndarray:
+def porch_light(w: int, h: int) -> np.ndarray:
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
     cx, cy = (PORCH_BOX[0] + PORCH_BOX[2]) / 2 * w, (PORCH_BOX[1] + PORCH_BOX[3]) / 2 * h
     rx, ry = (PORCH_BOX[2] - PORCH_BOX[0]) / 2 * w, (PORCH_BOX[3] - PORCH_BOX[1]) / 2 * h
