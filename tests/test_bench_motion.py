@@ -1,9 +1,9 @@
 """The motion benches: bench/motion.py refuses tuning seeds; motion_fps scores every rate; motion_clock compares
 scenes with and without an on-screen clock; motion_waiting scores subjects that wait through a change of light;
 motion_owner_cases holds subjects that stop and leave to what an owner expects; motion_shadows scores clouds over
-the sun, motion_sun_arrivals subjects that arrive as a cloud crosses it, motion_approach people walking straight
-at the camera, motion_dimming cars and people arriving as the light dims on gravel; motion_daemon refuses an
-unknown scenario; one latency summary."""
+the sun, motion_sun_arrivals subjects that arrive as a cloud crosses it (or cross slowly), motion_approach people
+walking straight at the camera (also as a cloud or a porch lamp changes the light), motion_dimming cars and people
+arriving as the light dims on gravel; motion_daemon refuses an unknown scenario; one latency summary."""
 
 from __future__ import annotations
 
@@ -92,6 +92,22 @@ def test_motion_sun_arrivals_scores_subjects_arriving_as_a_cloud_crosses_the_sun
     assert refused.returncode == 2 and "--per-seed must be at least 1" in refused.stderr
 
 
+def test_motion_sun_arrivals_slow_runs_the_same_subjects_slowly_through_a_cloud() -> None:
+    sys.path.insert(0, str(BENCH.parent.parent))
+    from bench.motion_sun_arrivals import BRISK, SLOW, SLOW_SECONDS, plan
+
+    for index in range(4):
+        (brisk, _, offset), (slow, _, slow_offset) = plan((1, index, False, False)), plan((1, index, False, True))
+        (a,), (b,) = brisk.subjects, slow.subjects
+        assert BRISK[0] <= abs(a.speed) <= BRISK[1] and SLOW[0] <= abs(b.speed) <= SLOW[1]
+        assert (a.kind, a.y, a.pause_for, offset) == (b.kind, b.y, b.pause_for, slow_offset)
+        assert slow.duration == SLOW_SECONDS and slow.distractors == brisk.distractors
+    # run for real: one slow scene of tuning seed 1, found, and its row says it is slow
+    *scenes, summary = _bench_lines("motion_sun_arrivals.py", "--seeds", "1", "--per-seed", "1", "--scenes",
+                                    "--jobs", "1", "--slow")
+    assert len(scenes) == 1 and scenes[0]["events"] >= 1 and summary["slow"] is True, (scenes, summary)
+
+
 def test_motion_approach_draws_a_person_who_grows_and_scores_when_they_are_confirmed() -> None:
     # Tuning seed 1, run for real: one line per kind of scene (plain day, night, noisy night,
     # sunshine), each person found once, confirmed after they came into view; then the summary.
@@ -99,6 +115,32 @@ def test_motion_approach_draws_a_person_who_grows_and_scores_when_they_are_confi
     assert [r["kind"] for r in scenes] == ["quiet", "night", "noise", "sun"]
     assert all(r["events"] >= 1 and 0.0 < r["onset_s"] < 5.0 and r["false"] == 0 for r in scenes), scenes
     assert summary["all"]["subjects"] == 4 and summary["all"]["missed"] == 0
+
+
+def test_motion_approach_light_changes_the_light_as_the_same_visitor_comes() -> None:
+    sys.path.insert(0, str(BENCH.parent.parent))
+    from bench.motion_approach import APPEARS, plan
+    from edge.capture.synthetic import PORCH_BOX
+
+    plain, cloudy = plan((1, "sun", "none")), plan((1, "sun", "cloud"))
+    assert cloudy.person == plain.person and not plain.distractors
+    (cloud,) = cloudy.distractors
+    assert cloud.kind == "sun" and APPEARS - 11.5 <= cloud.start <= APPEARS + 1.0
+    dark, lit = plan((1, "night", "none")), plan((1, "night", "lamp"))
+    on, fade = lit.lamp
+    assert lit.person == dark.person and APPEARS - 1.0 <= on <= APPEARS + 0.5 and 0.5 <= fade <= 2.0
+    x0, y0, x1, y1 = (round(v * n) for v, n in zip(PORCH_BOX, (320, 240, 320, 240), strict=True))
+
+    def porch(scene: object, t: float) -> float:
+        return float(scene.luma(round(t * scene.fps))[y0:y1, x0:x1].mean())  # type: ignore[attr-defined]
+
+    before, half, full = porch(lit, on - 0.2), porch(lit, on + fade / 2), porch(lit, on + fade + 0.5)
+    assert abs(before - porch(dark, on - 0.2)) < 0.5 and before + 5 < half < full, (before, half, full)
+    # run for real: the lamp's scene of tuning seed 1, one line, the visit scored with its lost seconds
+    scene, summary = _bench_lines("motion_approach.py", "--seeds", "1", "--scenes", "--jobs", "1", "--light", "lamp")
+    assert scene["kind"] == "night" and scene["light"] == "lamp" and scene["events"] >= 1, scene
+    assert 0.0 <= scene["lost_s"] <= 2 * scene["walk_s"] + 10 and summary["light"] == "lamp"
+    assert summary["all"]["lost_s"] == round(scene["lost_s"], 1)
 
 
 def test_an_approaching_person_grows_from_far_to_near_and_walks_back() -> None:
