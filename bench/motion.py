@@ -86,6 +86,13 @@ def latency(values: list[float]) -> dict[str, float | None]:
             "within_0_5s": round(sum(v <= 0.5 for v in values) / len(values), 3)}
 
 
+def visit(events: list, start: float, end: float) -> tuple[list, float]:
+    """The events that overlap a subject's time in view, start to end (s), and the seconds of it that
+    none of them covers (a detector's events never overlap one another)."""
+    during = [e for e in events if e.end >= start and e.start <= end]
+    return during, end - start - sum(max(0.0, min(e.end, end) - max(e.start, start)) for e in during)
+
+
 def render(scene: SyntheticScene, size: tuple[int, int]) -> Iterator[tuple[float, np.ndarray]]:
     # A generator: frames are rendered as the detector consumes them, so RSS reflects the detector.
     return ((i / scene.fps, scene.luma(i, *size)) for i in range(scene.frame_count))

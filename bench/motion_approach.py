@@ -39,7 +39,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.motion import latency
+from bench.motion import latency, visit
 from bench.motion_fps import scene_bench_parser, seed_range
 from edge.capture.synthetic import Distractor, SyntheticScene, draw_person, porch_light, sun_ramp
 from edge.config import MotionConfig, RecordingConfig
@@ -115,6 +115,8 @@ def plan(job: Job) -> ApproachScene:
     rng = np.random.default_rng([seed, 5151, KINDS.index(kind)])
     walk, wait, x = float(rng.uniform(3, 12)), float(rng.uniform(4, 10)), float(rng.uniform(0.25, 0.6))
     person = Approach(x, walk, wait)
+    if light == "none":
+        return ApproachScene(seed, kind, person)
     drawn = np.random.default_rng([seed, 5152, tuple(LIGHT_KINDS).index(light)])
     if light == "cloud":
         edge = APPEARS + float(drawn.uniform(-1.5, 1.0))
@@ -125,10 +127,8 @@ def plan(job: Job) -> ApproachScene:
         else:
             cloud = Distractor("sun", edge, edge + float(drawn.uniform(12.0, 20.0)), strength)
         return ApproachScene(seed, kind, person, cloud=cloud)
-    if light == "lamp":
-        lamp = (APPEARS + float(drawn.uniform(-1.0, 0.5)), float(drawn.uniform(0.5, 2.0)))
-        return ApproachScene(seed, kind, person, lamp=lamp)
-    return ApproachScene(seed, kind, person)
+    lamp = (APPEARS + float(drawn.uniform(-1.0, 0.5)), float(drawn.uniform(0.5, 2.0)))
+    return ApproachScene(seed, kind, person, lamp=lamp)
 
 
 def run_scene(job: Job) -> dict:
@@ -142,14 +142,13 @@ def run_scene(job: Job) -> dict:
     frames = ((i / scene.fps, scene.luma(i, *SIZE)) for i in range(scene.frame_count))
     events = analyse(frames, scene.fps, config, RecordingConfig()).events
     leaves = person.leaves()
-    during = [e for e in events if e.end >= APPEARS and e.start <= leaves]
+    during, lost = visit(events, APPEARS, leaves)
     onset = during[0].onset if during else None
-    covered = sum(max(0.0, min(e.end, leaves) - max(e.start, APPEARS)) for e in during)
     return {"seed": job[0], "kind": job[1], "light": job[2], "walk_s": round(person.walk, 2),
             "events": len(during),
             "onset_s": None if onset is None else round(onset - APPEARS, 2),
             "onset_after_min_area_s": None if onset is None else round(onset - big, 2),
-            "lost_s": round(leaves - APPEARS - covered, 2),
+            "lost_s": round(lost, 2),
             "after_s": round(max(0.0, during[-1].end - leaves), 2) if during else None,
             "false": len(events) - len(during)}
 

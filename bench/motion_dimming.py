@@ -32,7 +32,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.motion import latency
+from bench.motion import latency, visit
 from bench.motion_fps import scene_bench_parser, seed_range
 from edge.config import MotionConfig, RecordingConfig
 from edge.recording.analysis import analyse, single_threaded_opencv
@@ -136,12 +136,10 @@ def run_scene(job: Job) -> dict:
     seed, kind, value, extra, depth = job
     draw, arrive, leave, seconds = scene(job)
     frames = yard(seconds, smooth(FALL, FALL + 1.5, 1.0, depth), draw, seed=1000 + seed)
-    events = [e for e in analyse(frames, FPS, MotionConfig(), RecordingConfig()).events
-              if e.end >= arrive and e.start <= leave]
-    covered = sum(max(0.0, min(e.end, leave) - max(e.start, arrive)) for e in events)
+    events, lost = visit(analyse(frames, FPS, MotionConfig(), RecordingConfig()).events, arrive, leave)
     return {"seed": seed, "kind": kind, "brightness": value, "face_or_windscreen": extra, "light_after": depth,
             "events": len(events), "onset_s": round(max(0.0, events[0].onset - arrive), 2) if events else None,
-            "lost_s": round(leave - arrive - covered, 2)}
+            "lost_s": round(lost, 2)}
 
 
 def summary(rows: list[dict]) -> dict:

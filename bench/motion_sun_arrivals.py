@@ -34,7 +34,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.motion import latency
+from bench.motion import latency, visit
 from bench.motion_fps import scene_bench_parser, seed_range
 from edge.capture.synthetic import Distractor, Subject, SyntheticScene, sun_ramp
 from edge.config import MotionConfig, RecordingConfig
@@ -84,11 +84,10 @@ def run_scene(job: Job) -> dict:
     truth = scene.ground_truth.motion[0]
     frames = ((i / scene.fps, scene.luma(i, *SIZE)) for i in range(scene.frame_count))
     res = analyse(frames, scene.fps, MotionConfig(), RecordingConfig())
-    during = [e for e in res.events if e.end >= truth.start and e.start <= truth.end]
-    covered = sum(max(0.0, min(e.end, truth.end) - max(e.start, truth.start)) for e in during)
+    during, lost = visit(res.events, truth.start, truth.end)
     return {"seed": job[0], "index": job[1], "kind": truth.kind, "sun_returning": returning,
             "arrives_after_edge_s": round(offset, 2), "events": len(during),
-            "lost_s": round(truth.end - truth.start - covered, 2),
+            "lost_s": round(lost, 2),
             "onset_s": round(during[0].onset - truth.start, 2) if during else None,
             "after_s": round(max(0.0, during[-1].end - truth.end), 2) if during else None,
             "false": sum(e.end < truth.start - 1.0 or e.start > truth.end + 1.0 for e in res.events)}
