@@ -2,7 +2,7 @@
 
 Prints one JSON object on stdout. Scenes come from the synthetic generator with HELD-OUT seeds
 (101 and up by default; --first-seed picks another set); the detector was tuned on seeds 1-24 only
-(docs/MOTION.md says which round used which). A plain frame-differencing detector
+(docs/dev/MOTION-LOG.md says which round used which). A plain frame-differencing detector
 (running-average background, fixed threshold, dilate, minimum area: the approach of the Motion
 daemon and of popular NVRs' motion stage) runs on the same frames as a reference.
 
@@ -182,7 +182,7 @@ def main() -> int:
     ap.add_argument("--seeds", type=int, default=8, help="held-out seeds per scenario (default 8)")
     ap.add_argument("--first-seed", type=int, default=HELD_OUT_FIRST_SEED,
                     help=f"first held-out seed (default {HELD_OUT_FIRST_SEED}; 101-108 have been looked at several "
-                         "times, 201 and up are a fresh set: docs/MOTION.md)")
+                         "times, 201 and up are a fresh set: docs/dev/MOTION-LOG.md)")
     ap.add_argument("--seconds", type=float, default=120.0, help="length of each scene (default 120)")
     ap.add_argument("--quick", action="store_true", help="3 seeds x 60 s")
     args = ap.parse_args()

@@ -9,7 +9,7 @@ scene is a plain day (`quiet`), a clear night (`night`, its distractors removed)
 (`noise`) or sunshine with cast shadows (`sun`).
 
 `--light` changes the light as the visitor comes, the case a rule that tells a subject by how it
-moved can get wrong (a person who grows barely moves an edge per frame; docs/MOTION.md, "A subject
+moved can get wrong (a person who grows barely moves an edge per frame; docs/dev/MOTION-LOG.md, "A subject
 arrives by moving"):
   cloud  sunshine (`sun`): a cloud's edge starts to cover the sun, or to uncover it, between 1.5 s
          before and 1 s after the visitor comes into view;

@@ -11,7 +11,7 @@ scenario) and `added_by_clock`.
     .venv/bin/python bench/motion_clock.py [--seeds 1-8] [--seconds 60] [--fps 15] [--jobs 2]
 
 Defaults to tuning seeds 1-8 (the step-and-hold test was tuned on them); held-out seeds are for a
-check decided beforehand (docs/MOTION.md, "An on-screen clock").
+check decided beforehand (docs/dev/MOTION-LOG.md, "An on-screen clock").
 """
 
 from __future__ import annotations

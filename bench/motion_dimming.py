@@ -2,7 +2,7 @@
 
 A fix for cloud shadows has to take structure that fades as the light falls for light; a subject whose
 change is mostly texture it covers (a plain car as bright as the gravel, a coat of the wall's shade)
-looks much the same. The review of the third shadow attempt (docs/MOTION.md, "When the light falls,
+looks much the same. The review of the third shadow attempt (docs/dev/MOTION-LOG.md, "When the light falls,
 what only faded is light") found such a car missed until it drove off; this bench makes those cases
 repeatable for the next attempt.
 

@@ -1,12 +1,12 @@
 """The motion detector's event accuracy with the synthetic scenes rendered at other frame rates.
 
-The detector was tuned at 15 fps; real cameras often run at 25 or 30 (docs/MOTION.md, "Frame rate").
+The detector was tuned at 15 fps; real cameras often run at 25 or 30 (docs/dev/MOTION-LOG.md, "Frame rate").
 Prints one JSON object per rate on stdout: precision / recall / F1 over the scenes with subjects,
 false events per scenario, onset and start latency (as bench/motion.py, which runs at 15 fps only).
 `--stride N` analyses every N-th frame (the detector is told the reduced rate).
 
 Defaults to TUNING seeds (1-8). Held-out seeds (101 and up) are for a check decided beforehand,
-run once: docs/MOTION.md says which sets have been looked at, at which rates.
+run once: docs/dev/MOTION-LOG.md says which sets have been looked at, at which rates.
 
     .venv/bin/python bench/motion_fps.py --fps 15,30 --seeds 1-8
 """

@@ -1,6 +1,6 @@
 """What an owner expects of subjects that stop, park, wait, come back or pass in front of each other.
 
-Adversarial scenes, written to review the ghost healer (docs/MOTION.md, "Ghosts: judged per region")
+Adversarial scenes, written to review the ghost healer (docs/dev/MOTION-LOG.md, "Ghosts: judged per region")
 and kept for the detector in general: subjects that wait and then leave, cars that park with people
 passing in front, ghosts of what was in the picture at start, a second subject stopping where the
 first stood, light changes while something is parked. 288 cases with the default seeds (about 6

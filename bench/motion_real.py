@@ -19,7 +19,7 @@ clips from other Debian packages (below).
       real speed, but the picture changes in steps, like a camera that stalls.
 
 Three more clips (not in the default run; `--clips all` or by name) are the only camera footage with a moving
-subject found in Debian 12's packages (every video file in its Contents index was looked at; docs/MOTION.md):
+subject found in Debian 12's packages (every video file in its Contents index was looked at; docs/dev/MOTION-LOG.md):
 
 * lego_robot: python3-hug-doc's examples/streaming_movie_server/movie.mp4, H.264 560x320, 30 fps, 5.53 s:
   a fixed camera on a toy robot on a table; it moves 1.2-3.33 s, is still, and from 4.33 s the picture

@@ -4,7 +4,7 @@ The other synthetic scenes light the house evenly, so a cloud there is a change 
 Outdoors on a sunny day the eaves, posts, trees and the house itself cast sharp shadows; when a
 cloud covers the sun their edges fade out, and come back when it has passed, while the camera's
 auto-exposure follows the light. Those edges are new structure in the picture, which is what a
-subject's arrival looks like to the detector (docs/MOTION.md, "Sunshine and cast shadows").
+subject's arrival looks like to the detector (docs/dev/MOTION-LOG.md, "Sunshine and cast shadows").
 
 Scenarios (edge/capture/synthetic.py): `sun`, lighting only (every event is false), and `sunny`,
 subjects as in `mixed` under the same clouds. Prints one JSON line per scene with `--scenes`, then a
@@ -14,7 +14,7 @@ next subject arrives).
 
     .venv/bin/python bench/motion_shadows.py [--seeds 1-8] [--seconds 120] [--fps 15] [--scenes]
 
-Defaults to tuning seeds (1-8); held-out seeds are for a check decided beforehand (docs/MOTION.md
+Defaults to tuning seeds (1-8); held-out seeds are for a check decided beforehand (docs/dev/MOTION-LOG.md
 lists the sets that have been used).
 """
 

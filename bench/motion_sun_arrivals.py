@@ -1,6 +1,6 @@
 """Subjects that walk in just as a cloud's edge crosses the sun, and wait: found, and kept whole?
 
-The hardest case for telling light from a subject (docs/MOTION.md, "Sunshine and cast shadows"): the
+The hardest case for telling light from a subject (docs/dev/MOTION-LOG.md, "Sunshine and cast shadows"): the
 cast shadows' edges fade in or out while a person or a cat comes into view, walks to a spot, waits
 6-10 s while the camera's exposure settles, and walks on. Each scene (60 s, scenario `sun`, one cloud)
 puts the subject in view between 1 s before and 3.5 s after the cloud starts to cover the sun, or to
@@ -15,11 +15,11 @@ ground's structure can be lost while it stands still in any light).
 `--slow` makes the same subjects slow: 0.02-0.05 of the picture's width per second (a cat stalking, a
 person dawdling on the phone) instead of 0.08-0.2, in 100 s scenes, so that the sun goes in and comes
 back while they cross. A slow subject's edges move a fraction of a pixel per frame: the case a rule
-that tells a subject by how it moved can get wrong (docs/MOTION.md, "A subject arrives by moving").
+that tells a subject by how it moved can get wrong (docs/dev/MOTION-LOG.md, "A subject arrives by moving").
 
     .venv/bin/python bench/motion_sun_arrivals.py [--seeds 1-12] [--per-seed 4] [--jobs 2] [--steady] [--slow]
 
-Defaults to tuning seeds 1-12; held-out seeds are for a check decided beforehand (docs/MOTION.md).
+Defaults to tuning seeds 1-12; held-out seeds are for a check decided beforehand (docs/dev/MOTION-LOG.md).
 """
 
 from __future__ import annotations

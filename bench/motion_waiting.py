@@ -16,7 +16,7 @@ left (`after_s`: mean and max), false events (away from any subject) and the ons
     .venv/bin/python bench/motion_waiting.py [--seeds 1-8] [--jobs 2]
 
 Defaults to tuning seeds 1-8; held-out seeds (651 and up are fresh) are for a check decided
-beforehand (docs/MOTION.md, "A subject waiting through a change of light").
+beforehand (docs/dev/MOTION-LOG.md, "A subject waiting through a change of light").
 """
 
 from __future__ import annotations

@@ -45,7 +45,7 @@ def test_motion_fps_scores_every_rate_on_real_scenes(tmp_path: Path) -> None:
 def test_motion_clock_scores_every_scenario_with_and_without_the_clock() -> None:
     # Tuning seed 1, 60 s, run for real: one JSON line, both versions of every scenario scored, every
     # subject found in both. (With the clock its lighting scene makes 2 false events, its distractor
-    # scene 2 and its mixed scene 1: docs/MOTION.md, "An on-screen clock".)
+    # scene 2 and its mixed scene 1: docs/dev/MOTION-LOG.md, "An on-screen clock".)
     (row,) = _bench_lines("motion_clock.py", "--seeds", "1", "--seconds", "60", "--jobs", "1")
     assert row["fps"] == 15.0 and row["seeds"] == "1"
     for version in ("with_clock", "without_clock"):

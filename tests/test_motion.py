@@ -228,7 +228,7 @@ def test_a_subject_waiting_when_the_camera_is_bumped_is_not_put_back() -> None:
     # any more, and putting it back under the person would make a false object of the shifted wall
     # there for as long as they wait. The new background is kept: the waiting person is part of it
     # until they move (known limit: when they walk on, the place where they waited is an object for
-    # as long as it would be after any re-seed; docs/MOTION.md).
+    # as long as it would be after any re-seed; docs/MOTION.md, Honest limits).
     scene = _waiting_at_the_door("cloud", 0.0)
     det = MotionDetector(MotionConfig(), scene.fps)
     bump = round(10 * scene.fps)
@@ -453,7 +453,7 @@ def test_a_block_updated_once_and_then_the_same_is_no_event() -> None:
     # What a starved encoder does: a 32x32 block of fine structure is replaced at once and then
     # copied bit for bit. It is a lasting change against the background, but nothing moves. (The
     # gate tried for this, docs/dev/experiments/compressed-keeps-changing.patch, passes it; it failed
-    # its held-out rule, docs/MOTION.md.)
+    # its held-out rule, docs/dev/MOTION-LOG.md.)
     def pop(t: float, img: np.ndarray, patch: np.ndarray) -> None:
         if t >= 5.0:
             img[96:128, 144:176] = patch[96:128, 144:176]

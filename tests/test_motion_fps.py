@@ -1,7 +1,7 @@
 """The motion detector at other frame rates than the 15 fps it was tuned at (TUNING seeds only).
 
 What compares a frame with "the last one" compares it with the frame about 1/15 s back, and per-frame
-rates scale with the rate, so a 25 or 30 fps camera is judged like a 15 fps one (docs/MOTION.md,
+rates scale with the rate, so a 25 or 30 fps camera is judged like a 15 fps one (docs/dev/MOTION-LOG.md,
 "Frame rate: 25 and 30 fps"). Each scene-level case below failed with the detector that counted frames.
 """
 

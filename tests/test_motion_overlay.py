@@ -90,7 +90,7 @@ def test_without_an_overlay_a_change_of_light_marks_nothing() -> None:
     assert _run(_scene(10.0, _dimming, clock=False)).count == 0
     # a lamp keeps part of the wall lit, without noise (tone curve), while the cloud passes, and a dark
     # door in it: held pixels with sharp edges, but not at the picture's top or bottom, where cameras
-    # put their overlays (there it would be marked: docs/MOTION.md, Honest limits)
+    # put their overlays (there it would be marked: docs/dev/MOTION-LOG.md, "Honest limits, in full")
     def lamp(picture: np.ndarray) -> np.ndarray:
         picture[80:200, 100:220] = 230
         picture[110:200, 140:180] = 40

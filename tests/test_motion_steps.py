@@ -1,6 +1,6 @@
 """Changes that jump once and hold are not subjects: a camera's on-screen clock when the light around it
 changes, the shadow edge of a lamp switched on. The clock is found and filled in when the light changes
-(edge/motion/overlay.py, docs/MOTION.md "An on-screen clock: find the overlay and fill it in"); six
+(edge/motion/overlay.py, docs/dev/MOTION-LOG.md "An on-screen clock: find the overlay and fill it in"); six
 digits turning over at once before any light change, and the lamp's edge, are still strict expected
 failures. The step-and-hold test tried before (docs/dev/experiments/step-and-hold.patch) dropped
 subjects that stand still or move slowly, which the guards at the end hold any next attempt to.
@@ -165,7 +165,7 @@ def _sun_back(edge: float) -> Distractor:
 ], ids=["lamp-night-9", "lamp-night-5", "lamp-day-door-4", "sun-back-door-5", "sun-back-8"])
 def test_a_subject_that_arrives_just_before_the_light_changes_and_stops_is_one_event(
         seed: int, scenario: str, subject: Subject, light: Distractor) -> None:
-    # helper-44's review of the change-of-light test (docs/MOTION.md): a person comes into view less than
+    # helper-44's review of the change-of-light test (docs/dev/MOTION-LOG.md): a person comes into view less than
     # a second before a lamp comes on or the sun comes out, and waits 8-14 s. That test learnt each of
     # them away (found 12-15 s late, or split); the shipped build keeps each one event, confirmed within
     # 1.7 s (the night ones are dark).
@@ -185,7 +185,7 @@ def test_a_subject_that_arrives_just_before_the_light_changes_and_stops_is_one_e
 ], ids=["person-6", "cat-12"])
 def test_a_subject_that_stops_just_as_the_sun_is_back_is_one_event(
         seed: int, subject: Subject, cloud: Distractor) -> None:
-    # helper-46's review of the light-fit patch (docs/MOTION.md, "The light as a sum of two pictures"):
+    # helper-46's review of the light-fit patch (docs/dev/MOTION-LOG.md, "The light as a sum of two pictures"):
     # the sun comes back out over 20.0-22.7 s while this subject walks in; it stops about half a second
     # later and stands 25 s. With the patch its cells waited to be judged, were explained by "the
     # picture 0.2 s ago" once they stood still, and were learnt as light: the event ended at 23 s.
@@ -282,7 +282,7 @@ def test_a_slow_low_contrast_subject_is_found_soon_and_followed(speed: int) -> N
     assert sum(min(e.end, leaves) - max(e.start, in_view) for e in events) > 0.8 * (leaves - in_view), events
 
 
-# Guards from the review of the third shadow attempt (docs/MOTION.md, "When the light falls, what only
+# Guards from the review of the third shadow attempt (docs/dev/MOTION-LOG.md, "When the light falls, what only
 # faded is light"): two owner cases that the shipped build gets right and that attempt got wrong.
 
 def test_a_plain_car_of_the_drives_brightness_arriving_as_a_cloud_dims_the_light_is_found_at_once() -> None:
@@ -341,7 +341,7 @@ def test_a_visitor_standing_where_an_earlier_one_waited_through_a_change_of_ligh
 @pytest.mark.parametrize(("coat", "face"), [(125.0, False), (140.0, True)], ids=["coat-125", "coat-140-face"])
 def test_a_person_of_the_grounds_brightness_arriving_as_the_light_dims_is_found_at_once(coat: float,
                                                                                        face: bool) -> None:
-    # The fifth light test (docs/MOTION.md, "Each pixel's path over the last second"): the yard dims to
+    # The fifth light test (docs/dev/MOTION-LOG.md, "Each pixel's path over the last second"): the yard dims to
     # 55 % while a person in a coat about as bright as the gravel walks in, waits 8 s and walks on (one
     # scene of bench/motion_dimming.py, seed 2). A dim is one path, not two, so the light's second
     # strongest path is the person's own; before that test learnt to judge a dim by one path, their
@@ -354,7 +354,7 @@ def test_a_person_of_the_grounds_brightness_arriving_as_the_light_dims_is_found_
 def test_a_person_crossing_shadow_edges_as_the_sun_comes_back_is_one_event_that_ends_with_them() -> None:
     # One scene of bench/motion_shadows.py (sunny, seed 5): a person walks across the yard (5.5-11.5 s)
     # while a cloud uncovers the sun (9.3-11.7 s), crossing the eaves' and a post's shadow edges as they
-    # come back. The fifth light test (docs/MOTION.md, "Each pixel's path over the last second") marked
+    # come back. The fifth light test (docs/dev/MOTION-LOG.md, "Each pixel's path over the last second") marked
     # the returning edges as the person's and the event ran on to 21 s; the shipped build ends it with
     # the person, and so does that test since it takes a second look (edge/motion/looks.py in its patch).
     scene = SyntheticScene(5, "sunny", 120)
@@ -368,7 +368,7 @@ def test_a_look_alike_coming_back_to_where_a_learnt_visitor_stood_as_the_light_d
     # A person in a dark coat waits 60 s at the door (learnt after about 37 s, when their event ends);
     # the light dims by 30 % and comes back while they still stand there, and they leave at 74 s. 40 s
     # later a second person in the same coat walks to the same spot as the light dims again, and waits
-    # 15 s, swaying half a pixel. Found by review of the fifth light test (docs/MOTION.md, "Each
+    # 15 s, swaying half a pixel. Found by review of the fifth light test (docs/dev/MOTION-LOG.md, "Each
     # pixel's path over the last second"): its second look had kept the background from the first dim,
     # with the learnt visitor in it; the second one fitted that look, was learnt away 4 s after
     # arriving, and their event was split. Passes on main; the patch no longer trusts a look where
@@ -418,7 +418,7 @@ def _waiting_in_the_house_shadow(coat: float, sun: Callable[[float], float]) -> 
 def test_a_person_who_stops_in_a_shadow_as_the_sun_comes_back_is_seen_while_waiting(coat: float) -> None:
     # A person walks into the house's shadow as a cloud uncovers the sun (9-11 s), waits there 14 s and
     # walks on: one event, and the person is reported all through the wait, as in steady sunshine.
-    # (The second review of the fifth light test, docs/MOTION.md, "Each pixel's path over the last
+    # (The second review of the fifth light test, docs/dev/MOTION-LOG.md, "Each pixel's path over the last
     # second", used a coat of the gravel's own shade, 140. Such a person is not seen in the shadow at
     # all, even in steady sunshine, and that guard only passed on main because the returning shadow
     # edges held the event open; it was replaced by this one, which asks for the person.)

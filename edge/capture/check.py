@@ -170,8 +170,8 @@ def advice(m: Measurement, *, fps: float, detect_fps: float, live: bool, keyfram
                      f"than that; {fix_gop}")
     if 0 < detect_fps < LOW_DETECT_FPS:
         notes.append(f"the detector gets {detect_fps:g} frames per second; it was tuned at {TUNED_FPS:g} and "
-                     "confirms subjects later, or misses more, below that (docs/MOTION.md, \"Frame rate\"): set the "
-                     "stream (or substream) to 15 fps or more")
+                     "confirms subjects later, or misses more, below that (docs/MOTION.md, Honest limits: frame rate): "
+                     "set the stream (or substream) to 15 fps or more")
     if live and not rate_from_camera and fps > 0 and m.seconds >= 2 and not 0.8 * fps <= m.arrival_fps <= 1.25 * fps:
         notes.append(f"the camera sends about {m.arrival_fps:.1f} pictures a second, but camera.fps is {fps:g}: this "
                      "stream does not say its own rate, so set camera.fps to what it sends (the detector is tuned by "

@@ -82,7 +82,7 @@ COMMON_FLICKER = 0.75  # share of the scene-wide (median) flicker the travel tes
 COMMON_EVERY = 8  # frames at 15 fps (0.53 s) between updates of that median (it moves slowly; keeps the cost flat)
 # Below LOW_FPS a cell's jump spans several 1/15 s steps: a subject arriving fills it in one frame and
 # raised its own bar for seconds (5 fps: 16 of 72 subjects found). The jump counts (fps / LOW_FPS)^POWER
-# of itself there (0.62 at 5 fps); at LOW_FPS and above nothing changes (docs/MOTION.md, "Low frame rates").
+# of itself there (0.62 at 5 fps); at LOW_FPS and above nothing changes (docs/dev/MOTION-LOG.md, "Low frame rates").
 LOW_FPS, LOW_FPS_POWER = 10.0, 0.7
 TRAVEL_TIME = 0.47  # seconds of history over which a candidate must travel (7 frames at 15 fps)
 TRAVEL_CELLS = 1.0  # how far (cells) its centroid must move over that time
@@ -629,5 +629,5 @@ def low_rate_note(fps: float) -> str | None:
     LOW_FPS up): the daemon and `consentcam detect` say it."""
     if 0 < fps < LOW_FPS:
         return (f"below {LOW_FPS:g} the detector confirms subjects about a second after they appear and misses "
-                "more (docs/MOTION.md, \"Low frame rates\")")
+                "more (docs/MOTION.md, Honest limits: frame rate)")
     return None

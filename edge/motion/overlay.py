@@ -3,7 +3,7 @@
 Most IP cameras and NVRs draw the date and time into the picture after exposure. Its pixels keep
 their brightness whatever the light does, so when a lamp goes off or the exposure steps, the
 structure the detector compares round the text changes in one frame and holds, and the detector
-reports it (docs/MOTION.md, "An on-screen clock"). What gives the overlay away is the same thing:
+reports it (docs/dev/MOTION-LOG.md, "An on-screen clock"). What gives the overlay away is the same thing:
 while the light round it changes, its pixels do not change at all, not even by sensor noise.
 
 The finder looks only while the light changes: the mean brightness has changed by GAIN_CHANGE
@@ -30,7 +30,7 @@ is re-seeded again.
 
 Without a light change the finder does no per-pixel work but keep a picture every RING_STEP; with no
 mark it returns the picture untouched, so a camera without an overlay is judged as before unless the
-light once changed while something at the picture's edge held still like text (docs/MOTION.md, "An
+light once changed while something at the picture's edge held still like text (docs/dev/MOTION-LOG.md, "An
 on-screen clock: find the overlay and fill it in").
 """
 
