@@ -40,9 +40,9 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.motion import latency, visit
-from bench.motion_fps import scene_bench_parser, seed_range
+from bench.motion_fps import bench_motion, scene_bench_parser, seed_range, use_cast_shadows
 from edge.capture.synthetic import Distractor, SyntheticScene, draw_person, porch_light, sun_ramp
-from edge.config import MotionConfig, RecordingConfig
+from edge.config import RecordingConfig
 from edge.recording.analysis import analyse, single_threaded_opencv
 
 SIZE = (320, 240)
@@ -135,7 +135,7 @@ def run_scene(job: Job) -> dict:
     single_threaded_opencv()
     scene = plan(job)
     person = scene.person
-    config = MotionConfig()
+    config = bench_motion()
     # first frame at which the person covers min_area of the picture
     times = np.arange(APPEARS, person.leaves(), 1.0 / scene.fps)
     big = next(float(t) for t in times if (pose := person.at(float(t))) and pose[1] * pose[2] >= config.min_area)
@@ -169,6 +169,7 @@ def main() -> int:
     ap.add_argument("--light", choices=tuple(LIGHT_KINDS), default="none",
                     help="change the light as the visitor comes (default none)")
     args = ap.parse_args()
+    cast_shadows = use_cast_shadows(args)
     kinds = LIGHT_KINDS[args.light]
     jobs = [(seed, kind, args.light) for seed in seed_range(args.seeds) for kind in kinds]
     with Pool(max(1, args.jobs)) as pool:
@@ -177,8 +178,8 @@ def main() -> int:
         for row in rows:
             print(json.dumps(row), flush=True)
     per_kind = {kind: summary([r for r in rows if r["kind"] == kind]) for kind in kinds}
-    print(json.dumps({"seeds": args.seeds, "light": args.light, "all": summary(rows), "per_kind": per_kind}),
-          flush=True)
+    print(json.dumps({"seeds": args.seeds, "cast_shadows": cast_shadows, "light": args.light, "all": summary(rows),
+                      "per_kind": per_kind}), flush=True)
     return 0
 
 

@@ -33,7 +33,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.motion import latency, visit
-from bench.motion_fps import scene_bench_parser, seed_range
+from bench.motion_fps import bench_motion, scene_bench_parser, seed_range, use_cast_shadows
 from edge.config import MotionConfig, RecordingConfig
 from edge.recording.analysis import analyse, single_threaded_opencv
 
@@ -131,12 +131,12 @@ def scene(job: Job) -> tuple[Draw, float, float, float]:
     return draw, arrive, leave, leave + 8.0
 
 
-def run_scene(job: Job) -> dict:
+def run_scene(job: Job, motion: MotionConfig | None = None) -> dict:
     single_threaded_opencv()
     seed, kind, value, extra, depth = job
     draw, arrive, leave, seconds = scene(job)
     frames = yard(seconds, smooth(FALL, FALL + 1.5, 1.0, depth), draw, seed=1000 + seed)
-    events, lost = visit(analyse(frames, FPS, MotionConfig(), RecordingConfig()).events, arrive, leave)
+    events, lost = visit(analyse(frames, FPS, motion or bench_motion(), RecordingConfig()).events, arrive, leave)
     return {"seed": seed, "kind": kind, "brightness": value, "face_or_windscreen": extra, "light_after": depth,
             "events": len(events), "onset_s": round(max(0.0, events[0].onset - arrive), 2) if events else None,
             "lost_s": round(lost, 2)}
@@ -158,13 +158,15 @@ def jobs_for(seeds: str) -> list[Job]:
 
 def main() -> int:
     args = scene_bench_parser(__doc__, "1-2").parse_args()
+    cast_shadows = use_cast_shadows(args)
     with Pool(max(1, args.jobs)) as pool:
         rows = pool.map(run_scene, jobs_for(args.seeds))
     if args.scenes:
         for row in rows:
             print(json.dumps(row), flush=True)
     kinds = {kind: summary([r for r in rows if r["kind"] == kind]) for kind in ("car", "person")}
-    print(json.dumps({"seeds": args.seeds, "all": summary(rows), "per_kind": kinds}), flush=True)
+    print(json.dumps({"seeds": args.seeds, "cast_shadows": cast_shadows, "all": summary(rows), "per_kind": kinds}),
+          flush=True)
     return 0
 
 

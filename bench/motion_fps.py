@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from multiprocessing import Pool
 from pathlib import Path
@@ -32,12 +33,34 @@ SIZE = (320, 240)
 Job = tuple[float, str, int, float, int]  # fps, scenario, seed, seconds, stride
 
 
+# --cast-shadows reaches the worker processes through the environment
+CAST_SHADOWS_ENV = "CONSENTCAM_BENCH_CAST_SHADOWS"
+
+
+def bench_motion(**settings: object) -> MotionConfig:
+    """The detector settings the benches run with: the defaults, plus motion.cast_shadows when the bench
+    was started with --cast-shadows."""
+    return MotionConfig(cast_shadows=os.environ.get(CAST_SHADOWS_ENV) == "1", **settings)  # type: ignore[arg-type]
+
+
+def add_cast_shadows(ap: argparse.ArgumentParser) -> None:
+    ap.add_argument("--cast-shadows", action="store_true",
+                    help="run the detector with motion.cast_shadows (docs/MOTION.md, Settings)")
+
+
+def use_cast_shadows(args: argparse.Namespace) -> bool:
+    """Pass --cast-shadows on to bench_motion() in this process and in the workers it starts."""
+    if args.cast_shadows:
+        os.environ[CAST_SHADOWS_ENV] = "1"
+    return bool(args.cast_shadows)
+
+
 def run_scene(job: Job) -> tuple[float, str, Score]:
     fps, scenario, seed, seconds, stride = job
     single_threaded_opencv()
     scene = SyntheticScene(seed, scenario, seconds, fps)
     frames = ((i / scene.fps, scene.luma(i, *SIZE)) for i in range(0, scene.frame_count, stride))
-    res = analyse(frames, scene.fps / stride, MotionConfig(), RecordingConfig())
+    res = analyse(frames, scene.fps / stride, bench_motion(), RecordingConfig())
     return fps, scenario, score_events(res.events, scene.ground_truth.motion)
 
 
@@ -70,6 +93,7 @@ def scene_bench_parser(doc: str | None, seeds: str,
     ap.add_argument("--seeds", default=seeds, help=f"seed range, e.g. {seeds} (default: tuning seeds {seeds})")
     ap.add_argument("--scenes", action="store_true", help=scenes_help)
     ap.add_argument("--jobs", type=int, default=2, help="worker processes (default 2)")
+    add_cast_shadows(ap)
     return ap
 
 
@@ -80,7 +104,9 @@ def main() -> int:
     ap.add_argument("--seconds", type=float, default=120.0, help="length of each scene (default 120)")
     ap.add_argument("--stride", type=int, default=1, help="analyse every N-th frame (default 1)")
     ap.add_argument("--jobs", type=int, default=2, help="worker processes (default 2)")
+    add_cast_shadows(ap)
     args = ap.parse_args()
+    cast_shadows = use_cast_shadows(args)
     rates = [float(x) for x in args.fps.split(",")]
     jobs: list[Job] = [(fps, scenario, seed, args.seconds, max(1, args.stride))
                        for fps in rates for scenario in REAL + NO_MOTION for seed in seed_range(args.seeds)]
@@ -89,7 +115,7 @@ def main() -> int:
         for fps, scenario, score in pool.imap_unordered(run_scene, jobs):
             scores[fps][scenario].add(score)
     for fps in rates:
-        print(json.dumps(summary(fps, max(1, args.stride), scores[fps])), flush=True)
+        print(json.dumps({**summary(fps, max(1, args.stride), scores[fps]), "cast_shadows": cast_shadows}), flush=True)
     return 0
 
 

@@ -29,9 +29,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.motion import latency
-from bench.motion_fps import scene_bench_parser, seed_range
+from bench.motion_fps import bench_motion, scene_bench_parser, seed_range, use_cast_shadows
 from edge.capture.synthetic import SUN_SCENARIOS, Interval, SyntheticScene
-from edge.config import MotionConfig, RecordingConfig
+from edge.config import RecordingConfig
 from edge.motion.scoring import Score, false_seconds, score_events
 from edge.recording.analysis import analyse, single_threaded_opencv
 
@@ -56,7 +56,7 @@ def run_scene(job: Job) -> tuple[Job, Score, float, list[list[float]], list[floa
     single_threaded_opencv()
     scene = SyntheticScene(seed, scenario, seconds, fps)
     frames = ((i / scene.fps, scene.luma(i, *SIZE)) for i in range(scene.frame_count))
-    res = analyse(frames, scene.fps, MotionConfig(), RecordingConfig())
+    res = analyse(frames, scene.fps, bench_motion(), RecordingConfig())
     truth = scene.ground_truth.motion
     score = score_events(res.events, truth)
     events = [[round(ev.start, 2), round(ev.end, 2), round(ev.onset, 2)] for ev in res.events]
@@ -68,6 +68,7 @@ def main() -> int:
     ap.add_argument("--seconds", type=float, default=120.0, help="length of each scene (default 120)")
     ap.add_argument("--fps", type=float, default=15.0, help="frame rate (default 15)")
     args = ap.parse_args()
+    cast_shadows = use_cast_shadows(args)
     jobs: list[Job] = [(s, seed, args.seconds, args.fps) for s in SUN_SCENARIOS for seed in seed_range(args.seeds)]
     per = {s: Score() for s in SUN_SCENARIOS}
     false_s = dict.fromkeys(SUN_SCENARIOS, 0.0)
@@ -83,7 +84,7 @@ def main() -> int:
                                   "after_leaving_s": ran_on}), flush=True)
     sunny = per["sunny"]
     onset = latency(sunny.onsets)
-    print(json.dumps({"seeds": args.seeds, "seconds": args.seconds, "fps": args.fps,
+    print(json.dumps({"seeds": args.seeds, "seconds": args.seconds, "fps": args.fps, "cast_shadows": cast_shadows,
                       "false_events": {s: per[s].false_events for s in SUN_SCENARIOS},
                       "false_seconds": {s: round(false_s[s], 2) for s in SUN_SCENARIOS},
                       "subjects_found": f"{sunny.matched_truth}/{sunny.true_events}",

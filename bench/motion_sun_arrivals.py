@@ -35,9 +35,9 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.motion import latency, visit
-from bench.motion_fps import scene_bench_parser, seed_range
+from bench.motion_fps import bench_motion, scene_bench_parser, seed_range, use_cast_shadows
 from edge.capture.synthetic import Distractor, Subject, SyntheticScene, sun_ramp
-from edge.config import MotionConfig, RecordingConfig
+from edge.config import RecordingConfig
 from edge.recording.analysis import analyse, single_threaded_opencv
 
 SIZE = (320, 240)
@@ -83,7 +83,7 @@ def run_scene(job: Job) -> dict:
     scene, returning, offset = plan(job)
     truth = scene.ground_truth.motion[0]
     frames = ((i / scene.fps, scene.luma(i, *SIZE)) for i in range(scene.frame_count))
-    res = analyse(frames, scene.fps, MotionConfig(), RecordingConfig())
+    res = analyse(frames, scene.fps, bench_motion(), RecordingConfig())
     during, lost = visit(res.events, truth.start, truth.end)
     return {"seed": job[0], "index": job[1], "kind": truth.kind, "sun_returning": returning,
             "arrives_after_edge_s": round(offset, 2), "events": len(during),
@@ -111,6 +111,7 @@ def main() -> int:
     ap.add_argument("--steady", action="store_true", help="the same subjects with no cloud (steady sunshine)")
     ap.add_argument("--slow", action="store_true", help="the same subjects at 0.02-0.05 picture widths per second")
     args = ap.parse_args()
+    cast_shadows = use_cast_shadows(args)
     if args.per_seed < 1:
         ap.error("--per-seed must be at least 1")
     jobs = [(seed, k, args.steady, args.slow) for seed in seed_range(args.seeds) for k in range(args.per_seed)]
@@ -119,8 +120,8 @@ def main() -> int:
     if args.scenes:
         for row in rows:
             print(json.dumps(row), flush=True)
-    print(json.dumps({"seeds": args.seeds, "per_seed": args.per_seed, "steady": args.steady, "slow": args.slow,
-                      **summary(rows)}), flush=True)
+    print(json.dumps({"seeds": args.seeds, "cast_shadows": cast_shadows, "per_seed": args.per_seed,
+                      "steady": args.steady, "slow": args.slow, **summary(rows)}), flush=True)
     return 0
 
 

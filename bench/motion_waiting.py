@@ -33,9 +33,9 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.motion import latency
-from bench.motion_fps import seed_range
+from bench.motion_fps import add_cast_shadows, bench_motion, seed_range, use_cast_shadows
 from edge.capture.synthetic import Distractor, Subject, SyntheticScene
-from edge.config import MotionConfig, RecordingConfig
+from edge.config import RecordingConfig
 from edge.recording.analysis import analyse, single_threaded_opencv
 
 SIZE = (320, 240)
@@ -82,7 +82,7 @@ def run_scene(job: Job) -> tuple[str, dict]:
     truth = scene.ground_truth.motion[0]  # from when half of the subject is in view until it no longer is
     arrive, leave = truth.start, truth.end
     frames = ((i / scene.fps, scene.luma(i, *SIZE)) for i in range(scene.frame_count))
-    res = analyse(frames, scene.fps, MotionConfig(), RecordingConfig())
+    res = analyse(frames, scene.fps, bench_motion(), RecordingConfig())
     during = [e for e in res.events if e.end >= arrive and e.start <= leave]
     false = [e for e in res.events if e.end < arrive - 1.0 or e.start > leave + 1.0]
     out = {"events": len(during), "false": len(false),
@@ -109,7 +109,9 @@ def main() -> int:
     ap.add_argument("--seeds", default="1-8", help="seed range, e.g. 1-8 (default: tuning seeds 1-8)")
     ap.add_argument("--changes", default=",".join(CHANGES), help=f"comma-separated, of: {', '.join(CHANGES)}")
     ap.add_argument("--jobs", type=int, default=2, help="worker processes (default 2)")
+    add_cast_shadows(ap)
     args = ap.parse_args()
+    cast_shadows = use_cast_shadows(args)
     changes = args.changes.split(",")
     unknown = sorted(set(changes) - set(CHANGES))
     if unknown:
@@ -120,7 +122,8 @@ def main() -> int:
     with Pool(max(1, args.jobs)) as pool:
         for change, row in pool.imap_unordered(run_scene, jobs):
             rows[change].append(row)
-    print(json.dumps({"seeds": args.seeds, "per_change": {c: summary(rows[c]) for c in changes}}), flush=True)
+    print(json.dumps({"seeds": args.seeds, "cast_shadows": cast_shadows,
+                      "per_change": {c: summary(rows[c]) for c in changes}}), flush=True)
     return 0
 
 

@@ -94,6 +94,9 @@ class MotionConfig:
     work_width: int = _num(160, min=64, max=640, help="detector working width in pixels (cost vs detail)")
     learn_time: float = _duration(3.0, min=0.2, max=60.0, help="background learning time constant")
     settle_time: float = _duration(0.7, max=10.0, help="detection rests this long after a global change")
+    # sunlit scenes with sharp cast shadows: tell shadow edges that fade out and back in as clouds pass
+    # from subjects (edge/motion/light_fit.py, looks.py); more CPU while the light changes
+    cast_shadows: bool = False
 
 
 @dataclass(frozen=True)

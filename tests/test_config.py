@@ -21,6 +21,7 @@ recording: {pre_roll: 2s, post_roll: 1m}
 storage: {retention: {max_bytes: 8GB, min_free: 1GiB, max_age: 14d}}
 motion:
   zones: [[[0, 0], [1, 0], [1, 0.5]]]
+  cast_shadows: true
 """
     )
     assert cfg.device.location is not None and cfg.device.location.lat == 51.5
@@ -29,6 +30,7 @@ motion:
     assert cfg.storage.retention.min_free == 1024**3
     assert cfg.storage.retention.max_age == 14 * 86400
     assert cfg.motion.zones == (((0.0, 0.0), (1.0, 0.0), (1.0, 0.5)),)
+    assert cfg.motion.cast_shadows is True and Config().motion.cast_shadows is False
 
 
 @pytest.mark.parametrize(
@@ -38,6 +40,7 @@ motion:
         ("camera: {source: webcam}", "camera.source: got 'webcam', expected one of: auto, picamera2, opencv"),
         ("motion: {sensitivity: 3}", "motion.sensitivity: got 3, must be between 0.0 and 1.0"),
         ("mqtt: {enabled: 'yes please'}", "mqtt.enabled: expected true or false"),
+        ("motion: {cast_shadows: 1}", "motion.cast_shadows: expected true or false"),
         ("mqtt: {port: 99999}", "mqtt.port: got 99999, must be between 1 and 65535"),
         ("recording: {post_roll: soon}", "recording.post_roll: expected a duration"),
         ("storage: {retention: {max_bytes: lots}}", "storage.retention.max_bytes: expected a size"),

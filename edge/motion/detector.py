@@ -39,6 +39,12 @@ Per frame, all in float32 numpy/cv2 on a small working copy (default 160 px wide
    background (the background in cells free of objects for 10 minutes) remembers what was there
    before: a changed region that fits it, judged over the whole region so that a real subject in
    front of something learnt is never taken for one, is copied back from it at once.
+9. Cast shadows (only with motion.cast_shadows, off by default). In sunshine a cloud fades the sharp
+   edges of cast shadows out and back in: new structure that stays, which the steps above take for an
+   arrival. With the option, while the light changes, each cell's path over the last second is judged
+   against the light's two strongest paths (light_fit.py): cells the light explains are not objects
+   and are learnt within a second; and a mark the light left behind is healed once it shows the scene
+   as it looked under a light seen before (looks.py). It costs more while the light changes.
 
 Frame rate: the constants were tuned at 15 fps. Whatever compares a frame with "the last one" for a
 rate or a jump (toggle memory, flicker memory, noise floor, brightness jump, the travel test's join
@@ -63,6 +69,10 @@ import numpy as np
 
 from edge.capture.masks import rasterise
 from edge.config import MotionConfig
+from edge.motion.arrays import cell_fraction, cell_pixels
+from edge.motion.arrays import median_in_place as _median
+from edge.motion.light_fit import CLEAN, LightFit
+from edge.motion.looks import Looks
 from edge.motion.overlay import OverlayFinder
 
 log = logging.getLogger("consentcam.motion")
@@ -97,19 +107,11 @@ HELD_FIT = 0.05  # share of watched cells that may misfit the old background for
 # (STALE 2: a tree's drifting average stays under it, so a windy scene does not search on every frame.)
 OLD_AFTER, OLD_EVERY, STALE, GHOST_MISFIT = 600.0, 8, 2.0, 0.1
 HEAL_EVERY = 4  # frames at 15 fps between looks for ghosts (0.27 s: a ghost only ever follows a running event)
+LIGHT_LEARN = 1.0  # seconds: the time constant at which cells that only changed as the light did are learnt
+# a cell holds still when its changed fraction moved less than STILL_JUMP over 1/15 s for STILL_FRAMES frames
+# (a leaf's cell jumps more often than that; a mark left behind by a change of light does not)
+STILL_JUMP, STILL_FRAMES = 0.05, 5
 RAINY = 0.02  # median flicker from which the travel test runs (clear: about 0.01-0.015; rain, night noise: 0.05)
-
-
-def _median(values: np.ndarray) -> float:
-    """np.median of a 1-D array, which it reorders (a partial sort in place, no checks). For an even
-    count the lower middle value is the largest of the lower half: one partition instead of two
-    (numpy's two-point partition costs about 6x more on these arrays, which hold many equal values)."""
-    n = values.size
-    k = n // 2
-    values.partition(k)
-    if n % 2:
-        return float(values[k])
-    return float(0.5 * (values[:k].max() + values[k]))
 
 
 def _band_pass(small: np.ndarray) -> np.ndarray:
@@ -237,6 +239,14 @@ class MotionDetector:
         self._toggle = np.zeros((wh, ww), np.float32)
         self._zbg = None
         self._overlay = OverlayFinder(self.fps, ww, wh)
+        # motion.cast_shadows: the light judge (light_fit.py) and the looks it heals marks from (looks.py)
+        self._light: LightFit | None = None
+        self._looks: Looks | None = None
+        if self.config.cast_shadows:
+            self._light = LightFit(self.fps, self._work, self._cells)
+            self._looks = Looks(self._work, self._cells)  # the background from before the light changed
+            self._still = np.zeros((ch, cw), np.int32)  # frames (up to STILL_FRAMES) each cell has held still
+            self._a_light = np.float32(1.0 / (self.fps * LIGHT_LEARN))
         self._fg: np.ndarray | None = None  # last frame's protected (object) area, working pixels
         # the background from before a re-seed and where objects were then, while the detector rests
         # (see _put_back_under_objects)
@@ -294,6 +304,11 @@ class MotionDetector:
             np.copyto(self._zbg, z, where=reseed)
             if self._held is not None:  # the background kept aside learns the marks too (not under its objects)
                 np.copyto(self._held[0], z, where=self._overlay.reseed & (self._held[1] == 0))
+        if self._looks:  # (motion.cast_shadows, once a look was taken)
+            # a mark the light left behind that shows the scene under a light seen before (looks.py)
+            left = self._light.marks_of_change()  # type: ignore[union-attr] & (self._still >= STILL_FRAMES)
+            if left.any():
+                self._looks.heal(z, self._zbg, left, self.pixel_threshold)
         diff = cv2.absdiff(z, self._zbg)
         # a pixel must stay changed in two consecutive frames: rain streaks and noise do not (frames, not
         # 1/15 s: noise and rain drops are new in every frame, so two frames are two independent samples)
@@ -344,12 +359,20 @@ class MotionDetector:
             # seconds, moving areas learn at the normal rate so such ghosts fade quickly
             self._recover = round(RECOVER * self.fps)
             self._kept = None
+            if self._light is not None:
+                self._light.reset()
+                self._looks.clear()  # type: ignore[union-attr]
             self.reseeds += 1
             log.debug("global change: background re-seeded (frame %d)", self.frames)
             return MotionResult(0.0, False, settling=True, global_change=True)
+        # 9. (motion.cast_shadows) cells that only changed as the light did are not objects, and are learnt fast
+        light = None if self._light is None else self._judge_light(band, level, frac, noise)
         # 4. per cell: flicker memory (rises fast, fades slowly) raises the bar where cells toggle
         # (the jump of a cell's changed fraction over 1/15 s: at 30 fps the same leaf moves half as far per frame)
         jump = np.abs(frac - self._prev_frac[slot])
+        if self._light is not None:
+            np.add(self._still, 1, out=self._still, where=self._still < STILL_FRAMES)  # (capped: counts to there)
+            self._still[jump > STILL_JUMP] = 0
         if self._jump_scale != 1.0:  # below LOW_FPS: a jump spans several 1/15 s steps
             jump *= self._jump_scale
         self._prev_frac[slot] = frac
@@ -362,6 +385,11 @@ class MotionDetector:
         active = frac > self.cell_threshold + self.flicker_gain * self._flicker
         if not self._all_allowed:
             active &= self._allowed
+        if light is not None:
+            active &= ~light
+            light = self._light.light()  # type: ignore[union-attr]
+            if not light.any():
+                light = None
         # 7. the looser map for the travel test: flicker that is everywhere (rain, night noise) comes off
         if self.frames % self._common_every == 0 and self._watched_any:
             self._common = _median(self._flicker[self._allowed])
@@ -390,7 +418,7 @@ class MotionDetector:
         a_bg = max(self._a_bg, 1.0 / self.frames)
         n_active = np.count_nonzero(active)
         self._fg = None  # the protected area of this frame (read by the next frame's overlay re-seed)
-        if n_active or unclipped is not None:
+        if n_active or unclipped is not None or light is not None:
             alpha = np.full((wh, ww), a_bg, np.float32)
             if n_active:
                 # protect the whole object and a one-cell margin, not just its changed edges: a
@@ -402,6 +430,8 @@ class MotionDetector:
                 alpha[fg > 0] = self._a_bg_fg if self._recover <= 0 else a_bg
                 if self._kept is not None and self._recover > 0:
                     alpha[(fg > 0) & self._kept] = self._a_bg_fg
+            if light is not None:  # (after the objects: a light cell in an object's margin is still light)
+                alpha[self._cell_pixels(light)] = max(a_bg, self._a_light)
             if unclipped is not None:
                 alpha[~unclipped] = 0.0
             self._zbg += alpha * (z - self._zbg)
@@ -430,6 +460,24 @@ class MotionDetector:
         if not rainy or np.count_nonzero(joined) < self._min_cells:
             return MotionResult(0.0, False)
         return self._travelling(joined)
+
+    def _judge_light(self, band: np.ndarray, level: float, frac: np.ndarray, noise: float) -> np.ndarray | None:
+        """motion.cast_shadows: the cells that only changed as the light did (light_fit.py), or None. When
+        the light begins to change, the background it leaves is kept as a look where nothing stood."""
+        light_fit, looks = self._light, self._looks
+        assert light_fit is not None and looks is not None
+        # last frame's protected area counts only when it was reported (not a tree shadow's specks)
+        fg_cells = None if self._fg is None or not self._reported else self._fg[::CELL, ::CELL] > 0
+        was_open = light_fit.open
+        light = light_fit.update(band, level, frac > WIDE_CELL, fg_cells, noise)
+        if light_fit.open and not was_open and self._settle <= 0:
+            clean = light_fit.state == CLEAN
+            if self._fg is not None:  # (last frame's objects, reported or not)
+                clean &= self._fg[::CELL, ::CELL] == 0
+            if self._stale is not None:  # something was learnt there lately (a subject that waited, say)
+                clean &= ~self._stale
+            looks.take(self._zbg, clean)
+        return light
 
     def _end_warmup(self) -> None:
         # During the warm-up every change counts as flicker, so a subject that moves then raises
@@ -569,11 +617,11 @@ class MotionDetector:
 
     def _cell_fraction(self, pixels: np.ndarray) -> np.ndarray:
         """Per cell, the fraction of its working pixels set in a boolean pixel map."""
-        return cv2.resize(pixels.astype(np.float32), self._cells, interpolation=cv2.INTER_AREA)
+        return cell_fraction(pixels, self._cells)
 
     def _cell_pixels(self, cells: np.ndarray) -> np.ndarray:
         """A boolean cell map spread over the working pixels of its cells (the reverse of _cell_fraction)."""
-        return cv2.resize(cells.view(np.uint8), self._work, interpolation=cv2.INTER_NEAREST) > 0
+        return cell_pixels(cells, self._work)
 
     def _count(self, cells: np.ndarray) -> int:
         """Watched cells set in a cell map."""
