@@ -37,10 +37,10 @@ Job = tuple[float, str, int, float, int]  # fps, scenario, seed, seconds, stride
 CAST_SHADOWS_ENV = "CONSENTCAM_BENCH_CAST_SHADOWS"
 
 
-def bench_motion(**settings: object) -> MotionConfig:
+def bench_motion() -> MotionConfig:
     """The detector settings the benches run with: the defaults, plus motion.cast_shadows when the bench
     was started with --cast-shadows."""
-    return MotionConfig(cast_shadows=os.environ.get(CAST_SHADOWS_ENV) == "1", **settings)  # type: ignore[arg-type]
+    return MotionConfig(cast_shadows=os.environ.get(CAST_SHADOWS_ENV) == "1")
 
 
 def add_cast_shadows(ap: argparse.ArgumentParser) -> None:

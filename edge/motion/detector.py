@@ -304,9 +304,9 @@ class MotionDetector:
             np.copyto(self._zbg, z, where=reseed)
             if self._held is not None:  # the background kept aside learns the marks too (not under its objects)
                 np.copyto(self._held[0], z, where=self._overlay.reseed & (self._held[1] == 0))
-        if self._looks:  # (motion.cast_shadows, once a look was taken)
+        if self._looks and self._light is not None:  # (motion.cast_shadows, once a look was taken)
             # a mark the light left behind that shows the scene under a light seen before (looks.py)
-            left = self._light.marks_of_change()  # type: ignore[union-attr] & (self._still >= STILL_FRAMES)
+            left = self._light.marks_of_change() & (self._still >= STILL_FRAMES)
             if left.any():
                 self._looks.heal(z, self._zbg, left, self.pixel_threshold)
         diff = cv2.absdiff(z, self._zbg)
@@ -359,9 +359,9 @@ class MotionDetector:
             # seconds, moving areas learn at the normal rate so such ghosts fade quickly
             self._recover = round(RECOVER * self.fps)
             self._kept = None
-            if self._light is not None:
+            if self._light is not None and self._looks is not None:
                 self._light.reset()
-                self._looks.clear()  # type: ignore[union-attr]
+                self._looks.clear()
             self.reseeds += 1
             log.debug("global change: background re-seeded (frame %d)", self.frames)
             return MotionResult(0.0, False, settling=True, global_change=True)
