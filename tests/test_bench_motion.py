@@ -71,6 +71,13 @@ def test_motion_shadows_scores_clouds_over_the_sun_with_and_without_subjects() -
     assert scenes[0]["after_leaving_s"] == [] and all(a >= 0.0 for a in ran_on)
     assert summary["after_leaving_s"]["subjects"] == len(ran_on) >= 1, summary
     assert summary["after_leaving_s"]["max"] == max(ran_on)
+    # --cast-shadows reaches the detector in the worker processes: the same scenes, and the default's false
+    # event of fading shadow edges in the sun scene (seed 1) is gone
+    assert summary["cast_shadows"] is False and summary["false_events"]["sun"] >= 1, summary
+    *shadows, cast = _bench_lines("motion_shadows.py", "--seeds", "1", "--seconds", "60", "--scenes", "--jobs", "2",
+                                  "--cast-shadows")
+    assert cast["cast_shadows"] is True and [(r["scenario"], r["seed"]) for r in shadows] == [("sun", 1), ("sunny", 1)]
+    assert cast["false_events"]["sun"] == 0 and cast["subjects_found"] == summary["subjects_found"], cast
 
 
 def test_motion_sun_arrivals_scores_subjects_arriving_as_a_cloud_crosses_the_sun() -> None:
